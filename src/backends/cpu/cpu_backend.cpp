@@ -1,0 +1,207 @@
+#include "backends/cpu/cpu_backend.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <unordered_map>
+
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backends/cpu/host_compiler.hpp"
+#include "backends/cpu/thread_pool.hpp"
+#include "core/disk_cache.hpp"
+#include "core/hash.hpp"
+#include "core/runtime_text.hpp"
+#include "metalgpu/errors.hpp"
+#include "msl/translator.hpp"
+
+namespace metalgpu::cpu {
+namespace {
+
+// Host memory: mmap for large buffers (page aligned, zero pages on demand), aligned heap
+// memory for small ones. Zero-filled either way, so kernels never read garbage.
+class HostAllocation final : public Allocation {
+ public:
+  HostAllocation(std::size_t bytes, Storage storage) {
+    nbytes = bytes;
+    if (bytes >= kMmapThreshold) {
+      void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      mapped_ = true;
+      host = p;
+    } else {
+      void* p = nullptr;
+      if (posix_memalign(&p, 64, bytes < 64 ? 64 : bytes) != 0) throw std::bad_alloc();
+      std::memset(p, 0, bytes);
+      host = p;
+    }
+    device = host;
+    // Private memory is the same host memory, but not handed to the host as a view: code
+    // written against private buffers then behaves here as on a GPU.
+    if (storage == Storage::device_private) host = nullptr;
+  }
+  ~HostAllocation() override {
+    if (mapped_) munmap(device, nbytes);
+    else std::free(device);
+  }
+
+ private:
+  static constexpr std::size_t kMmapThreshold = std::size_t(1) << 20;
+  bool mapped_ = false;
+};
+
+class CpuProgram final : public Program {
+ public:
+  CpuProgram(void* handle, std::vector<mg_kernel_desc> kernels)
+      : handle_(handle), kernels_(std::move(kernels)) {}
+  ~CpuProgram() override { dlclose(handle_); }
+  const mg_kernel_desc* find(const std::string& name) const override {
+    for (const auto& k : kernels_)
+      if (name == k.name) return &k;
+    return nullptr;
+  }
+
+ private:
+  void* handle_;
+  std::vector<mg_kernel_desc> kernels_;
+};
+
+using ModuleKernels = unsigned (*)(mg_kernel_desc*, unsigned);
+
+// Loads a compiled module; returns null (and closes it) if it is not a usable module.
+std::shared_ptr<CpuProgram> load_module(const std::string& path) {
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) return nullptr;
+  auto list = reinterpret_cast<ModuleKernels>(dlsym(handle, "mg_module_kernels"));
+  if (!list) {
+    dlclose(handle);
+    return nullptr;
+  }
+  std::vector<mg_kernel_desc> kernels(list(nullptr, 0));
+  list(kernels.data(), unsigned(kernels.size()));
+  return std::make_shared<CpuProgram>(handle, std::move(kernels));
+}
+
+std::string read_cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "CPU";
+}
+
+DeviceInfo cpu_device() {
+  DeviceInfo d;
+  d.backend = "cpu";
+  d.index = 0;
+  d.name = read_cpu_model() + " (" + std::to_string(ThreadPool::instance().size()) + " threads)";
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  d.memory = pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+  d.max_threads_per_threadgroup = 1024;
+  d.simd_width = 32;
+  d.max_threadgroup_memory = 65536;
+  return d;
+}
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend() : info_(cpu_device()) {}
+
+  const DeviceInfo& info() const override { return info_; }
+
+  std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) override {
+    return std::make_shared<HostAllocation>(nbytes, storage);
+  }
+
+  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {
+    if (tr.model().cooperative())
+      throw CompileError("[cpu] " + tr.path() +
+                             ": barriers and SIMD-group functions are not supported by the cpu backend yet",
+                         tr.path(), 0);
+    std::string body = tr.emit(msl::Target::cpu, constants);
+    std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu)\n";
+    source += runtime::common_text;
+    source += runtime::cpu_text;
+    source += body;
+    const HostCompiler& hc = host_compiler();
+    std::string key = Sha256()
+                          .update(hc.version).update("\n").update(hc.flags).update("\n")
+                          .update(METALGPU_VERSION).update("\n").update(source)
+                          .hex()
+                          .substr(0, 40);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = programs_.find(key); it != programs_.end()) return it->second;
+    if (const char* dump = std::getenv("METALGPU_DUMP"); dump && *dump) {
+      std::ofstream(std::string(dump) + "/" + key + ".cpp") << source;
+    }
+    std::shared_ptr<CpuProgram> program;
+    auto dir = cache_dir();
+    std::string final_path = (dir ? *dir : scratch_dir()) + "/" + key + ".so";
+    if (dir && access(final_path.c_str(), R_OK) == 0) {
+      program = load_module(final_path);
+      if (!program) unlink(final_path.c_str());  // corrupt entry: rebuild it
+    }
+    if (!program) {
+      static std::atomic<unsigned> counter{0};
+      std::string temp = (dir ? *dir : scratch_dir()) + "/tmp-" + std::to_string(getpid()) + "-" +
+                         std::to_string(counter++) + "-" + key + ".so";
+      try {
+        compile_shared_library(source, temp);
+      } catch (CompileError& e) {
+        e.set_source(tr.source());
+        throw;
+      }
+      publish_file(temp, final_path);
+      program = load_module(final_path);
+      if (!program) throw std::runtime_error("[cpu] the compiled module " + final_path + " cannot be loaded: " +
+                                             std::string(dlerror() ? dlerror() : "unknown error"));
+    }
+    programs_[key] = program;
+    return program;
+  }
+
+  void dispatch(Launch& launch) override {
+    auto entry = reinterpret_cast<mg_cpu_entry>(launch.kernel->entry);
+    const mg_launch* args = &launch.args;
+    std::uint64_t groups = std::uint64_t(args->groups[0]) * args->groups[1] * args->groups[2];
+    std::uint64_t per_group = std::uint64_t(args->tg[0]) * args->tg[1] * args->tg[2];
+    // Chunks of about 16K threads: big enough to amortise scheduling, small enough to balance.
+    std::uint64_t grain = std::max<std::uint64_t>(1, 16384 / per_group);
+    ThreadPool::instance().parallel_for(groups, grain, [&](std::uint64_t a, std::uint64_t b) {
+      entry(args, a, b);
+    });
+  }
+
+  void synchronize() override {}
+
+ private:
+  DeviceInfo info_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<CpuProgram>> programs_;
+};
+
+}  // namespace
+
+std::vector<DeviceInfo> probe(std::string* why) {
+  try {
+    host_compiler();
+  } catch (const std::exception& e) {
+    if (why) *why = e.what();
+    return {};
+  }
+  return {cpu_device()};
+}
+
+std::shared_ptr<Backend> create(int index) {
+  if (index != 0) throw std::invalid_argument("[cpu] device " + std::to_string(index) + " does not exist (the cpu backend has device 0)");
+  host_compiler();
+  return std::make_shared<CpuBackend>();
+}
+
+}  // namespace metalgpu::cpu

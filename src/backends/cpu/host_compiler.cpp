@@ -1,0 +1,159 @@
+#include "backends/cpu/host_compiler.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <vector>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/disk_cache.hpp"
+#include "metalgpu/errors.hpp"
+
+extern char** environ;
+
+namespace metalgpu::cpu {
+namespace {
+
+struct ProcessResult {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs argv without a shell (paths may hold spaces), capturing its output.
+ProcessResult run_process(const std::vector<std::string>& argv) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("[cpu] pipe() failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  ProcessResult result;
+  if (rc != 0) {
+    close(fds[0]);
+    result.output = std::string("cannot run ") + argv[0] + ": " + std::strerror(rc);
+    return result;
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n > 0) result.output.append(buf, std::size_t(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+bool on_path(const std::string& exe) {
+  if (exe.find('/') != std::string::npos) return access(exe.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::stringstream ss(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(ss, dir, ':'))
+    if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
+HostCompiler find_compiler() {
+  std::vector<std::string> candidates;
+  if (const char* cxx = std::getenv("CXX"); cxx && *cxx) candidates.push_back(cxx);
+  for (const char* c : {"c++", "g++", "clang++"}) candidates.push_back(c);
+  for (const auto& c : candidates) {
+    if (!on_path(c)) continue;
+    ProcessResult r = run_process({c, "--version"});
+    if (r.status != 0) continue;
+    HostCompiler hc;
+    hc.path = c;
+    hc.version = r.output.substr(0, r.output.find('\n'));
+    // Metal compiles with fast math by default. -nostdinc++: generated code needs no C++
+    // library, and glibc's plain <math.h> (with its SIMD declarations) is what we want.
+    hc.flags = "-std=c++17 -O3 -ffast-math -fno-math-errno -fPIC -shared -nostdinc++ "
+               "-fvisibility=hidden -fno-exceptions -fno-rtti -w";
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (!std::getenv("METALGPU_NO_MARCH_NATIVE")) hc.flags += " -march=native";
+#endif
+    return hc;
+  }
+  throw NotAvailable("[cpu] no C++ compiler found: set $CXX or install g++ or clang++");
+}
+
+// Maps the compiler's first error to a one-line message about the user's file and line.
+CompileError make_error(const std::string& log) {
+  static const std::regex where(R"(^(.*?):(\d+):(?:(\d+):)? (?:fatal )?error: (.*)$)");
+  std::istringstream in(log);
+  std::string line;
+  std::string first_msg, file;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_match(line, m, where)) continue;
+    std::string f = m[1];
+    bool runtime = f.rfind("metal_stdlib/", 0) == 0;
+    if (first_msg.empty() || (!runtime && file.rfind("metal_stdlib/", 0) == 0)) {
+      file = f;
+      lineno = std::stoi(m[2]);
+      first_msg = f + ":" + std::string(m[2]) + (m[3].matched ? ":" + std::string(m[3]) : "") +
+                  ": error: " + std::string(m[4]);
+      if (!runtime) break;
+    }
+  }
+  if (first_msg.empty()) first_msg = "the host compiler failed:\n" + log.substr(0, 2000);
+  return CompileError(first_msg, file, lineno, log);
+}
+
+}  // namespace
+
+const HostCompiler& host_compiler() {
+  static std::once_flag once;
+  static HostCompiler compiler;
+  static std::string failure;
+  std::call_once(once, [] {
+    try {
+      compiler = find_compiler();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  if (!failure.empty()) throw NotAvailable(failure);
+  return compiler;
+}
+
+void compile_shared_library(const std::string& source, const std::string& output) {
+  const HostCompiler& hc = host_compiler();
+  std::string src_path = output + ".cpp";
+  {
+    std::ofstream f(src_path, std::ios::binary);
+    f << source;
+    if (!f) throw std::runtime_error("[cpu] cannot write " + src_path);
+  }
+  std::vector<std::string> argv = {hc.path};
+  std::istringstream flags(hc.flags);
+  for (std::string flag; flags >> flag;) argv.push_back(flag);
+  argv.insert(argv.end(), {"-x", "c++", src_path, "-o", output, "-lmvec", "-lm"});
+  ProcessResult r = run_process(argv);
+  unlink(src_path.c_str());
+  if (r.status != 0) {
+    unlink(output.c_str());
+    throw make_error(r.output);
+  }
+}
+
+}  // namespace metalgpu::cpu

@@ -1,0 +1,83 @@
+#include "backends/cpu/thread_pool.hpp"
+
+#include <cstdlib>
+#include <string>
+
+namespace metalgpu::cpu {
+
+ThreadPool& ThreadPool::instance() {
+  static ThreadPool pool([] {
+    if (const char* env = std::getenv("METALGPU_CPU_THREADS"); env && std::atoi(env) > 0)
+      return unsigned(std::atoi(env));
+    unsigned n = std::thread::hardware_concurrency();
+    return n ? n : 1u;
+  }());
+  return pool;
+}
+
+ThreadPool::ThreadPool(unsigned threads) {
+  for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::run_chunks() {
+  for (;;) {
+    std::uint64_t begin = next_.fetch_add(grain_, std::memory_order_acq_rel);
+    if (begin >= n_) return;
+    std::uint64_t end = begin + grain_ < n_ ? begin + grain_ : n_;
+    (*job_)(begin, end);
+  }
+}
+
+void ThreadPool::worker_loop() {
+  std::uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      ++busy_;
+    }
+    run_chunks();
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      if (--busy_ == 0) finished_.notify_all();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(std::uint64_t n, std::uint64_t grain,
+                              const std::function<void(std::uint64_t, std::uint64_t)>& fn) {
+  if (n == 0) return;
+  if (grain == 0) grain = 1;
+  if (workers_.empty() || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  std::lock_guard<std::mutex> one_job(submit_);
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    job_ = &fn;
+    n_ = n;
+    grain_ = grain;
+    next_.store(0, std::memory_order_release);
+    ++generation_;
+  }
+  wake_.notify_all();
+  run_chunks();
+  std::unique_lock<std::mutex> lock(m_);
+  // Workers that woke late find no chunks left and leave at once; wait for those still busy.
+  finished_.wait(lock, [&] { return busy_ == 0; });
+  job_ = nullptr;
+}
+
+}  // namespace metalgpu::cpu

@@ -1,0 +1,28 @@
+// pybind11 layer: one init_<area>() per file, gathered in module.cpp. Thin: conversions
+// between Python objects and the C++ API, nothing more.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include "metalgpu/metalgpu.hpp"
+
+namespace py = pybind11;
+
+namespace metalgpu::bindings {
+
+void init_errors(py::module_& m);
+void init_buffer(py::module_& m);
+void init_interface(py::module_& m);
+
+// The Python-side Buffer: the C++ handle plus what only Python needs.
+struct PyBuffer {
+  Buffer buffer;
+  py::object interface_ref;  // weakref to the Interface (or None)
+  py::object contents_cache; // the numpy view handed out by .contents
+  void drop_cache() { contents_cache = py::none(); }
+};
+
+// A numpy array aliasing the buffer's memory and keeping that memory alive.
+py::object make_contents(PyBuffer& b);
+
+}  // namespace metalgpu::bindings

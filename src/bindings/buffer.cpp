@@ -1,0 +1,135 @@
+#include <pybind11/numpy.h>
+
+#include "bindings/bindings.hpp"
+
+namespace metalgpu::bindings {
+namespace {
+
+const char* numpy_format(Scalar s) {
+  switch (s) {
+    case Scalar::boolean: return "?";
+    case Scalar::int8: return "i1";
+    case Scalar::uint8: return "u1";
+    case Scalar::int16: return "i2";
+    case Scalar::uint16: return "u2";
+    case Scalar::int32: return "i4";
+    case Scalar::uint32: return "u4";
+    case Scalar::int64: return "i8";
+    case Scalar::uint64: return "u8";
+    case Scalar::float16: return "f2";
+    case Scalar::bfloat16: return "u2";  // raw bfloat16 bits
+    case Scalar::float32: return "f4";
+    case Scalar::float64: return "f8";
+  }
+  return "u1";
+}
+
+py::dtype numpy_dtype(const DType& d) { return py::dtype(numpy_format(d.scalar)); }
+
+// memoryview(buf): export the numpy view's buffer, so the memoryview keeps that view - and
+// through it the memory - alive even if the Buffer is released meanwhile.
+int buffer_getbuffer(PyObject* self, Py_buffer* view, int flags) {
+  try {
+    auto& b = py::cast<PyBuffer&>(py::handle(self));
+    py::object arr = make_contents(b);
+    return PyObject_GetBuffer(arr.ptr(), view, flags);
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  }
+  view->obj = nullptr;
+  return -1;
+}
+
+// Element layout of the numpy side: (count,) or (count, lanes); 3-lane vectors are stored
+// with a fourth padding lane, as in Metal.
+std::vector<py::ssize_t> storage_shape(const Buffer& buf) {
+  DType d = buf.dtype();
+  std::vector<py::ssize_t> shape{py::ssize_t(buf.count())};
+  if (d.lanes > 1) shape.push_back(d.lanes == 3 ? 4 : d.lanes);
+  return shape;
+}
+
+py::object readback(PyBuffer& b) {
+  DType d = b.buffer.dtype();
+  py::array out(numpy_dtype(d), storage_shape(b.buffer));
+  b.buffer.readback(out.mutable_data(), b.buffer.nbytes());
+  if (d.lanes == 3) return out[py::make_tuple(py::ellipsis(), py::slice(0, 3, 1))].attr("copy")();
+  return std::move(out);
+}
+
+void upload(PyBuffer& b, py::object data) {
+  py::module_ np = py::module_::import("numpy");
+  DType d = b.buffer.dtype();
+  py::array arr = np.attr("asarray")(data);
+  std::size_t want = b.buffer.count() * d.lanes;
+  if (std::size_t(arr.size()) != want)
+    throw std::invalid_argument("[Buffer.upload] got " + std::to_string(arr.size()) + " elements; the buffer holds " +
+                                std::to_string(want));
+  py::array staged(numpy_dtype(d), storage_shape(b.buffer));
+  py::object target = staged;
+  if (d.lanes == 3) target = staged[py::make_tuple(py::ellipsis(), py::slice(0, 3, 1))];
+  py::tuple shape = target.attr("shape");
+  np.attr("copyto")(target, arr.attr("reshape")(shape), py::arg("casting") = "same_kind");
+  b.buffer.upload(staged.data(), b.buffer.nbytes());
+}
+
+}  // namespace
+
+py::object make_contents(PyBuffer& b) {
+  if (!b.contents_cache.is_none() && !b.buffer.released()) return b.contents_cache;
+  void* ptr = b.buffer.contents();  // throws if released or private
+  auto alloc = b.buffer.allocation();
+  DType d = b.buffer.dtype();
+  auto* keep = new std::shared_ptr<Allocation>(alloc);
+  py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<Allocation>*>(p); });
+  std::vector<py::ssize_t> shape{py::ssize_t(b.buffer.count())};
+  std::vector<py::ssize_t> strides{py::ssize_t(d.size())};
+  if (d.lanes > 1) {
+    shape.push_back(d.lanes);
+    strides.push_back(py::ssize_t(d.scalar_size()));
+  }
+  py::array arr(numpy_dtype(d), shape, strides, ptr, owner);
+  b.contents_cache = arr;
+  return arr;
+}
+
+void init_buffer(py::module_& m) {
+  py::class_<PyBuffer> cls(m, "Buffer", py::buffer_protocol(),
+                           "Memory shared between the host and kernels. `.contents` is a numpy view of it.");
+  auto* heap = reinterpret_cast<PyHeapTypeObject*>(cls.ptr());
+  heap->as_buffer.bf_getbuffer = buffer_getbuffer;
+  heap->as_buffer.bf_releasebuffer = nullptr;
+
+  cls.def_property_readonly("contents", &make_contents,
+                            "numpy array aliasing the buffer memory (no copy), writable")
+      .def("release", [](PyBuffer& b) {
+        b.drop_cache();
+        b.buffer.release();
+      }, "Frees the buffer; later use raises ValueError. Views taken earlier stay valid.")
+      .def_property_readonly("released", [](const PyBuffer& b) { return b.buffer.released(); })
+      .def_property_readonly("count", [](const PyBuffer& b) { return b.buffer.count(); })
+      .def("__len__", [](const PyBuffer& b) { return b.buffer.count(); })
+      .def_property_readonly("nbytes", [](const PyBuffer& b) { return b.buffer.nbytes(); })
+      .def_property_readonly("dtype", [](const PyBuffer& b) { return numpy_dtype(b.buffer.dtype()); })
+      .def_property_readonly("metal_type", [](const PyBuffer& b) { return b.buffer.dtype().name(); })
+      .def_property_readonly("storage", [](const PyBuffer& b) {
+        return b.buffer.storage() == Storage::shared ? "shared" : "private";
+      })
+      .def_property_readonly("interface", [](const PyBuffer& b) -> py::object {
+        if (b.interface_ref.is_none()) return py::none();
+        return b.interface_ref();
+      })
+      .def("readback", &readback, "A copy of the buffer's contents as a new numpy array (any storage).")
+      .def("upload", &upload, py::arg("data"),
+           "Copies `data` (same number of elements; cast like numpy's same_kind) into the buffer.")
+      .def("copy_to", [](PyBuffer& b, PyBuffer& other) { b.buffer.copy_to(other.buffer); },
+           "Copies this buffer into `other` (same count and dtype).")
+      .def("__repr__", [](const PyBuffer& b) {
+        return "<metalgpu.Buffer " + std::to_string(b.buffer.count()) + " x " + b.buffer.dtype().name() +
+               (b.buffer.released() ? " (released)>" : ">");
+      });
+}
+
+}  // namespace metalgpu::bindings

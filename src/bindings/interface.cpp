@@ -1,0 +1,242 @@
+#include <pybind11/stl.h>
+
+#include <limits>
+
+#include "bindings/bindings.hpp"
+
+namespace metalgpu::bindings {
+namespace {
+
+std::uint32_t dimension(py::handle v, const char* what) {
+  if (PyBool_Check(v.ptr()) || !PyLong_Check(v.ptr()))
+    throw TypeMismatch(std::string("[run_function] ") + what + " must be made of ints; got " +
+                       py::str(py::type::of(v).attr("__name__")).cast<std::string>());
+  long long n = v.cast<long long>();
+  if (n <= 0 || n > std::numeric_limits<std::uint32_t>::max())
+    throw std::invalid_argument(std::string("[run_function] ") + what + " dimension " + std::to_string(n) +
+                                " is out of range (1..4294967295)");
+  return std::uint32_t(n);
+}
+
+// int | (x,) | (x, y) | (x, y, z) | MetalSize
+Size3 to_size(py::handle obj, const char* what) {
+  if (py::isinstance<Size3>(obj)) return obj.cast<Size3>();
+  if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) return {dimension(obj, what), 1, 1};
+  if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
+    py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+    if (seq.size() < 1 || seq.size() > 3)
+      throw std::invalid_argument(std::string("[run_function] ") + what + " must have 1 to 3 dimensions; got " +
+                                  std::to_string(seq.size()));
+    Size3 s;
+    s.width = dimension(seq[0], what);
+    if (seq.size() > 1) s.height = dimension(seq[1], what);
+    if (seq.size() > 2) s.depth = dimension(seq[2], what);
+    return s;
+  }
+  throw TypeMismatch(std::string("[run_function] ") + what + " must be an int, a tuple of 1-3 ints or a MetalSize; got " +
+                     py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+}
+
+Binding to_binding(py::handle item, std::size_t i) {
+  if (item.is_none()) return Binding::none();
+  if (py::isinstance<PyBuffer>(item)) return Binding::of(item.cast<PyBuffer&>().buffer);
+  if (PyBool_Check(item.ptr())) return Binding::of_bool(item.ptr() == Py_True);
+  if (PyLong_Check(item.ptr())) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(item.ptr(), &overflow);
+    if (overflow == 0) return Binding::of_int(v);
+    if (overflow > 0) {
+      unsigned long long u = PyLong_AsUnsignedLongLong(item.ptr());
+      if (!PyErr_Occurred()) return Binding::of_uint(u);
+      PyErr_Clear();
+    }
+    throw std::invalid_argument("[run_function] buffers[" + std::to_string(i) + "]: the int " +
+                                py::str(item).cast<std::string>() + " does not fit 64 bits");
+  }
+  if (PyFloat_Check(item.ptr())) return Binding::of_float(PyFloat_AsDouble(item.ptr()));
+  if (PyBytes_Check(item.ptr()) || PyByteArray_Check(item.ptr()))
+    return Binding::of_bytes(py::bytes(py::reinterpret_borrow<py::object>(item)).cast<std::string>());
+  static py::object generic = py::module_::import("numpy").attr("generic");
+  if (py::isinstance(item, generic)) {
+    std::string kind = item.attr("dtype").attr("kind").cast<std::string>();
+    if (kind == "b") return Binding::of_bool(item.attr("item")().cast<bool>());
+    if (kind == "i" || kind == "u") return to_binding(item.attr("item")(), i);
+    if (kind == "f") return Binding::of_float(item.attr("item")().cast<double>());
+    return Binding::of_bytes(item.attr("tobytes")().cast<std::string>());
+  }
+  throw TypeMismatch("[run_function] buffers[" + std::to_string(i) +
+                     "] must be a Buffer, None, an int, a float, bytes or a numpy scalar; got " +
+                     py::str(py::type::of(item).attr("__name__")).cast<std::string>());
+}
+
+ConstantValue to_constant(py::handle v, const std::string& key) {
+  if (PyBool_Check(v.ptr())) return {v.ptr() == Py_True};
+  static py::object generic = py::module_::import("numpy").attr("generic");
+  if (py::isinstance(v, generic)) return to_constant(v.attr("item")(), key);
+  if (PyLong_Check(v.ptr())) {
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+    if (overflow == 0) return {std::int64_t(x)};
+    return {std::uint64_t(v.cast<unsigned long long>())};
+  }
+  if (PyFloat_Check(v.ptr())) return {PyFloat_AsDouble(v.ptr())};
+  throw TypeMismatch("[set_function] constant '" + key + "' must be a bool, int or float; got " +
+                     py::str(py::type::of(v).attr("__name__")).cast<std::string>());
+}
+
+std::string define_value(py::handle v) {
+  if (v.is_none()) return "";
+  if (PyBool_Check(v.ptr())) return v.ptr() == Py_True ? "1" : "0";
+  return py::str(v).cast<std::string>();
+}
+
+ShaderOptions to_options(py::object include_dirs, py::object defines) {
+  ShaderOptions o;
+  if (!include_dirs.is_none()) {
+    if (py::isinstance<py::str>(include_dirs))
+      throw TypeMismatch("[load_shader] include_dirs must be a sequence of paths, not a str");
+    for (auto d : include_dirs) o.include_dirs.push_back(py::str(py::module_::import("os").attr("fspath")(d)));
+  }
+  if (!defines.is_none()) {
+    if (!py::isinstance<py::dict>(defines)) throw TypeMismatch("[load_shader] defines must be a dict {name: value}");
+    for (auto [k, v] : py::reinterpret_borrow<py::dict>(defines)) {
+      if (!py::isinstance<py::str>(k)) throw TypeMismatch("[load_shader] define names must be str");
+      o.defines.emplace_back(k.cast<std::string>(), define_value(v));
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+void init_interface(py::module_& m) {
+  py::class_<DeviceInfo>(m, "DeviceInfo", "A device metalgpu can run kernels on.")
+      .def_readonly("name", &DeviceInfo::name)
+      .def_readonly("backend", &DeviceInfo::backend)
+      .def_readonly("index", &DeviceInfo::index)
+      .def_readonly("memory", &DeviceInfo::memory)
+      .def_readonly("max_threads_per_threadgroup", &DeviceInfo::max_threads_per_threadgroup)
+      .def_readonly("simd_width", &DeviceInfo::simd_width)
+      .def_readonly("max_threadgroup_memory", &DeviceInfo::max_threadgroup_memory)
+      .def("__repr__", [](const DeviceInfo& d) {
+        return "<DeviceInfo " + d.backend + ":" + std::to_string(d.index) + " '" + d.name + "'>";
+      });
+
+  py::class_<Size3>(m, "MetalSize", "A grid or threadgroup size in threads: MetalSize(width, height=1, depth=1).")
+      .def(py::init([](py::handle w, py::handle h, py::handle d) {
+             return Size3{dimension(w, "MetalSize"), dimension(h, "MetalSize"), dimension(d, "MetalSize")};
+           }),
+           py::arg("width"), py::arg("height") = 1, py::arg("depth") = 1)
+      .def_readwrite("width", &Size3::width)
+      .def_readwrite("height", &Size3::height)
+      .def_readwrite("depth", &Size3::depth)
+      .def("__iter__", [](const Size3& s) { return py::iter(py::make_tuple(s.width, s.height, s.depth)); })
+      .def("__eq__", [](const Size3& a, const Size3& b) {
+        return a.width == b.width && a.height == b.height && a.depth == b.depth;
+      })
+      .def("__repr__", [](const Size3& s) {
+        return "MetalSize(" + std::to_string(s.width) + ", " + std::to_string(s.height) + ", " +
+               std::to_string(s.depth) + ")";
+      });
+
+  py::class_<Run>(m, "Run", "The result of run_function: .wait(), .done, .gpu_time (seconds).")
+      .def("wait", [](const Run& r) { py::gil_scoped_release nogil; r.wait(); })
+      .def_property_readonly("done", &Run::done)
+      .def_property_readonly("gpu_time", &Run::gpu_time);
+
+  py::class_<Interface>(m, "Interface", py::dynamic_attr())
+      .def(py::init([](py::object backend, int device) {
+             return new Interface(backend.is_none() ? std::string() : backend.cast<std::string>(), device);
+           }),
+           py::arg("backend") = py::none(), py::arg("device") = 0)
+      .def_property_readonly("backend", &Interface::backend)
+      .def_property_readonly("device", &Interface::device)
+      .def("_load_source", [](Interface& self, const std::string& source, const std::string& path,
+                              py::object include_dirs, py::object defines) {
+        ShaderOptions o = to_options(include_dirs, defines);
+        py::gil_scoped_release nogil;
+        self.load_shader_from_string(source, o, path);
+      })
+      .def("set_function", [](Interface& self, const std::string& name, py::object constants) {
+        Constants c;
+        if (!constants.is_none()) {
+          if (!py::isinstance<py::dict>(constants))
+            throw TypeMismatch("[set_function] constants must be a dict {index_or_name: value}");
+          for (auto [k, v] : py::reinterpret_borrow<py::dict>(constants)) {
+            std::string key = py::str(k).cast<std::string>();
+            c.emplace_back(key, to_constant(v, key));
+          }
+        }
+        py::gil_scoped_release nogil;
+        self.set_function(name, c);
+      }, py::arg("name"), py::kw_only(), py::arg("constants") = py::none())
+      .def("function_names", &Interface::function_names)
+      .def_property_readonly("current_function", &Interface::current_function)
+      .def("threadExecutionWidth", &Interface::thread_execution_width)
+      .def("maxThreadsPerGroup", &Interface::max_threads_per_group)
+      .def("_create_buffer", [](py::object self, long long count, const std::string& dtype, const std::string& storage) {
+        if (count <= 0)
+          throw std::invalid_argument("[create_buffer] count must be a positive int; got " + std::to_string(count));
+        auto d = DType::parse(dtype);
+        if (!d) throw TypeMismatch("[create_buffer] unknown dtype '" + dtype + "'");
+        Storage s;
+        if (storage == "shared") s = Storage::shared;
+        else if (storage == "private") s = Storage::device_private;
+        else throw std::invalid_argument("[create_buffer] storage must be \"shared\" or \"private\"; got '" + storage + "'");
+        auto& iface = self.cast<Interface&>();
+        PyBuffer b{iface.create_buffer(std::size_t(count), *d, s), py::none(), py::none()};
+        b.interface_ref = py::weakref(self);
+        return b;
+      })
+      .def("run_function", [](Interface& self, py::handle grid, py::object buffers, py::object function_name,
+                              bool wait, py::object threadgroup, py::object threadgroup_memory,
+                              py::object textures, py::object samplers) {
+        Size3 g = to_size(grid, "grid");
+        DispatchOptions o;
+        o.wait = wait;
+        if (!threadgroup.is_none()) o.threadgroup = to_size(threadgroup, "threadgroup");
+        if (!function_name.is_none()) o.function = function_name.cast<std::string>();
+        if (!threadgroup_memory.is_none()) {
+          if (!py::isinstance<py::dict>(threadgroup_memory))
+            throw TypeMismatch("[run_function] threadgroup_memory must be a dict {index: nbytes}");
+          for (auto [k, v] : py::reinterpret_borrow<py::dict>(threadgroup_memory))
+            o.threadgroup_memory.emplace_back(k.cast<int>(), v.cast<std::size_t>());
+        }
+        if ((!textures.is_none() && py::len(textures) > 0) || (!samplers.is_none() && py::len(samplers) > 0))
+          throw NotAvailable("[run_function] textures and samplers are not supported yet");
+        if (!py::isinstance<py::list>(buffers) && !py::isinstance<py::tuple>(buffers))
+          throw TypeMismatch("[run_function] buffers must be a list; got " +
+                             py::str(py::type::of(buffers).attr("__name__")).cast<std::string>());
+        py::sequence seq = py::reinterpret_borrow<py::sequence>(buffers);
+        if (seq.size() > 31)
+          throw std::invalid_argument("[run_function] " + std::to_string(seq.size()) +
+                                      " buffers given; Metal has 31 buffer slots (0..30)");
+        std::vector<Binding> bindings;
+        bindings.reserve(seq.size());
+        for (std::size_t i = 0; i < seq.size(); ++i) bindings.push_back(to_binding(seq[i], i));
+        py::gil_scoped_release nogil;
+        return self.run_function(g, bindings, o);
+      }, py::arg("grid"), py::arg("buffers"), py::arg("function_name") = py::none(),
+         py::arg("wait_for_completion") = true, py::kw_only(), py::arg("threadgroup") = py::none(),
+         py::arg("threadgroup_memory") = py::none(), py::arg("textures") = py::none(),
+         py::arg("samplers") = py::none())
+      .def("synchronize", [](Interface& self) { py::gil_scoped_release nogil; self.synchronize(); })
+      .def("_begin_batch", &Interface::begin_batch)
+      .def("_end_batch", &Interface::end_batch);
+
+  m.def("devices", &devices, "Every usable device of every backend.");
+  m.def("unavailable_backends", &unavailable_backends, "Backends that cannot run here, with the reason.");
+  m.def("default_backend", &default_backend);
+  m.def("translate", [](const std::string& source, const std::string& function, const std::string& target,
+                        py::object constants) {
+    Constants c;
+    if (!constants.is_none())
+      for (auto [k, v] : py::reinterpret_borrow<py::dict>(constants)) {
+        std::string key = py::str(k).cast<std::string>();
+        c.emplace_back(key, to_constant(v, key));
+      }
+    return translate(source, function, target, c);
+  }, py::arg("source"), py::arg("function"), py::arg("target") = "cpu", py::arg("constants") = py::none());
+}
+
+}  // namespace metalgpu::bindings

@@ -1,0 +1,75 @@
+// The neutral interface every backend implements (cpu, cuda, metal), and the objects that
+// cross it. Interface (core) owns policy: argument checking, geometry, caching; a backend only
+// allocates, compiles, and runs.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "runtime/mg_abi.h"
+}
+#include "metalgpu/buffer.hpp"
+#include "metalgpu/device.hpp"
+#include "metalgpu/interface.hpp"
+
+namespace metalgpu {
+
+namespace msl {
+class Translation;
+}
+
+// Backend memory. Freed by the destructor, which may run on any thread, after the Interface
+// that made it is gone: an Allocation keeps what it needs of its backend alive itself.
+class Allocation {
+ public:
+  virtual ~Allocation() = default;
+  void* host = nullptr;    // host-visible memory (shared storage); null for private
+  void* device = nullptr;  // what kernels are given
+  std::size_t nbytes = 0;
+
+  // Transfers for every storage mode. The default suits memory the host can address.
+  virtual void write(std::size_t offset, const void* src, std::size_t n);
+  virtual void read(std::size_t offset, void* dst, std::size_t n) const;
+  virtual void copy_to(Allocation& dst) const;
+};
+
+// One compiled translation (all its kernels) for one set of function-constant values.
+class Program {
+ public:
+  virtual ~Program() = default;
+  virtual const mg_kernel_desc* find(const std::string& name) const = 0;
+};
+
+struct Launch {
+  const Program* program = nullptr;
+  const mg_kernel_desc* kernel = nullptr;
+  mg_launch args{};
+  std::vector<std::shared_ptr<Allocation>> keep_alive;  // buffers in use, by-value copies
+  std::vector<std::string> inline_bytes;                 // storage for by-value slots
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const DeviceInfo& info() const = 0;
+  virtual std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) = 0;
+  // Compiles `translation` with `constants`; throws CompileError.
+  virtual std::shared_ptr<Program> build(const msl::Translation& translation, const Constants& constants) = 0;
+  // Runs (cpu) or enqueues (gpu) the launch.
+  virtual void dispatch(Launch& launch) = 0;
+  virtual void synchronize() = 0;
+};
+
+// Backend factories, one per backend compiled in. `probe` lists devices (empty if the backend
+// cannot run here, with `why` set); `create` opens device `index`.
+struct BackendEntry {
+  const char* name;
+  std::vector<DeviceInfo> (*probe)(std::string* why);
+  std::shared_ptr<Backend> (*create)(int index);
+};
+const std::vector<BackendEntry>& backend_registry();
+
+}  // namespace metalgpu

@@ -1,0 +1,61 @@
+#include "core/disk_cache.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <system_error>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace metalgpu {
+
+std::optional<std::string> cache_dir() {
+  std::string dir;
+  if (const char* env = std::getenv("METALGPU_CACHE_DIR"); env && *env) {
+    if (std::string(env) == "0") return std::nullopt;
+    dir = env;
+  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    dir = std::string(xdg) + "/metalgpu";
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    dir = std::string(home) + "/.cache/metalgpu";
+  } else {
+    return std::nullopt;
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || access(dir.c_str(), W_OK) != 0) return std::nullopt;
+  return dir;
+}
+
+namespace {
+struct Scratch {
+  std::string path;
+  Scratch() {
+    std::error_code ec;
+    fs::path base = fs::temp_directory_path(ec);
+    if (ec) base = "/tmp";
+    std::string templ = (base / "metalgpu-XXXXXX").string();
+    if (mkdtemp(templ.data())) path = templ;
+    else path = base.string();
+  }
+  ~Scratch() {
+    std::error_code ec;
+    if (path.find("metalgpu-") != std::string::npos) fs::remove_all(path, ec);
+  }
+};
+}  // namespace
+
+std::string scratch_dir() {
+  static Scratch scratch;
+  return scratch.path;
+}
+
+void publish_file(const std::string& temp, const std::string& final_path) {
+  std::error_code ec;
+  fs::rename(temp, final_path, ec);
+  if (ec) fs::remove(temp, ec);
+}
+
+}  // namespace metalgpu

@@ -1,0 +1,24 @@
+// Dispatch preparation shared by all backends: geometry and argument binding.
+#pragma once
+
+#include <span>
+
+#include "core/backend.hpp"
+#include "msl/parser.hpp"
+
+namespace metalgpu {
+
+// The threadgroup the library picks when the caller gives none.
+Size3 default_threadgroup(Size3 grid, std::uint32_t max_threads);
+
+// Checks grid and threadgroup against the device and kernel limits and fills the geometry of
+// `args`. Throws std::invalid_argument naming the problem.
+void set_geometry(mg_launch& args, Size3 grid, Size3 threadgroup, std::uint32_t device_max,
+                  const msl::KernelInfo& kernel);
+
+// Fills the buffer slots of `launch` from `bindings`, converting values to the declared
+// parameter types and checking what each slot receives.
+void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl::KernelInfo& kernel,
+                    const mg_kernel_desc& desc, const void* owner);
+
+}  // namespace metalgpu

@@ -1,0 +1,50 @@
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "core/dispatch.hpp"
+
+namespace metalgpu {
+namespace {
+
+std::string show(Size3 s) {
+  return "(" + std::to_string(s.width) + ", " + std::to_string(s.height) + ", " + std::to_string(s.depth) + ")";
+}
+
+std::uint32_t groups_along(std::uint32_t threads, std::uint32_t per_group) {
+  return (threads + per_group - 1) / per_group;
+}
+
+}  // namespace
+
+Size3 default_threadgroup(Size3 grid, std::uint32_t max_threads) {
+  // Wide in x (where kernels index contiguous memory), modest in y and z.
+  if (grid.height == 1 && grid.depth == 1) return {std::min(grid.width, std::min(max_threads, 256u)), 1, 1};
+  if (grid.depth == 1) return {std::min(grid.width, 32u), std::min(grid.height, 8u), 1};
+  return {std::min(grid.width, 16u), std::min(grid.height, 4u), std::min(grid.depth, 4u)};
+}
+
+void set_geometry(mg_launch& args, Size3 grid, Size3 tg, std::uint32_t device_max,
+                  const msl::KernelInfo& kernel) {
+  if (grid.width == 0 || grid.height == 0 || grid.depth == 0)
+    throw std::invalid_argument("[run_function] grid " + show(grid) + " has a zero dimension");
+  if (tg.width == 0 || tg.height == 0 || tg.depth == 0)
+    throw std::invalid_argument("[run_function] threadgroup " + show(tg) + " has a zero dimension");
+  std::uint32_t limit = device_max;
+  if (kernel.max_total_threads && kernel.max_total_threads < limit) limit = kernel.max_total_threads;
+  if (tg.volume() > limit)
+    throw std::invalid_argument("[run_function] threadgroup " + show(tg) + " has " +
+                                std::to_string(tg.volume()) + " threads; kernel '" + kernel.name +
+                                "' allows at most " + std::to_string(limit) + " per threadgroup");
+  std::uint64_t groups = std::uint64_t(groups_along(grid.width, tg.width)) *
+                         groups_along(grid.height, tg.height) * groups_along(grid.depth, tg.depth);
+  if (groups > (std::uint64_t(1) << 40))
+    throw std::invalid_argument("[run_function] grid " + show(grid) + " is too large");
+  args.grid[0] = grid.width, args.grid[1] = grid.height, args.grid[2] = grid.depth;
+  args.tg[0] = tg.width, args.tg[1] = tg.height, args.tg[2] = tg.depth;
+  args.groups[0] = groups_along(grid.width, tg.width);
+  args.groups[1] = groups_along(grid.height, tg.height);
+  args.groups[2] = groups_along(grid.depth, tg.depth);
+}
+
+}  // namespace metalgpu

@@ -1,0 +1,217 @@
+#include "metalgpu/interface.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "core/dispatch.hpp"
+#include "core/interface_impl.hpp"
+#include "metalgpu/errors.hpp"
+
+namespace metalgpu {
+
+namespace detail {
+
+InterfaceImpl::~InterfaceImpl() {
+  // Buffers outlive their Interface as handles only: they become unusable, while memory that
+  // a view still holds stays alive through its own reference.
+  std::lock_guard<std::mutex> lock(buffers_mutex);
+  for (auto& weak : buffers) {
+    if (auto s = weak.lock(); s && s->alloc) {
+      s->alloc.reset();
+      s->released_why = "freed when its Interface was deleted";
+    }
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+detail::InterfaceImpl& need(const std::shared_ptr<detail::InterfaceImpl>& impl) {
+  if (!impl) throw std::invalid_argument("[Interface] this Interface was moved from");
+  return *impl;
+}
+
+std::string list_names(const msl::Translation& tr) {
+  std::string s;
+  for (const auto& k : tr.kernels()) s += (s.empty() ? "" : ", ") + k.name;
+  return s.empty() ? "none" : s;
+}
+
+// Looks up `name` in the loaded library and builds (or fetches) its pipeline.
+struct Pipeline {
+  std::shared_ptr<Program> program;
+  const mg_kernel_desc* desc;
+  const msl::KernelInfo* kernel;
+};
+
+Pipeline resolve(detail::InterfaceImpl& s, const std::string& name, const Constants& constants, const char* op) {
+  if (!s.library)
+    throw std::invalid_argument(std::string("[") + op + "] no shader is loaded: call load_shader() first");
+  const msl::KernelInfo* kernel = s.library->find(name);
+  if (!kernel)
+    throw std::invalid_argument(std::string("[") + op + "] no kernel named '" + name + "' in " +
+                                s.library->path() + " (kernels: " + list_names(*s.library) + ")");
+  std::shared_ptr<Program> program;
+  if (constants.empty() && s.base_program) program = s.base_program;
+  else {
+    try {
+      program = s.backend->build(*s.library, constants);
+    } catch (CompileError& e) {
+      e.set_function(name);
+      throw;
+    }
+  }
+  const mg_kernel_desc* desc = program->find(name);
+  if (!desc) throw std::runtime_error("[" + std::string(op) + "] kernel '" + name + "' is missing from its compiled module");
+  return {program, desc, kernel};
+}
+
+}  // namespace
+
+bool Run::done() const { return state_->done; }
+void Run::wait() const {}
+double Run::gpu_time() const { return state_->gpu_time; }
+
+Interface::Interface(const std::string& backend, int device) {
+  std::string name = backend.empty() ? default_backend() : backend;
+  const BackendEntry* entry = nullptr;
+  for (const auto& b : backend_registry())
+    if (name == b.name) entry = &b;
+  if (!entry)
+    throw std::invalid_argument("[Interface] unknown backend '" + name + "' (expected metal, cuda or cpu)");
+  std::string why;
+  auto found = entry->probe(&why);
+  if (found.empty()) throw NotAvailable("[Interface] the " + name + " backend is not available: " + why);
+  if (device < 0 || device >= int(found.size()))
+    throw std::invalid_argument("[Interface] device " + std::to_string(device) + " does not exist: the " + name +
+                                " backend has " + std::to_string(found.size()) + " device(s)");
+  impl_ = std::make_shared<detail::InterfaceImpl>();
+  impl_->backend_name = name;
+  impl_->backend = entry->create(device);
+  impl_->device = impl_->backend->info();
+  impl_->device.index = device;
+}
+
+Interface::~Interface() = default;
+Interface::Interface(Interface&&) noexcept = default;
+Interface& Interface::operator=(Interface&&) noexcept = default;
+
+const std::string& Interface::backend() const { return need(impl_).backend_name; }
+const DeviceInfo& Interface::device() const { return need(impl_).device; }
+
+void Interface::load_shader(const std::string& path, const ShaderOptions& options) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::invalid_argument("[load_shader] cannot open shader file '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  load_shader_from_string(ss.str(), options, path);
+}
+
+void Interface::load_shader_from_string(const std::string& source, const ShaderOptions& options,
+                                        const std::string& path) {
+  auto& s = need(impl_);
+  auto library = std::make_shared<const msl::Translation>(source, path, options);
+  std::shared_ptr<Program> base;
+  // Libraries with function constants are compiled once their values are known.
+  if (!library->has_function_constants()) base = s.backend->build(*library, {});
+  s.library = std::move(library);
+  s.base_program = std::move(base);
+  s.function.clear();
+  s.constants.clear();
+  s.program.reset();
+  s.desc = nullptr;
+  s.kernel = nullptr;
+}
+
+void Interface::set_function(const std::string& name, const Constants& constants) {
+  auto& s = need(impl_);
+  Pipeline p = resolve(s, name, constants, "set_function");
+  s.function = name;
+  s.constants = constants;
+  s.program = p.program;
+  s.desc = p.desc;
+  s.kernel = p.kernel;
+}
+
+std::vector<std::string> Interface::function_names() const {
+  auto& s = need(impl_);
+  std::vector<std::string> names;
+  if (s.library)
+    for (const auto& k : s.library->kernels()) names.push_back(k.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+const std::string& Interface::current_function() const { return need(impl_).function; }
+
+std::uint32_t Interface::thread_execution_width() const { return need(impl_).device.simd_width; }
+std::uint32_t Interface::max_threads_per_group() const { return need(impl_).device.max_threads_per_threadgroup; }
+
+Buffer Interface::create_buffer(std::size_t count, DType dtype, Storage storage) {
+  auto& s = need(impl_);
+  if (count == 0) throw std::invalid_argument("[create_buffer] count must be at least 1");
+  if (count > (std::size_t(1) << 48) / dtype.size())
+    throw std::invalid_argument("[create_buffer] count " + std::to_string(count) + " is too large");
+  auto state = std::make_shared<detail::BufferState>();
+  state->alloc = s.backend->allocate(count * dtype.size(), storage);
+  state->count = count;
+  state->dtype = dtype;
+  state->storage = storage;
+  state->owner = impl_;
+  std::lock_guard<std::mutex> lock(s.buffers_mutex);
+  // Forget buffers that are gone, so a long-lived Interface does not accumulate entries.
+  if (s.buffers.size() >= 64 && (s.buffers.size() & (s.buffers.size() - 1)) == 0)
+    s.buffers.erase(std::remove_if(s.buffers.begin(), s.buffers.end(), [](auto& w) { return w.expired(); }),
+                    s.buffers.end());
+  s.buffers.push_back(state);
+  return Buffer(std::move(state));
+}
+
+Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const DispatchOptions& options) {
+  auto& s = need(impl_);
+  Pipeline p{s.program, s.desc, s.kernel};
+  if (!options.function.empty() && options.function != s.function)
+    p = resolve(s, options.function, s.constants, "run_function");
+  if (!p.desc) {
+    if (!s.library) throw std::invalid_argument("[run_function] no shader is loaded: call load_shader() first");
+    throw std::invalid_argument("[run_function] no function is set: call set_function() or pass function_name=");
+  }
+  Launch launch;
+  launch.program = p.program.get();
+  launch.kernel = p.desc;
+  Size3 tg = options.threadgroup ? *options.threadgroup : default_threadgroup(grid, s.device.max_threads_per_threadgroup);
+  if (!options.threadgroup && p.kernel->max_total_threads)
+    tg.width = std::min(tg.width, std::max(1u, p.kernel->max_total_threads / (tg.height * tg.depth)));
+  set_geometry(launch.args, grid, tg, s.device.max_threads_per_threadgroup, *p.kernel);
+  bind_arguments(launch, bindings, *p.kernel, *p.desc, impl_.get());
+  auto state = std::make_shared<detail::RunState>();
+  auto start = std::chrono::steady_clock::now();
+  s.backend->dispatch(launch);
+  state->gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  state->done = true;
+  return Run(state);
+}
+
+void Interface::synchronize() { need(impl_).backend->synchronize(); }
+void Interface::begin_batch() { ++need(impl_).batch_depth; }
+void Interface::end_batch() {
+  auto& s = need(impl_);
+  if (s.batch_depth > 0) --s.batch_depth;
+  if (s.batch_depth == 0) s.backend->synchronize();
+}
+
+std::string translate(const std::string& source, const std::string& function, const std::string& target,
+                      const Constants& constants) {
+  msl::Target t = msl::parse_target(target);
+  msl::Translation tr(source, "<string>", {});
+  std::string body = tr.emit(t, constants, &function);
+  return "// metalgpu " METALGPU_VERSION ": '" + function + "' translated for " + target +
+         "\n#include <metal_stdlib>  // the metalgpu runtime\n" + body;
+}
+
+const char* version() { return METALGPU_VERSION; }
+
+}  // namespace metalgpu

@@ -1,0 +1,621 @@
+#include "msl/parser.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+
+#include "metalgpu/errors.hpp"
+
+namespace metalgpu::msl {
+namespace {
+
+// Kernel parameter attributes that bind a thread-position value rather than a buffer.
+const std::set<std::string, std::less<>> kBuiltins = {
+    "thread_position_in_grid", "thread_position_in_threadgroup", "threadgroup_position_in_grid",
+    "threads_per_threadgroup", "threads_per_grid", "threadgroups_per_grid",
+    "thread_index_in_threadgroup", "thread_execution_width", "threads_per_simdgroup",
+    "simdgroup_index_in_threadgroup", "thread_index_in_simdgroup", "simdgroups_per_threadgroup",
+    "quadgroup_index_in_threadgroup", "thread_index_in_quadgroup", "quadgroups_per_threadgroup",
+    "dispatch_threads_per_threadgroup", "dispatch_simdgroups_per_threadgroup",
+    "dispatch_quadgroups_per_threadgroup", "grid_origin", "grid_size",
+};
+
+// Standard C++ attributes survive the rewrite; every other [[...]] is Metal's and goes.
+const std::set<std::string, std::less<>> kStandardAttributes = {
+    "maybe_unused", "nodiscard", "noreturn", "deprecated", "fallthrough", "likely", "unlikely",
+};
+
+const std::set<std::string, std::less<>> kAddressSpaces = {"device", "constant", "threadgroup",
+                                                           "thread"};
+
+bool is_swizzle_name(const std::string& s, std::vector<int>* lanes) {
+  if (s.size() < 1 || s.size() > 4) return false;
+  static const std::string xyzw = "xyzw", rgba = "rgba";
+  for (const std::string* set : {&xyzw, &rgba}) {
+    lanes->clear();
+    for (char c : s) {
+      auto p = set->find(c);
+      if (p == std::string::npos) break;
+      lanes->push_back(int(p));
+    }
+    if (lanes->size() == s.size()) return !(s.size() == 1 && set == &xyzw);
+  }
+  return false;
+}
+
+bool is_assignment(const std::string& s) {
+  return s == "=" || s == "+=" || s == "-=" || s == "*=" || s == "/=" || s == "%=" || s == "&=" ||
+         s == "|=" || s == "^=" || s == "<<=" || s == ">>=";
+}
+
+// Functions whose presence means the threads of a group must run interleaved.
+bool is_cooperative_call(const std::string& s) {
+  return s == "threadgroup_barrier" || s == "simdgroup_barrier" || s.rfind("simd_", 0) == 0 ||
+         s.rfind("quad_", 0) == 0 || s.rfind("simdgroup_", 0) == 0;
+}
+
+}  // namespace
+
+struct SourceModel::Scope {
+  enum Kind { ns, cls, other } kind;
+  int saved_paren;
+  std::size_t saved_stmt;
+};
+
+SourceModel::SourceModel(Lexed lexed, std::string main_path)
+    : lexed_(std::move(lexed)), main_path_(std::move(main_path)) {
+  actions_.assign(lexed_.tokens.size(), TokenAction::keep);
+  analyse();
+  find_swizzles();
+}
+
+const KernelInfo* SourceModel::find_kernel(const std::string& name) const {
+  for (const auto& k : kernels_)
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+bool SourceModel::is(std::size_t i, const char* spelling) const {
+  const Token& t = lexed_.tokens[i];
+  return t.kind != TokenKind::string_literal && t.kind != TokenKind::end && t.text == spelling;
+}
+
+std::string SourceModel::text(std::size_t begin, std::size_t end) const {
+  std::string out;
+  for (std::size_t i = begin; i < end; ++i) {
+    if (!out.empty() && lexed_.tokens[i].space_before) out += ' ';
+    out += lexed_.tokens[i].text;
+  }
+  return out;
+}
+
+void SourceModel::fail(std::size_t token, const std::string& message) const {
+  const Token& t = lexed_.tokens[std::min(token, lexed_.tokens.size() - 1)];
+  const std::string& file = lexed_.files.empty() ? main_path_ : lexed_.files[t.file];
+  throw CompileError(file + ":" + std::to_string(t.line) + ": error: " + message, file, t.line);
+}
+
+std::size_t SourceModel::matching(std::size_t open) const {
+  const std::string& o = lexed_.tokens[open].text;
+  const char* c = o == "(" ? ")" : o == "[" ? "]" : o == "{" ? "}" : ">";
+  int depth = 0;
+  for (std::size_t i = open; i < lexed_.tokens.size(); ++i) {
+    const Token& t = lexed_.tokens[i];
+    if (t.kind != TokenKind::punct) continue;
+    if (t.text == o) ++depth;
+    else if (t.text == c && --depth == 0) return i;
+    else if (o == "<" && t.text == ">>" && (depth -= 2) <= 0) return i;
+  }
+  fail(open, "unbalanced '" + o + "'");
+}
+
+std::size_t SourceModel::statement_end(std::size_t i) const {
+  int depth = 0;
+  for (; i < lexed_.tokens.size(); ++i) {
+    const Token& t = lexed_.tokens[i];
+    if (t.kind == TokenKind::end) break;
+    if (t.kind != TokenKind::punct) continue;
+    if (t.text == "(" || t.text == "[" || t.text == "{") ++depth;
+    else if (t.text == ")" || t.text == "]" || t.text == "}") --depth;
+    else if (t.text == ";" && depth == 0) return i;
+  }
+  fail(i, "expected ';'");
+}
+
+// Parses `[[name(args), ...]]` starting at the first '['; returns the index of the last ']'.
+std::size_t SourceModel::parse_attribute(
+    std::size_t i, std::vector<std::pair<std::string, std::vector<std::string>>>* out) {
+  std::size_t close = matching(i);  // the outer '[' ... ']'
+  std::size_t j = i + 2;
+  while (j + 1 < close) {
+    if (lexed_.tokens[j].kind != TokenKind::identifier) {
+      ++j;
+      continue;
+    }
+    std::string name = lexed_.tokens[j].text;
+    while (j + 2 < close && is(j + 1, "::")) {  // gnu::always_inline
+      name += "::" + lexed_.tokens[j + 2].text;
+      j += 2;
+    }
+    std::vector<std::string> args;
+    ++j;
+    if (j < close && is(j, "(")) {
+      std::size_t end = matching(j);
+      std::size_t start = j + 1;
+      int depth = 0;
+      for (std::size_t k = j + 1; k <= end; ++k) {
+        if (is(k, "(")) ++depth;
+        if (is(k, ")") && depth-- > 0 && k != end) continue;
+        if ((is(k, ",") && depth == 0) || k == end) {
+          args.push_back(text(start, k));
+          start = k + 1;
+        }
+      }
+      j = end + 1;
+    }
+    if (out) out->emplace_back(name, std::move(args));
+  }
+  return close;
+}
+
+void SourceModel::check_unsupported(std::size_t i) {
+  const Token& t = lexed_.tokens[i];
+  if (t.kind != TokenKind::identifier) return;
+  if (t.text == "asm" || t.text == "__asm" || t.text == "__asm__")
+    fail(i, "unsupported construct: inline assembly / AIR intrinsic declared with '" + t.text +
+                "' cannot be translated");
+}
+
+void SourceModel::analyse() {
+  auto& toks = lexed_.tokens;
+  std::vector<Scope> scopes;
+  Scope::Kind kind = Scope::ns;
+  int paren = 0;
+  std::size_t stmt = 0;
+  auto at_namespace_scope = [&] { return kind == Scope::ns && paren == 0; };
+
+  for (std::size_t i = 0; i < toks.size(); ++i) {
+    const Token& t = toks[i];
+    if (t.kind == TokenKind::end) break;
+    if (t.kind == TokenKind::pragma) continue;
+    check_unsupported(i);
+
+    if (t.kind == TokenKind::number) {
+      const std::string& s = t.text;
+      bool hex = s.size() > 1 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+      if (!hex && (s.back() == 'h' || s.back() == 'H')) {
+        std::string v = s.substr(0, s.size() - 1);
+        bool fractional = v.find_first_of(".eE") != std::string::npos;
+        actions_[i] = TokenAction::replace;
+        replacements_[i] = "half(" + v + (fractional ? "f" : "") + ")";
+      }
+      continue;
+    }
+
+    if (t.kind == TokenKind::punct) {
+      const std::string& p = t.text;
+      if (p == "[" && i + 1 < toks.size() && is(i + 1, "[")) {
+        std::vector<std::pair<std::string, std::vector<std::string>>> attrs;
+        std::size_t close = parse_attribute(i, &attrs);
+        bool standard = !attrs.empty() && std::all_of(attrs.begin(), attrs.end(), [](auto& a) {
+          return kStandardAttributes.count(a.first) != 0 || a.first.find("::") != std::string::npos;
+        });
+        bool is_kernel = attrs.size() == 1 && attrs[0].first == "kernel";
+        if (!standard)
+          for (std::size_t k = i; k <= close; ++k) actions_[k] = TokenAction::drop;
+        if (is_kernel && at_namespace_scope()) {
+          actions_[i] = TokenAction::kernel_marker;
+          handle_kernel(i, stmt);
+        }
+        i = close;
+        continue;
+      }
+      if (p == "(" || p == "[") ++paren;
+      else if (p == ")" || p == "]") --paren;
+      else if (p == ";" && paren == 0) stmt = i + 1;
+      else if (p == "{") {
+        Scope::Kind inner = Scope::other;
+        if (paren == 0 && kind != Scope::other) {
+          bool has_paren = false, has_record = false, has_ns = false, has_assign = false;
+          for (std::size_t k = stmt; k < i; ++k) {
+            if (is(k, "(")) has_paren = true;
+            if (is(k, "=")) has_assign = true;
+            if (is(k, "namespace") || (is(k, "extern") && k + 1 < i &&
+                                       toks[k + 1].kind == TokenKind::string_literal))
+              has_ns = true;
+            if ((is(k, "struct") || is(k, "class") || is(k, "union")) && !has_paren) has_record = true;
+          }
+          if (has_ns && !has_paren) inner = Scope::ns;
+          else if (has_record && !has_assign) inner = Scope::cls;
+        }
+        scopes.push_back({kind, paren, stmt});
+        kind = inner;
+        paren = 0;
+        stmt = i + 1;
+      } else if (p == "}") {
+        if (scopes.empty()) fail(i, "unbalanced '}'");
+        kind = scopes.back().kind;
+        paren = scopes.back().saved_paren;
+        scopes.pop_back();
+        stmt = i + 1;
+      }
+      continue;
+    }
+
+    if (t.kind != TokenKind::identifier) continue;
+    const std::string& id = t.text;
+    if (is_cooperative_call(id)) cooperative_ = true;
+
+    // Fields of records: names a '.xy' must not be mistaken for a swizzle of.
+    if (kind == Scope::cls && paren == 0 && i + 1 < toks.size()) {
+      const std::string& n = toks[i + 1].text;
+      if (n == ";" || n == "[" || n == "," || n == "=" || n == ":") field_names_.insert(id);
+    }
+
+    if (id == "is_function_constant_defined" && i + 1 < toks.size() && is(i + 1, "(")) {
+      std::size_t close = matching(i + 1);
+      std::string name = text(i + 2, close);
+      auto it = std::find_if(constants_.begin(), constants_.end(),
+                             [&](const FunctionConstant& c) { return c.name == name; });
+      if (it == constants_.end()) fail(i, "'" + name + "' is not a function constant");
+      actions_[i] = TokenAction::constant_defined;
+      constant_refs_[i] = int(it - constants_.begin());
+      for (std::size_t k = i + 1; k <= close; ++k) actions_[k] = TokenAction::drop;
+      i = close;
+      continue;
+    }
+
+    if (at_namespace_scope()) {
+      if (id == "template" && i == stmt && i + 1 < toks.size() && !is(i + 1, "<")) {
+        std::size_t end = statement_end(i);
+        bool kernel_inst = false;
+        for (std::size_t k = i; k < end; ++k)
+          if (is(k, "kernel") || is(k, "host_name")) kernel_inst = true;
+        if (kernel_inst) {
+          i = handle_instantiation(i, end);
+          stmt = i + 1;
+          continue;
+        }
+      }
+      if (id == "kernel") {
+        actions_[i] = TokenAction::kernel_marker;
+        handle_kernel(i, stmt);
+        continue;
+      }
+      if (id == "constant") {
+        std::size_t end = statement_end(i);
+        bool fc = false;
+        for (std::size_t k = i; k < end; ++k)
+          if (is(k, "function_constant")) fc = true;
+        if (fc) {
+          i = handle_function_constant(stmt, end);
+          stmt = i + 1;
+        } else {
+          actions_[i] = TokenAction::program_constant;
+        }
+        continue;
+      }
+    }
+
+    if (kAddressSpaces.count(id)) {
+      if (id == "threadgroup" && paren == 0 && kind == Scope::other)
+        fail(i, "unsupported construct: threadgroup memory declared in a function body is not "
+                "supported by this backend yet");
+      actions_[i] = TokenAction::drop;
+    }
+  }
+  if (!scopes.empty()) fail(toks.size() - 1, "unbalanced '{' at end of input");
+
+  for (auto& k : kernels_) {
+    assign_slots(k);
+    k.cooperative = cooperative_;
+  }
+}
+
+void SourceModel::find_swizzles() {
+  auto& toks = lexed_.tokens;
+  std::vector<int> lanes;
+  for (std::size_t i = 0; i + 1 < toks.size(); ++i) {
+    if (actions_[i] != TokenAction::keep || toks[i].kind != TokenKind::punct) continue;
+    if (toks[i].text != "." && toks[i].text != "->") continue;
+    const Token& m = toks[i + 1];
+    if (m.kind != TokenKind::identifier || field_names_.count(m.text)) continue;
+    if (!is_swizzle_name(m.text, &lanes)) continue;
+    if (i > 0 && toks[i - 1].kind == TokenKind::punct && toks[i - 1].text == "template") continue;
+    std::string repl = toks[i].text;
+    if (lanes.size() == 1) {
+      repl += std::string(1, "xyzw"[lanes[0]]);
+    } else {
+      bool write = i + 2 < toks.size() && toks[i + 2].kind == TokenKind::punct &&
+                   is_assignment(toks[i + 2].text);
+      repl += write ? "template swz_ref<" : "template swz<";
+      for (std::size_t l = 0; l < lanes.size(); ++l) repl += (l ? "," : "") + std::to_string(lanes[l]);
+      repl += ">()";
+    }
+    actions_[i] = TokenAction::replace;
+    replacements_[i] = repl;
+    actions_[i + 1] = TokenAction::drop;
+    ++i;
+  }
+}
+
+KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const std::string& kernel) {
+  KernelParam p;
+  p.line = lexed_.tokens[begin].line;
+  std::vector<std::pair<std::string, std::vector<std::string>>> attrs;
+  std::vector<std::size_t> type_tokens;
+  for (std::size_t i = begin; i < end; ++i) {
+    if (is(i, "[") && i + 1 < end && is(i + 1, "[")) {
+      i = parse_attribute(i, &attrs);
+      continue;
+    }
+    type_tokens.push_back(i);
+  }
+  if (type_tokens.empty()) fail(begin, "empty parameter in kernel '" + kernel + "'");
+  // The declarator name is the last identifier, unless the parameter is unnamed.
+  std::size_t last = type_tokens.back();
+  if (type_tokens.size() >= 2 && lexed_.tokens[last].kind == TokenKind::identifier &&
+      !is(type_tokens[type_tokens.size() - 2], "::")) {
+    p.name = lexed_.tokens[last].text;
+    type_tokens.pop_back();
+  }
+  std::string element;
+  for (std::size_t i : type_tokens) {
+    const std::string& s = lexed_.tokens[i].text;
+    if (kAddressSpaces.count(s)) p.address_space = s;
+    else if (s == "*") p.pointer = true;
+    else if (s == "&" || s == "&&") p.reference = true;
+    else if (s == "const") p.is_const = true;
+    else if (s == "volatile" || s == "restrict" || s == "__restrict" || s == "__restrict__") {}
+    else {
+      if (!element.empty() && s != "::" && element.back() != ':' && s != "<" && s != ">" &&
+          s != "," && element.back() != '<')
+        element += ' ';
+      element += s;
+    }
+  }
+  p.element_type = element;
+  const std::string where = "parameter '" + p.name + "' of kernel '" + kernel + "'";
+  for (const char* prefix : {"texture", "depth", "sampler", "metal::texture", "metal::depth",
+                             "metal::sampler", "acceleration_structure", "visible_function_table",
+                             "intersection_function_table", "indirect_command_buffer"}) {
+    if (element.rfind(prefix, 0) == 0)
+      fail(begin, "unsupported construct: " + where + " has type '" + element +
+                      "' (textures and samplers are not supported by this backend yet)");
+  }
+  for (auto& [name, args] : attrs) {
+    auto index = [&]() {
+      char* endp = nullptr;
+      long v = args.empty() ? -1 : std::strtol(args[0].c_str(), &endp, 0);
+      if (args.empty() || *endp != '\0' || v < 0) fail(begin, "bad index in [[" + name + "]] of " + where);
+      return int(v);
+    };
+    if (name == "buffer") {
+      p.role = ParamRole::buffer;
+      p.slot = index();
+    } else if (name == "threadgroup") {
+      p.role = ParamRole::threadgroup_memory;
+      p.slot = index();
+    } else if (kBuiltins.count(name)) {
+      p.role = ParamRole::builtin;
+      p.builtin = name;
+    } else if (name == "stage_in" || name == "texture" || name == "sampler" || name == "payload" ||
+               name == "amplification_id") {
+      fail(begin, "unsupported construct: [[" + name + "]] on " + where);
+    } else if (name == "function_constant") {
+      fail(begin, "unsupported construct: optional kernel parameters ([[function_constant]] on " +
+                      where + ")");
+    }
+  }
+  if (p.role == ParamRole::buffer && p.address_space == "threadgroup")
+    p.role = ParamRole::threadgroup_memory;
+  return p;
+}
+
+std::size_t SourceModel::handle_kernel(std::size_t marker, std::size_t stmt_begin) {
+  auto& toks = lexed_.tokens;
+  // Template header, if any: `template <typename T, int N>`.
+  std::vector<std::string> template_params;
+  bool is_template = is(stmt_begin, "template") && stmt_begin + 1 < toks.size() && is(stmt_begin + 1, "<");
+  if (is_template) {
+    std::size_t close = matching(stmt_begin + 1);
+    for (std::size_t k = stmt_begin + 2; k < close; ++k) {
+      if (toks[k].kind == TokenKind::identifier &&
+          (is(k + 1, ",") || k + 1 == close || is(k + 1, "=")) && !is(k, "typename") && !is(k, "class"))
+        template_params.push_back(toks[k].text);
+    }
+  }
+  KernelInfo info;
+  info.file = toks[marker].file;
+  info.line = toks[marker].line;
+  std::vector<std::pair<std::string, std::vector<std::string>>> attrs;
+  std::size_t open = std::string::npos;
+  for (std::size_t k = stmt_begin; k < toks.size() && toks[k].kind != TokenKind::end; ++k) {
+    if (is(k, "[") && is(k + 1, "[")) {
+      k = parse_attribute(k, &attrs);
+      continue;
+    }
+    if (is(k, "<") && is_template && k == stmt_begin + 1) {
+      k = matching(k);
+      continue;
+    }
+    if (is(k, "(")) {
+      open = k;
+      break;
+    }
+    if (is(k, ";") || is(k, "{")) break;
+  }
+  if (open == std::string::npos || open == 0 || toks[open - 1].kind != TokenKind::identifier)
+    fail(marker, "cannot find the kernel function's name and parameters");
+  std::string fname = toks[open - 1].text;
+  info.name = fname;
+  info.call = fname;
+  for (auto& [name, args] : attrs) {
+    if (name == "host_name" && !args.empty() && args[0].size() >= 2)
+      info.name = args[0].substr(1, args[0].size() - 2);
+    if (name == "max_total_threads_per_threadgroup" && !args.empty())
+      info.max_total_threads = unsigned(std::strtoul(args[0].c_str(), nullptr, 0));
+  }
+  std::size_t close = matching(open);
+  bool definition = false;
+  for (std::size_t k = close + 1; k < toks.size(); ++k) {
+    if (is(k, "{")) { definition = true; break; }
+    if (is(k, ";")) break;
+  }
+  if (!definition) return marker;  // a declaration; the definition comes later
+  // Split parameters at top-level commas.
+  int depth = 0;
+  std::size_t start = open + 1;
+  for (std::size_t k = open + 1; k <= close; ++k) {
+    const std::string& s = toks[k].text;
+    if (toks[k].kind == TokenKind::punct) {
+      if (s == "(" || s == "[" || s == "{" || s == "<") ++depth;
+      else if ((s == ")" || s == "]" || s == "}" || s == ">") && k != close) --depth;
+      else if (s == ">>") depth -= 2;
+    }
+    if ((toks[k].kind == TokenKind::punct && s == "," && depth == 0) || k == close) {
+      if (k > start) info.params.push_back(parse_param(start, k, info.name));
+      start = k + 1;
+    }
+  }
+  if (is_template) {
+    templates_[fname] = TemplateKernel{std::move(info), std::move(template_params)};
+  } else {
+    if (find_kernel(info.name)) fail(marker, "kernel '" + info.name + "' is defined twice");
+    kernels_.push_back(std::move(info));
+  }
+  return marker;
+}
+
+std::size_t SourceModel::handle_instantiation(std::size_t begin, std::size_t end) {
+  auto& toks = lexed_.tokens;
+  for (std::size_t k = begin; k <= end; ++k) actions_[k] = TokenAction::drop;
+  std::vector<std::pair<std::string, std::vector<std::string>>> attrs;
+  for (std::size_t k = begin; k < end; ++k)
+    if (is(k, "[") && is(k + 1, "[")) k = parse_attribute(k, &attrs);
+  // The instantiated function is the trailing `name<args>` (before a parameter list, if any).
+  std::size_t j = end - 1;
+  if (is(j, ")")) {
+    int depth = 0;
+    for (; j > begin; --j) {
+      if (is(j, ")")) ++depth;
+      if (is(j, "(") && --depth == 0) break;
+    }
+    --j;
+  }
+  if (!is(j, ">")) fail(begin, "cannot read the instantiated kernel's template arguments");
+  int depth = 0;
+  std::size_t lt = j;
+  for (; lt > begin; --lt) {
+    if (is(lt, ">")) ++depth;
+    if (is(lt, ">>")) depth += 2;
+    if (is(lt, "<") && --depth == 0) break;
+  }
+  if (lt == begin || toks[lt - 1].kind != TokenKind::identifier)
+    fail(begin, "cannot read the instantiated kernel's name");
+  std::size_t name_tok = lt - 1;
+  std::size_t call_begin = name_tok;
+  while (call_begin >= begin + 2 && is(call_begin - 1, "::") &&
+         toks[call_begin - 2].kind == TokenKind::identifier)
+    call_begin -= 2;
+  const std::string fname = toks[name_tok].text;
+  auto it = templates_.find(fname);
+  if (it == templates_.end())
+    fail(begin, "instantiation of '" + fname + "', which is not a kernel template defined above");
+  KernelInfo info = it->second.info;
+  info.call = text(call_begin, j + 1);
+  info.name = info.call;
+  info.line = toks[begin].line;
+  info.file = toks[begin].file;
+  for (auto& [name, args] : attrs)
+    if (name == "host_name" && !args.empty() && args[0].size() >= 2)
+      info.name = args[0].substr(1, args[0].size() - 2);
+  // Template arguments, to spell parameter types concretely (for the host's type checks).
+  std::vector<std::string> args;
+  {
+    int d = 0;
+    std::size_t start = lt + 1;
+    for (std::size_t k = lt + 1; k <= j; ++k) {
+      if (is(k, "<") || is(k, "(")) ++d;
+      if ((is(k, ">") || is(k, ")")) && k != j) --d;
+      if ((is(k, ",") && d == 0) || k == j) {
+        args.push_back(text(start, k));
+        start = k + 1;
+      }
+    }
+  }
+  const auto& names = it->second.template_params;
+  for (auto& p : info.params) {
+    for (std::size_t a = 0; a < names.size() && a < args.size(); ++a)
+      if (p.element_type == names[a]) p.element_type = args[a];
+  }
+  if (find_kernel(info.name)) fail(begin, "kernel '" + info.name + "' is defined twice");
+  kernels_.push_back(std::move(info));
+  return end;
+}
+
+std::size_t SourceModel::handle_function_constant(std::size_t begin, std::size_t end) {
+  // constant T name [[function_constant(n)]];
+  FunctionConstant fc;
+  fc.first_token = begin;
+  fc.last_token = end;
+  fc.line = lexed_.tokens[begin].line;
+  std::vector<std::pair<std::string, std::vector<std::string>>> attrs;
+  std::size_t attr_at = end;
+  for (std::size_t k = begin; k < end; ++k)
+    if (is(k, "[") && is(k + 1, "[")) {
+      attr_at = std::min(attr_at, k);
+      k = parse_attribute(k, &attrs);
+    }
+  if (attr_at == end || attr_at == begin || lexed_.tokens[attr_at - 1].kind != TokenKind::identifier)
+    fail(begin, "malformed function constant declaration");
+  fc.name = lexed_.tokens[attr_at - 1].text;
+  std::string type;
+  for (std::size_t k = begin; k + 1 < attr_at; ++k) {
+    if (is(k, "constant") || is(k, "static") || is(k, "const")) continue;
+    if (!type.empty()) type += ' ';
+    type += lexed_.tokens[k].text;
+  }
+  fc.type = type;
+  for (auto& [name, args] : attrs)
+    if (name == "function_constant" && !args.empty())
+      fc.index = int(std::strtol(args[0].c_str(), nullptr, 0));
+  if (fc.index < 0) fail(begin, "function constant '" + fc.name + "' has no index");
+  for (std::size_t k = begin; k <= end; ++k) actions_[k] = TokenAction::drop;
+  actions_[begin] = TokenAction::constant_decl;
+  replacements_[begin] = std::to_string(constants_.size());
+  constants_.push_back(fc);
+  return end;
+}
+
+void SourceModel::assign_slots(KernelInfo& k) {
+  std::set<int> used, used_tg;
+  for (const auto& p : k.params) {
+    std::set<int>* set = p.role == ParamRole::buffer ? &used
+                         : p.role == ParamRole::threadgroup_memory ? &used_tg : nullptr;
+    if (!set || p.slot < 0) continue;
+    if (p.slot >= 31) {
+      std::size_t tok = 0;
+      throw CompileError(lexed_.files[k.file] + ":" + std::to_string(p.line) + ": error: [[buffer(" +
+                             std::to_string(p.slot) + ")]] of kernel '" + k.name +
+                             "' is out of range (0..30)",
+                         lexed_.files[k.file], p.line);
+      (void)tok;
+    }
+    if (!set->insert(p.slot).second)
+      throw CompileError(lexed_.files[k.file] + ":" + std::to_string(p.line) + ": error: index " +
+                             std::to_string(p.slot) + " is bound twice in kernel '" + k.name + "'",
+                         lexed_.files[k.file], p.line);
+  }
+  int next = 0, next_tg = 0;
+  for (auto& p : k.params) {
+    if (p.slot >= 0 || p.role == ParamRole::builtin) continue;
+    int& n = p.role == ParamRole::buffer ? next : next_tg;
+    std::set<int>& set = p.role == ParamRole::buffer ? used : used_tg;
+    while (set.count(n)) ++n;
+    p.slot = n;
+    set.insert(n);
+  }
+}
+
+}  // namespace metalgpu::msl

@@ -1,0 +1,113 @@
+// Structural analysis of a preprocessed MSL translation unit.
+//
+// We do not build a full C++ AST: MSL is C++14 plus address spaces and attributes, and the
+// host compiler (or NVRTC) does the real parsing after our rewrite. What we need to know is
+// where the entry points are, what their parameters bind to, which tokens are Metal-only
+// syntax, and which member accesses are swizzles.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "msl/lexer.hpp"
+
+namespace metalgpu::msl {
+
+enum class ParamRole { buffer, builtin, threadgroup_memory };
+
+struct KernelParam {
+  std::string name;
+  std::string element_type;   // pointee / referee / value type, qualifiers and address space removed
+  std::string address_space;  // "device", "constant", "threadgroup", "thread" or ""
+  bool pointer = false;
+  bool reference = false;
+  bool is_const = false;
+  ParamRole role = ParamRole::buffer;
+  int slot = -1;              // [[buffer(n)]] or [[threadgroup(n)]] index
+  std::string builtin;        // e.g. "thread_position_in_grid"
+  int line = 0;
+};
+
+struct KernelInfo {
+  std::string name;   // host name: what set_function() takes
+  std::string call;   // C++ expression naming the function: "adder", "unary<float, Sin>"
+  std::vector<KernelParam> params;
+  int file = 0;
+  int line = 0;
+  unsigned max_total_threads = 0;  // [[max_total_threads_per_threadgroup(n)]], 0 if absent
+  bool cooperative = false;        // uses barriers or SIMD-group functions
+};
+
+struct FunctionConstant {
+  std::string type;
+  std::string name;
+  int index = -1;
+  std::size_t first_token = 0;  // the declaration [first, last] is replaced on emission
+  std::size_t last_token = 0;
+  int line = 0;
+};
+
+// What emission does with a token (target-independent decisions made by analysis).
+enum class TokenAction : unsigned char {
+  keep,
+  drop,
+  replace,            // by `replacement[i]`
+  kernel_marker,      // `kernel` / `[[kernel]]`: becomes the target's kernel-function specifier
+  program_constant,   // program-scope `constant`: becomes the target's constant-data specifier
+  constant_decl,      // first token of a function constant declaration (rest dropped)
+  constant_defined,   // `is_function_constant_defined(x)` (rest dropped)
+};
+
+class SourceModel {
+ public:
+  SourceModel(Lexed lexed, std::string main_path);
+
+  const Lexed& lexed() const { return lexed_; }
+  const std::vector<KernelInfo>& kernels() const { return kernels_; }
+  const KernelInfo* find_kernel(const std::string& name) const;
+  const std::vector<FunctionConstant>& function_constants() const { return constants_; }
+  TokenAction action(std::size_t i) const { return actions_[i]; }
+  const std::string& replacement(std::size_t i) const { return replacements_.at(i); }
+  // For constant_defined: index into function_constants().
+  int constant_ref(std::size_t i) const { return constant_refs_.at(i); }
+  bool cooperative() const { return cooperative_; }
+
+ private:
+  struct Scope;
+  void analyse();
+  void collect_field_names();
+  void find_swizzles();
+  void check_unsupported(std::size_t i);
+  std::size_t parse_attribute(std::size_t i, std::vector<std::pair<std::string, std::vector<std::string>>>* out);
+  std::size_t handle_kernel(std::size_t marker, std::size_t stmt_begin);
+  std::size_t handle_instantiation(std::size_t stmt_begin, std::size_t stmt_end);
+  std::size_t handle_function_constant(std::size_t stmt_begin, std::size_t stmt_end);
+  KernelParam parse_param(std::size_t begin, std::size_t end, const std::string& kernel);
+  std::size_t matching(std::size_t open) const;
+  std::size_t statement_end(std::size_t i) const;
+  [[noreturn]] void fail(std::size_t token, const std::string& message) const;
+  std::string text(std::size_t begin, std::size_t end) const;  // tokens [begin, end) joined
+  bool is(std::size_t i, const char* spelling) const;
+  void assign_slots(KernelInfo& k);
+
+  struct TemplateKernel {
+    KernelInfo info;                        // params spelled with the template's names
+    std::vector<std::string> template_params;
+  };
+
+  Lexed lexed_;
+  std::string main_path_;
+  std::vector<TokenAction> actions_;
+  std::unordered_map<std::size_t, std::string> replacements_;
+  std::unordered_map<std::size_t, int> constant_refs_;
+  std::unordered_set<std::string> field_names_;
+  std::vector<KernelInfo> kernels_;
+  std::unordered_map<std::string, TemplateKernel> templates_;
+  std::vector<FunctionConstant> constants_;
+  bool cooperative_ = false;
+};
+
+}  // namespace metalgpu::msl

@@ -1,0 +1,250 @@
+#include "msl/translator.hpp"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "metalgpu/dtype.hpp"
+#include "metalgpu/errors.hpp"
+
+namespace metalgpu::msl {
+namespace {
+
+// Writes tokens back as text, keeping every token on the .metal line it came from: plain
+// newlines while the source moves forward a little, a #line directive otherwise.
+class LineWriter {
+ public:
+  explicit LineWriter(const Lexed& lexed) : lexed_(lexed) {}
+
+  void token(const Token& at, const std::string& spelling) {
+    sync(at.file, at.line);
+    if (at.space_before || need_space(spelling)) out_ += ' ';
+    out_ += spelling;
+  }
+  void pragma(const Token& at) {
+    sync(at.file, at.line);
+    if (!at_line_start()) {
+      out_ += '\n';
+      ++line_;
+    }
+    out_ += '#';
+    out_ += at.text;
+    out_ += '\n';
+    ++line_;
+  }
+  void raw(const std::string& text) {
+    if (!at_line_start()) out_ += '\n';
+    out_ += text;
+    if (!text.empty() && text.back() != '\n') out_ += '\n';
+    file_ = -1;  // force a #line before the next token
+  }
+  void line_directive(int file, int line) {
+    if (!at_line_start()) out_ += '\n';
+    out_ += "#line " + std::to_string(line) + " \"" + escape(lexed_.files[file]) + "\"\n";
+    file_ = file;
+    line_ = line;
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  void sync(int file, int line) {
+    if (file == file_ && line >= line_ && line - line_ <= 8) {
+      while (line_ < line) {
+        out_ += '\n';
+        ++line_;
+      }
+      return;
+    }
+    line_directive(file, line);
+  }
+  bool at_line_start() const { return out_.empty() || out_.back() == '\n'; }
+  bool need_space(const std::string& next) const {
+    if (at_line_start() || next.empty()) return false;
+    auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+    return word(out_.back()) && word(next.front());
+  }
+  static std::string escape(const std::string& s) {
+    std::string r;
+    for (char c : s) {
+      if (c == '\\' || c == '"') r += '\\';
+      r += c;
+    }
+    return r;
+  }
+
+  const Lexed& lexed_;
+  std::string out_;
+  int file_ = -1;
+  int line_ = 0;
+};
+
+std::string literal_for(const std::string& type, const ConstantValue& v, const std::string& name) {
+  auto dt = DType::parse(type);
+  bool is_bool = type == "bool";
+  if (!dt && !is_bool)
+    throw std::invalid_argument("[translate] function constant '" + name + "' has type '" + type +
+                                "', which cannot be set from a host value");
+  char buf[64];
+  if (is_bool) {
+    bool b = std::visit([](auto x) { return x != decltype(x)(0); }, v.value);
+    return b ? "true" : "false";
+  }
+  if (dt->is_float()) {
+    double d = std::visit([](auto x) { return double(x); }, v.value);
+    if (std::isnan(d)) return "(" + type + ")(__builtin_nanf(\"\"))";
+    if (std::isinf(d)) return std::string("(") + type + ")(" + (d < 0 ? "-" : "") + "__builtin_inff())";
+    std::snprintf(buf, sizeof buf, "(%s)(%a)", type.c_str(), d);
+    return buf;
+  }
+  if (std::holds_alternative<double>(v.value))
+    throw TypeMismatch("[translate] function constant '" + name + "' is " + type +
+                       "; got a floating-point value");
+  bool neg = std::holds_alternative<std::int64_t>(v.value) && std::get<std::int64_t>(v.value) < 0;
+  if (neg && !dt->is_signed())
+    throw std::invalid_argument("[translate] function constant '" + name + "' is " + type +
+                                "; a negative value does not fit");
+  if (neg) std::snprintf(buf, sizeof buf, "(%s)(%" PRId64 "LL)", type.c_str(), std::get<std::int64_t>(v.value));
+  else {
+    std::uint64_t u = std::visit([](auto x) { return std::uint64_t(x); }, v.value);
+    std::snprintf(buf, sizeof buf, "(%s)(%" PRIu64 "ULL)", type.c_str(), u);
+  }
+  return buf;
+}
+
+const char* kernel_specifier(Target t) {
+  return t == Target::cpu ? "MG_KERNEL_FN" : "MG_KERNEL_FN";
+}
+
+void emit_cpu_entries(std::string& out, const Translation& tr, const std::string* only) {
+  const auto& kernels = tr.kernels();
+  std::string table;
+  std::size_t emitted = 0;
+  const Lexed& lexed = tr.model().lexed();
+  for (std::size_t i = 0; i < kernels.size(); ++i) {
+    const KernelInfo& k = kernels[i];
+    if (only && k.name != *only) continue;
+    const std::string sym = entry_symbol(i);
+    out += "#line " + std::to_string(k.line) + " \"" + lexed.files[k.file] + "\"\n";
+    out += "extern \"C\" MG_EXPORT void " + sym +
+           "(const mg_launch* __L, unsigned long long __g0, unsigned long long __g1) {\n";
+    out += "  using __F = decltype(&" + k.call + ");\n";
+    std::string args;
+    std::string sizes;
+    for (std::size_t p = 0; p < k.params.size(); ++p) {
+      const KernelParam& prm = k.params[p];
+      const std::string ty = "__metalgpu::arg_t<__F, " + std::to_string(p) + ">";
+      if (!args.empty()) args += ", ";
+      switch (prm.role) {
+        case ParamRole::buffer:
+          out += "  auto&& __a" + std::to_string(p) + " = __metalgpu::slot<" + ty + ">(__L->slots[" +
+                 std::to_string(prm.slot) + "]);\n";
+          args += "__a" + std::to_string(p);
+          sizes += "  __s.slot_sizes[" + std::to_string(prm.slot) + "] = __metalgpu::slot_size<" + ty + ">::value;\n";
+          break;
+        case ParamRole::builtin:
+          args += "__metalgpu::builtin_as<" + ty + ">(__t." + prm.builtin + ")";
+          break;
+        case ParamRole::threadgroup_memory:
+          args += "__metalgpu::threadgroup_slot<" + ty + ">(__t, " + std::to_string(prm.slot) + ")";
+          break;
+      }
+    }
+    out += "  __metalgpu::cpu::run_groups(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) "
+           "MG_LAMBDA_INLINE {\n";
+    out += "    (void)__t;\n    " + k.call + "(" + args + ");\n  });\n}\n";
+    // Descriptor: sizes come from the compiler, so structs get Metal's layout as compiled.
+    out += "static mg_kernel_desc " + sym + "_desc() {\n  using __F = decltype(&" + k.call +
+           ");\n  mg_kernel_desc __s = {};\n  __s.name = \"" + k.name + "\";\n  __s.entry = (void*)&" +
+           sym + ";\n" + sizes + "  __s.flags = " + (k.cooperative ? "MG_KERNEL_COOPERATIVE" : "0") +
+           ";\n  return __s;\n}\n";
+    table += "  out[" + std::to_string(emitted++) + "] = " + sym + "_desc();\n";
+  }
+  out += "extern \"C\" MG_EXPORT unsigned mg_module_kernels(mg_kernel_desc* out, unsigned cap) {\n";
+  out += "  if (cap < " + std::to_string(emitted) + "u) return " + std::to_string(emitted) + "u;\n";
+  out += table;
+  out += "  return " + std::to_string(emitted) + "u;\n}\n";
+}
+
+}  // namespace
+
+Target parse_target(const std::string& name) {
+  if (name == "cpu") return Target::cpu;
+  if (name == "cuda") return Target::cuda;
+  throw std::invalid_argument("[translate] unknown target '" + name + "' (expected \"cpu\" or \"cuda\")");
+}
+
+std::string entry_symbol(std::size_t i) { return "mg_entry_" + std::to_string(i); }
+
+Translation::Translation(const std::string& source, const std::string& path, const ShaderOptions& options)
+    : path_(path), source_(source) {
+  PreprocessOptions pp;
+  pp.include_dirs = options.include_dirs;
+  pp.defines = options.defines;
+  pp.predefined = {{"__METAL_VERSION__", "310"},
+                   {"__METAL_MACOS__", "1"},
+                   {"__METALGPU__", "1"},
+                   {"__HAVE_BFLOAT__", "1"}};
+  PreprocessResult pre = preprocess(source, path, pp);
+  model_ = std::make_unique<SourceModel>(lex_preprocessed(pre.text, path), path);
+}
+
+std::vector<std::string> resolve_constants(const SourceModel& model, const Constants& constants) {
+  const auto& decls = model.function_constants();
+  std::vector<std::string> values(decls.size());
+  for (const auto& [key, value] : constants) {
+    bool found = false;
+    for (std::size_t i = 0; i < decls.size(); ++i) {
+      if (decls[i].name == key || std::to_string(decls[i].index) == key) {
+        values[i] = literal_for(decls[i].type, value, decls[i].name);
+        found = true;
+      }
+    }
+    if (!found)
+      throw std::invalid_argument("[set_function] the shader declares no function constant '" + key + "'");
+  }
+  return values;
+}
+
+std::string Translation::emit(Target target, const Constants& constants, const std::string* only) const {
+  if (only && !find(*only))
+    throw std::invalid_argument("[translate] no kernel named '" + *only + "' in " + path_);
+  const SourceModel& m = *model_;
+  const Lexed& lx = m.lexed();
+  std::vector<std::string> values = resolve_constants(m, constants);
+  LineWriter w(lx);
+  const auto& toks = lx.tokens;
+  for (std::size_t i = 0; i < toks.size(); ++i) {
+    const Token& t = toks[i];
+    if (t.kind == TokenKind::end) break;
+    if (t.kind == TokenKind::pragma) {
+      w.pragma(t);
+      continue;
+    }
+    switch (m.action(i)) {
+      case TokenAction::keep: w.token(t, t.text); break;
+      case TokenAction::drop: break;
+      case TokenAction::replace: w.token(t, m.replacement(i)); break;
+      case TokenAction::kernel_marker: w.token(t, kernel_specifier(target)); break;
+      case TokenAction::program_constant: w.token(t, "MG_CONSTANT_DATA"); break;
+      case TokenAction::constant_decl: {
+        std::size_t idx = std::stoul(m.replacement(i));
+        const FunctionConstant& fc = m.function_constants()[idx];
+        const std::string& v = values[idx];
+        w.token(t, "static constexpr " + fc.type + " " + fc.name + " = " +
+                       (v.empty() ? fc.type + "()" : v) + ";");
+        break;
+      }
+      case TokenAction::constant_defined:
+        w.token(t, values[std::size_t(m.constant_ref(i))].empty() ? "false" : "true");
+        break;
+    }
+  }
+  std::string out = w.take();
+  out += "\n// ---- metalgpu entry points ----\n";
+  if (target == Target::cpu) emit_cpu_entries(out, *this, only);
+  else throw NotAvailable("[translate] the cuda target is not implemented yet");
+  return out;
+}
+
+}  // namespace metalgpu::msl

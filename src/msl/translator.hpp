@@ -1,0 +1,48 @@
+// MSL -> C++ (cpu) / CUDA C++ (cuda) translation.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metalgpu/interface.hpp"
+#include "msl/parser.hpp"
+#include "msl/preprocessor.hpp"
+
+namespace metalgpu::msl {
+
+enum class Target { cpu, cuda };
+
+Target parse_target(const std::string& name);  // "cpu" | "cuda", else std::invalid_argument
+
+// A shader source after preprocessing and analysis; emits code for any target.
+class Translation {
+ public:
+  // Throws CompileError for preprocessing and structural errors.
+  Translation(const std::string& source, const std::string& path, const ShaderOptions& options);
+
+  const SourceModel& model() const { return *model_; }
+  const std::vector<KernelInfo>& kernels() const { return model_->kernels(); }
+  const KernelInfo* find(const std::string& name) const { return model_->find_kernel(name); }
+  bool has_function_constants() const { return !model_->function_constants().empty(); }
+  const std::string& path() const { return path_; }
+  const std::string& source() const { return source_; }
+
+  // The translated program without the runtime (which the caller places first). `only`, if
+  // set, emits the entry point of that kernel alone. Throws std::invalid_argument for
+  // constants that name nothing or do not convert to their declared type.
+  std::string emit(Target target, const Constants& constants, const std::string* only = nullptr) const;
+
+ private:
+  std::string path_;
+  std::string source_;
+  std::unique_ptr<SourceModel> model_;
+};
+
+// The function-constant values as C++ literals, or "" where undefined; index = declaration order.
+std::vector<std::string> resolve_constants(const SourceModel& model, const Constants& constants);
+
+// Entry-point symbol of kernel number `i` of a module.
+std::string entry_symbol(std::size_t i);
+
+}  // namespace metalgpu::msl

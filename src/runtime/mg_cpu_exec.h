@@ -1,0 +1,90 @@
+// How a kernel runs on the CPU backend: the translator's entry point calls run_groups() for a
+// range of threadgroups; a thread pool on the host spreads ranges over the cores.
+#pragma once
+
+#define MG_KERNEL_FN static inline __attribute__((always_inline))
+#define MG_CONSTANT_DATA static const
+#define MG_EXPORT __attribute__((visibility("default")))
+#define MG_LAMBDA_INLINE __attribute__((always_inline))
+
+namespace __metalgpu {
+
+// Every built-in a kernel may ask for, named as its attribute.
+struct thread_ctx {
+  uint3 thread_position_in_grid;
+  uint3 thread_position_in_threadgroup;
+  uint3 threadgroup_position_in_grid;
+  uint3 threads_per_threadgroup;
+  uint3 threads_per_grid;
+  uint3 threadgroups_per_grid;
+  uint3 dispatch_threads_per_threadgroup;
+  uint3 grid_origin;
+  uint3 grid_size;
+  uint thread_index_in_threadgroup;
+  uint thread_execution_width;
+  uint threads_per_simdgroup;
+  uint simdgroup_index_in_threadgroup;
+  uint thread_index_in_simdgroup;
+  uint simdgroups_per_threadgroup;
+  uint dispatch_simdgroups_per_threadgroup;
+  uint quadgroup_index_in_threadgroup;
+  uint thread_index_in_quadgroup;
+  uint quadgroups_per_threadgroup;
+  uint dispatch_quadgroups_per_threadgroup;
+};
+
+namespace cpu {
+
+MG_FN uint min_u(uint a, uint b) { return a < b ? a : b; }
+
+// Runs threadgroups [g0, g1). Threads of a group run as a plain loop, x innermost, so the
+// compiler can vectorise simple kernels across threads. Edge groups of a grid that is not a
+// multiple of the threadgroup are smaller, and report their real size.
+template <class Body>
+MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
+  const uint3 grid(L->grid[0], L->grid[1], L->grid[2]);
+  const uint3 tg(L->tg[0], L->tg[1], L->tg[2]);
+  const uint3 groups(L->groups[0], L->groups[1], L->groups[2]);
+  thread_ctx t;
+  t.threads_per_grid = grid;
+  t.grid_size = grid;
+  t.grid_origin = uint3(0u, 0u, 0u);
+  t.threadgroups_per_grid = groups;
+  t.dispatch_threads_per_threadgroup = tg;
+  t.thread_execution_width = 32;
+  t.threads_per_simdgroup = 32;
+  const uint dispatch_threads = tg.x * tg.y * tg.z;
+  t.dispatch_simdgroups_per_threadgroup = (dispatch_threads + 31) / 32;
+  t.dispatch_quadgroups_per_threadgroup = (dispatch_threads + 3) / 4;
+  for (unsigned long long g = g0; g < g1; ++g) {
+    const uint gx = uint(g % groups.x);
+    const uint gy = uint((g / groups.x) % groups.y);
+    const uint gz = uint(g / (unsigned long long)(groups.x * groups.y));
+    const uint ox = gx * tg.x, oy = gy * tg.y, oz = gz * tg.z;
+    const uint rx = min_u(tg.x, grid.x - ox), ry = min_u(tg.y, grid.y - oy), rz = min_u(tg.z, grid.z - oz);
+    t.threadgroup_position_in_grid = uint3(gx, gy, gz);
+    t.threads_per_threadgroup = uint3(rx, ry, rz);
+    const uint group_threads = rx * ry * rz;
+    t.simdgroups_per_threadgroup = (group_threads + 31) / 32;
+    t.quadgroups_per_threadgroup = (group_threads + 3) / 4;
+    for (uint z = 0; z < rz; ++z) {
+      for (uint y = 0; y < ry; ++y) {
+        const uint row = rx * (y + ry * z);
+        for (uint x = 0; x < rx; ++x) {
+          t.thread_position_in_threadgroup = uint3(x, y, z);
+          t.thread_position_in_grid = uint3(ox + x, oy + y, oz + z);
+          const uint index = row + x;
+          t.thread_index_in_threadgroup = index;
+          t.simdgroup_index_in_threadgroup = index / 32;
+          t.thread_index_in_simdgroup = index % 32;
+          t.quadgroup_index_in_threadgroup = index / 4;
+          t.thread_index_in_quadgroup = index % 4;
+          body(t);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace __metalgpu

@@ -1,0 +1,68 @@
+// Glue between the translator's entry points and the user's kernel functions, shared by all
+// targets: parameter types of a kernel, binding buffer slots, converting built-in values.
+#pragma once
+
+namespace __metalgpu {
+
+template <class T> struct strip { using type = T; };
+template <class T> struct strip<const T> { using type = T; };
+template <class T> struct strip<volatile T> { using type = T; };
+template <class T> struct strip<const volatile T> { using type = T; };
+template <class T> struct strip<T&> { using type = typename strip<T>::type; };
+template <class T> struct strip<T&&> { using type = typename strip<T>::type; };
+template <class T> using strip_t = typename strip<T>::type;
+
+template <int I, class... A> struct nth_arg;
+template <class H, class... T> struct nth_arg<0, H, T...> { using type = H; };
+template <int I, class H, class... T> struct nth_arg<I, H, T...> {
+  using type = typename nth_arg<I - 1, T...>::type;
+};
+
+// arg_t<decltype(&kernel), I>: the declared type of the kernel's I-th parameter.
+template <class F, int I> struct fn_arg;
+template <class R, class... A, int I> struct fn_arg<R (*)(A...), I> {
+  using type = typename nth_arg<I, A...>::type;
+};
+template <class F, int I> using arg_t = typename fn_arg<F, I>::type;
+
+// A [[buffer(n)]] slot holds a pointer to the memory the parameter sees: pointers bind to it,
+// references alias it, by-value parameters copy from it.
+template <class T> struct slot_binder {
+  static MG_FN T get(void* p) { return *static_cast<const T*>(p); }
+};
+template <class T> struct slot_binder<T*> {
+  static MG_FN T* get(void* p) { return static_cast<T*>(p); }
+};
+template <class T> struct slot_binder<T* const> {
+  static MG_FN T* get(void* p) { return static_cast<T*>(p); }
+};
+template <class T> struct slot_binder<T&> {
+  static MG_FN T& get(void* p) { return *static_cast<T*>(p); }
+};
+template <class T> MG_FN decltype(auto) slot(void* p) { return slot_binder<T>::get(p); }
+
+// Bytes of what a slot parameter points or refers to (0 for void), reported to the host so it
+// can check what is bound there.
+template <class T> struct size_or_zero { static constexpr unsigned value = sizeof(T); };
+template <> struct size_or_zero<void> { static constexpr unsigned value = 0; };
+template <class T> struct slot_size { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
+template <class T> struct slot_size<T*> { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
+template <class T> struct slot_size<T* const> { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
+template <class T> struct slot_size<T&> { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
+
+// Built-in values arrive as uint3 or uint; kernels declare them as uint, ushort, uint2, ushort3...
+template <class T> struct builtin_conv {
+  static MG_FN T from(const uint3& v) { return T(v.x); }
+  static MG_FN T from(uint v) { return T(v); }
+};
+template <class U> struct builtin_conv<metal::vec<U, 2>> {
+  static MG_FN metal::vec<U, 2> from(const uint3& v) { return metal::vec<U, 2>(U(v.x), U(v.y)); }
+};
+template <class U> struct builtin_conv<metal::vec<U, 3>> {
+  static MG_FN metal::vec<U, 3> from(const uint3& v) {
+    return metal::vec<U, 3>(U(v.x), U(v.y), U(v.z));
+  }
+};
+template <class T, class V> MG_FN T builtin_as(const V& v) { return builtin_conv<strip_t<T>>::from(v); }
+
+}  // namespace __metalgpu

@@ -1,0 +1,210 @@
+// metalgpu runtime: Metal scalar types (uint, ushort, uchar, ulong, half, bfloat).
+#pragma once
+
+typedef unsigned int uint;
+typedef unsigned short ushort;
+typedef unsigned char uchar;
+typedef unsigned long ulong;
+
+namespace metal {
+using ::uint;
+using ::ushort;
+using ::uchar;
+using ::ulong;
+
+struct mg_bits_tag {};
+
+// Bit reinterpretation between float and uint32 (union punning: fine in g++, clang, nvcc).
+MG_FN uint32_t mg_f2u(float f) { union { float f; uint32_t u; } c; c.f = f; return c.u; }
+MG_FN float mg_u2f(uint32_t u) { union { float f; uint32_t u; } c; c.u = u; return c.f; }
+
+// Round-to-nearest-even float -> IEEE binary16 bits, and back.
+MG_FN uint16_t mg_float_to_half_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  unsigned short r;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(f));
+  return r;
+#else
+  uint32_t x = mg_f2u(f);
+  uint32_t sign = (x >> 16) & 0x8000u;
+  x &= 0x7fffffffu;
+  if (x >= 0x7f800000u) return (uint16_t)(sign | (x > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (x >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);          // rounds to infinity
+  if (x < 0x38800000u) {                                              // half subnormal or zero
+    float a = mg_u2f(x) + 0.5f;                                       // ulp(0.5) == 2^-24
+    return (uint16_t)(sign | (mg_f2u(a) - 0x3f000000u));
+  }
+  x += 0xc8000fffu + ((x >> 13) & 1u);                                // rebias + round
+  return (uint16_t)(sign | (x >> 13));
+#endif
+}
+MG_FN float mg_half_bits_to_float(uint16_t h) {
+#if defined(__CUDA_ARCH__)
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+#else
+  uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
+  uint32_t e = ((uint32_t)h >> 10) & 0x1fu, m = (uint32_t)h & 0x3ffu;
+  if (e == 0) {
+    float v = (float)m * 5.9604644775390625e-08f;                     // m * 2^-24
+    return mg_u2f(mg_f2u(v) | sign);
+  }
+  if (e == 31) return mg_u2f(sign | 0x7f800000u | (m << 13));
+  return mg_u2f(sign | ((e + 112u) << 23) | (m << 13));
+#endif
+}
+MG_FN uint16_t mg_float_to_bfloat_bits(float f) {
+  uint32_t u = mg_f2u(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+MG_FN float mg_bfloat_bits_to_float(uint16_t b) { return mg_u2f((uint32_t)b << 16); }
+
+// Scalar classes (bfloat always; half when there is no _Float16).
+template<class T> struct mg_is_class_scalar : false_type {};
+template<class T> struct mg_is_builtin_arith
+    : bool_constant<is_arithmetic<T>::value && !mg_is_class_scalar<remove_cv_t<T>>::value> {};
+// Result of (class scalar X) op (builtin S): X for integers, else the wider float type.
+template<class X, class S> struct mg_mix {
+  typedef conditional_t<is_integral<S>::value, X, decltype(0.0f + declval<S>())> type;
+};
+
+struct bfloat;
+template<> struct mg_is_float_raw<bfloat> : true_type {};
+template<> struct mg_is_class_scalar<bfloat> : true_type {};
+#if MG_HALF_IS_FLOAT16
+template<> struct mg_is_float_raw<_Float16> : true_type {};
+#else
+struct half;
+template<> struct mg_is_float_raw<half> : true_type {};
+template<> struct mg_is_class_scalar<half> : true_type {};
+#endif
+
+// Operators for a 2-byte float class X holding `bits`, computing through float.
+#define MG_CLASS_SCALAR_OPS(X)                                                                   \
+  MG_FN X operator+(X a) { return a; }                                                           \
+  MG_FN X operator-(X a) { return X(mg_bits_tag(), (uint16_t)(a.bits ^ 0x8000u)); }              \
+  MG_FN X operator+(X a, X b) { return X(float(a) + float(b)); }                                 \
+  MG_FN X operator-(X a, X b) { return X(float(a) - float(b)); }                                 \
+  MG_FN X operator*(X a, X b) { return X(float(a) * float(b)); }                                 \
+  MG_FN X operator/(X a, X b) { return X(float(a) / float(b)); }                                 \
+  MG_FN bool operator==(X a, X b) { return float(a) == float(b); }                               \
+  MG_FN bool operator!=(X a, X b) { return float(a) != float(b); }                               \
+  MG_FN bool operator<(X a, X b) { return float(a) < float(b); }                                 \
+  MG_FN bool operator<=(X a, X b) { return float(a) <= float(b); }                               \
+  MG_FN bool operator>(X a, X b) { return float(a) > float(b); }                                 \
+  MG_FN bool operator>=(X a, X b) { return float(a) >= float(b); }                               \
+  MG_CLASS_SCALAR_MIX(X, +) MG_CLASS_SCALAR_MIX(X, -) MG_CLASS_SCALAR_MIX(X, *)                  \
+  MG_CLASS_SCALAR_MIX(X, /)                                                                      \
+  MG_CLASS_SCALAR_CMP(X, ==) MG_CLASS_SCALAR_CMP(X, !=) MG_CLASS_SCALAR_CMP(X, <)                \
+  MG_CLASS_SCALAR_CMP(X, <=) MG_CLASS_SCALAR_CMP(X, >) MG_CLASS_SCALAR_CMP(X, >=)
+#define MG_CLASS_SCALAR_MIX(X, OP)                                                               \
+  template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
+  MG_FN typename mg_mix<X, S>::type operator OP(X a, S b) {                                      \
+    typedef typename mg_mix<X, S>::type R;                                                       \
+    return R(float(a) OP (is_integral<S>::value ? (float)b : b));                                \
+  }                                                                                              \
+  template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
+  MG_FN typename mg_mix<X, S>::type operator OP(S a, X b) {                                      \
+    typedef typename mg_mix<X, S>::type R;                                                       \
+    return R((is_integral<S>::value ? (float)a : a) OP float(b));                                \
+  }
+#define MG_CLASS_SCALAR_CMP(X, OP)                                                               \
+  template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
+  MG_FN bool operator OP(X a, S b) { return float(a) OP b; }                                     \
+  template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
+  MG_FN bool operator OP(S a, X b) { return a OP float(b); }
+#define MG_CLASS_SCALAR_MEMBERS(X, TOF, FROMF)                                                   \
+  uint16_t bits;                                                                                 \
+  X() = default;                                                                                 \
+  MG_FN constexpr X(mg_bits_tag, uint16_t b) : bits(b) {}                                        \
+  MG_FN X(float f) : bits(FROMF(f)) {}                                                           \
+  template<class S, enable_if_t<is_arithmetic<S>::value && !is_same<S, float>::value &&          \
+                                !is_same<S, X>::value, int> = 0>                                 \
+  MG_FN X(S s) : bits(FROMF((float)s)) {}                                                        \
+  MG_FN operator float() const { return TOF(bits); }                                             \
+  MG_FN static constexpr X from_bits(uint16_t b) { return X(mg_bits_tag(), b); }                 \
+  template<class S> MG_FN X& operator+=(S o) { return *this = X(*this + o); }                    \
+  template<class S> MG_FN X& operator-=(S o) { return *this = X(*this - o); }                    \
+  template<class S> MG_FN X& operator*=(S o) { return *this = X(*this * o); }                    \
+  template<class S> MG_FN X& operator/=(S o) { return *this = X(*this / o); }                    \
+  MG_FN X& operator++() { return *this = X(float(*this) + 1.0f); }                               \
+  MG_FN X& operator--() { return *this = X(float(*this) - 1.0f); }                               \
+  MG_FN X operator++(int) { X t = *this; ++*this; return t; }                                    \
+  MG_FN X operator--(int) { X t = *this; --*this; return t; }
+
+struct bfloat {
+  MG_CLASS_SCALAR_MEMBERS(bfloat, mg_bfloat_bits_to_float, mg_float_to_bfloat_bits)
+};
+MG_CLASS_SCALAR_OPS(bfloat)
+
+#if MG_HALF_IS_FLOAT16
+typedef _Float16 half;
+#else
+struct half {
+  MG_CLASS_SCALAR_MEMBERS(half, mg_half_bits_to_float, mg_float_to_half_bits)
+};
+MG_CLASS_SCALAR_OPS(half)
+MG_FN float operator+(half a, bfloat b) { return float(a) + float(b); }
+MG_FN float operator-(half a, bfloat b) { return float(a) - float(b); }
+MG_FN float operator*(half a, bfloat b) { return float(a) * float(b); }
+MG_FN float operator/(half a, bfloat b) { return float(a) / float(b); }
+MG_FN float operator+(bfloat a, half b) { return float(a) + float(b); }
+MG_FN float operator-(bfloat a, half b) { return float(a) - float(b); }
+MG_FN float operator*(bfloat a, half b) { return float(a) * float(b); }
+MG_FN float operator/(bfloat a, half b) { return float(a) / float(b); }
+#endif
+#undef MG_CLASS_SCALAR_OPS
+#undef MG_CLASS_SCALAR_MIX
+#undef MG_CLASS_SCALAR_CMP
+#undef MG_CLASS_SCALAR_MEMBERS
+
+#if MG_HALF_IS_FLOAT16
+MG_FN uint16_t mg_half_bits(half h) { union { half h; uint16_t u; } c; c.h = h; return c.u; }
+MG_FN half mg_half_from_bits(uint16_t b) { union { half h; uint16_t u; } c; c.u = b; return c.h; }
+#define MG_HALF_CONST(BITS, VAL) ((half)(VAL))
+#else
+MG_FN uint16_t mg_half_bits(half h) { return h.bits; }
+MG_FN half mg_half_from_bits(uint16_t b) { return half(mg_bits_tag(), b); }
+#define MG_HALF_CONST(BITS, VAL) half(mg_bits_tag(), (uint16_t)(BITS))
+#endif
+
+template<> struct numeric_limits<half> {
+  static constexpr bool is_specialized = true;
+  static constexpr bool is_signed = true;
+  static constexpr bool is_integer = false;
+  static constexpr int digits = 11;
+  static constexpr bool has_infinity = true;
+  MG_FN static constexpr half min() { return MG_HALF_CONST(0x0400, 6.103515625e-05f); }
+  MG_FN static constexpr half max() { return MG_HALF_CONST(0x7bff, 65504.0f); }
+  MG_FN static constexpr half lowest() { return MG_HALF_CONST(0xfbff, -65504.0f); }
+  MG_FN static constexpr half epsilon() { return MG_HALF_CONST(0x1400, 0.0009765625f); }
+  MG_FN static constexpr half infinity() { return MG_HALF_CONST(0x7c00, __builtin_huge_valf()); }
+  MG_FN static constexpr half quiet_NaN() { return MG_HALF_CONST(0x7e00, __builtin_nanf("")); }
+};
+template<> struct numeric_limits<bfloat> {
+  static constexpr bool is_specialized = true;
+  static constexpr bool is_signed = true;
+  static constexpr bool is_integer = false;
+  static constexpr int digits = 8;
+  static constexpr bool has_infinity = true;
+  MG_FN static constexpr bfloat min() { return bfloat(mg_bits_tag(), 0x0080); }
+  MG_FN static constexpr bfloat max() { return bfloat(mg_bits_tag(), 0x7f7f); }
+  MG_FN static constexpr bfloat lowest() { return bfloat(mg_bits_tag(), 0xff7f); }
+  MG_FN static constexpr bfloat epsilon() { return bfloat(mg_bits_tag(), 0x3c00); }
+  MG_FN static constexpr bfloat infinity() { return bfloat(mg_bits_tag(), 0x7f80); }
+  MG_FN static constexpr bfloat quiet_NaN() { return bfloat(mg_bits_tag(), 0x7fc0); }
+};
+#undef MG_HALF_CONST
+
+// Floating result type of a math function on scalar T: half/bfloat stay, others -> float.
+template<class T> struct mg_float_of { typedef float type; };
+template<> struct mg_float_of<half> { typedef half type; };
+template<> struct mg_float_of<bfloat> { typedef bfloat type; };
+
+} // namespace metal
+
+using metal::half;
+using metal::bfloat;
