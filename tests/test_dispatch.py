@@ -248,7 +248,6 @@ def test_uchar_buffer_binds_to_any_pointer(lib):
 # ---------------------------------------------------------------------- threadgroup memory
 
 
-@pytest.mark.xfail(reason="issue 4: barriers on the cpu backend", strict=True)
 @pytest.mark.parametrize("tg", [32, 64, 256])
 def test_threadgroup_memory(backend, tg):
     lib = mg.Interface(backend=backend)

@@ -12,9 +12,35 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import _core, operators
-from ._core import Buffer, CompileError, DeviceInfo, MetalSize, Run
-from ._dtypes import DTypeError, metal_name
+
+def _nvrtc_dirs() -> None:
+    """Tell the core where the NVRTC wheels (`pip install metalgpu[cuda]`) keep libnvrtc."""
+    import glob
+    import importlib.util
+
+    if os.environ.get("METALGPU_NVRTC_DIRS"):
+        return
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        return
+    if spec is None or not spec.submodule_search_locations:
+        return
+    found = []
+    for root in spec.submodule_search_locations:
+        for lib in sorted(glob.glob(os.path.join(root, "*", "lib", "libnvrtc.so*")), reverse=True):
+            folder = os.path.dirname(lib)
+            if folder not in found:
+                found.append(folder)
+    if found:
+        os.environ["METALGPU_NVRTC_DIRS"] = os.pathsep.join(found)
+
+
+_nvrtc_dirs()
+
+from . import _core, operators  # noqa: E402
+from ._core import Buffer, CompileError, DeviceInfo, MetalSize, Run  # noqa: E402
+from ._dtypes import DTypeError, metal_name  # noqa: E402
 
 __version__: str = _core.__version__
 

@@ -19,10 +19,17 @@ struct PyBuffer {
   Buffer buffer;
   py::object interface_ref;  // weakref to the Interface (or None)
   py::object contents_cache; // the numpy view handed out by .contents
+  int interface_device = 0;  // device index, for DLPack
+  std::shared_ptr<Allocation> exported;  // memory handed out through __array_interface__
   void drop_cache() { contents_cache = py::none(); }
 };
 
+void init_interop(py::class_<PyBuffer>& cls);
+
 // A numpy array aliasing the buffer's memory and keeping that memory alive.
 py::object make_contents(PyBuffer& b);
+
+// Drops the cached .contents array when nothing but the cache holds it.
+void drop_unused_view(PyBuffer& b);
 
 }  // namespace metalgpu::bindings

@@ -1,6 +1,7 @@
 #include <pybind11/numpy.h>
 
 #include "bindings/bindings.hpp"
+#include "core/backend.hpp"
 
 namespace metalgpu::bindings {
 namespace {
@@ -56,7 +57,7 @@ py::object readback(PyBuffer& b) {
   py::array out(numpy_dtype(d), storage_shape(b.buffer));
   b.buffer.readback(out.mutable_data(), b.buffer.nbytes());
   if (d.lanes == 3) return out[py::make_tuple(py::ellipsis(), py::slice(0, 3, 1))].attr("copy")();
-  return std::move(out);
+  return out;
 }
 
 void upload(PyBuffer& b, py::object data) {
@@ -78,12 +79,18 @@ void upload(PyBuffer& b, py::object data) {
 }  // namespace
 
 py::object make_contents(PyBuffer& b) {
-  if (!b.contents_cache.is_none() && !b.buffer.released()) return b.contents_cache;
-  void* ptr = b.buffer.contents();  // throws if released or private
+  void* ptr = b.buffer.contents();  // throws if released or private; syncs device -> host
+  if (!b.contents_cache.is_none()) return b.contents_cache;
   auto alloc = b.buffer.allocation();
   DType d = b.buffer.dtype();
+  // The array's base owns a reference to the memory, and counts as a live host view.
+  alloc->view_opened();
   auto* keep = new std::shared_ptr<Allocation>(alloc);
-  py::capsule owner(keep, [](void* p) { delete static_cast<std::shared_ptr<Allocation>*>(p); });
+  py::capsule owner(keep, [](void* p) {
+    auto* a = static_cast<std::shared_ptr<Allocation>*>(p);
+    (*a)->view_closed();
+    delete a;
+  });
   std::vector<py::ssize_t> shape{py::ssize_t(b.buffer.count())};
   std::vector<py::ssize_t> strides{py::ssize_t(d.size())};
   if (d.lanes > 1) {
@@ -95,6 +102,11 @@ py::object make_contents(PyBuffer& b) {
   return arr;
 }
 
+void drop_unused_view(PyBuffer& b) {
+  // Only our cache holds the array: no host view is alive, so kernels need not copy to it.
+  if (!b.contents_cache.is_none() && Py_REFCNT(b.contents_cache.ptr()) == 1) b.drop_cache();
+}
+
 void init_buffer(py::module_& m) {
   py::class_<PyBuffer> cls(m, "Buffer", py::buffer_protocol(),
                            "Memory shared between the host and kernels. `.contents` is a numpy view of it.");
@@ -102,6 +114,7 @@ void init_buffer(py::module_& m) {
   heap->as_buffer.bf_getbuffer = buffer_getbuffer;
   heap->as_buffer.bf_releasebuffer = nullptr;
 
+  init_interop(cls);
   cls.def_property_readonly("contents", &make_contents,
                             "numpy array aliasing the buffer memory (no copy), writable")
       .def("release", [](PyBuffer& b) {

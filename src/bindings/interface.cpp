@@ -39,7 +39,11 @@ Size3 to_size(py::handle obj, const char* what) {
 
 Binding to_binding(py::handle item, std::size_t i) {
   if (item.is_none()) return Binding::none();
-  if (py::isinstance<PyBuffer>(item)) return Binding::of(item.cast<PyBuffer&>().buffer);
+  if (py::isinstance<PyBuffer>(item)) {
+    auto& b = item.cast<PyBuffer&>();
+    drop_unused_view(b);
+    return Binding::of(b.buffer);
+  }
   if (PyBool_Check(item.ptr())) return Binding::of_bool(item.ptr() == Py_True);
   if (PyLong_Check(item.ptr())) {
     int overflow = 0;
@@ -184,7 +188,7 @@ void init_interface(py::module_& m) {
         else if (storage == "private") s = Storage::device_private;
         else throw std::invalid_argument("[create_buffer] storage must be \"shared\" or \"private\"; got '" + storage + "'");
         auto& iface = self.cast<Interface&>();
-        PyBuffer b{iface.create_buffer(std::size_t(count), *d, s), py::none(), py::none()};
+        PyBuffer b{iface.create_buffer(std::size_t(count), *d, s), py::none(), py::none(), iface.device().index, {}};
         b.interface_ref = py::weakref(self);
         return b;
       })
@@ -220,6 +224,9 @@ void init_interface(py::module_& m) {
          py::arg("wait_for_completion") = true, py::kw_only(), py::arg("threadgroup") = py::none(),
          py::arg("threadgroup_memory") = py::none(), py::arg("textures") = py::none(),
          py::arg("samplers") = py::none())
+      .def_property("profiling", &Interface::profiling, &Interface::set_profiling,
+                    "Device timestamps for Run.gpu_time (GPU backends; off by default: they cost about "
+                    "as much as a launch). Without them gpu_time is measured on the host.")
       .def("synchronize", [](Interface& self) { py::gil_scoped_release nogil; self.synchronize(); })
       .def("_begin_batch", &Interface::begin_batch)
       .def("_end_batch", &Interface::end_batch);

@@ -20,6 +20,9 @@ namespace metalgpu {
 namespace msl {
 class Translation;
 }
+namespace detail {
+struct RunState;
+}
 
 // Backend memory. Freed by the destructor, which may run on any thread, after the Interface
 // that made it is gone: an Allocation keeps what it needs of its backend alive itself.
@@ -34,6 +37,16 @@ class Allocation {
   virtual void write(std::size_t offset, const void* src, std::size_t n);
   virtual void read(std::size_t offset, void* dst, std::size_t n) const;
   virtual void copy_to(Allocation& dst) const;
+
+  // Coherence hooks for backends whose kernels see a device copy (cuda): the host is about
+  // to use `host` directly (make it current; it may be written); host views (numpy arrays)
+  // opened and closed, so kernels' writes reach a host that can see them.
+  virtual void host_will_access() {}
+  // Device memory is handed to another library (DLPack, __cuda_array_interface__): it must be
+  // current, and whatever that library writes there is newer than the host's copy.
+  virtual void device_will_be_shared() {}
+  virtual void view_opened() {}
+  virtual void view_closed() {}
 };
 
 // One compiled translation (all its kernels) for one set of function-constant values.
@@ -47,8 +60,12 @@ struct Launch {
   const Program* program = nullptr;
   const mg_kernel_desc* kernel = nullptr;
   mg_launch args{};
-  std::vector<std::shared_ptr<Allocation>> keep_alive;  // buffers in use, by-value copies
-  std::vector<std::string> inline_bytes;                 // storage for by-value slots
+  std::shared_ptr<Allocation> buffers[MG_MAX_BUFFERS];  // what each slot binds (kept alive)
+  bool may_write[MG_MAX_BUFFERS] = {};                  // the kernel may write the slot's memory
+  std::vector<std::string> inline_bytes;                // storage for by-value slots
+  int inline_index[MG_MAX_BUFFERS];                     // slot -> inline_bytes index, or -1
+  bool wait = true;                                     // complete before dispatch() returns
+  bool profile = false;                                 // measure gpu_time with device timestamps
 };
 
 class Backend {
@@ -58,8 +75,8 @@ class Backend {
   virtual std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) = 0;
   // Compiles `translation` with `constants`; throws CompileError.
   virtual std::shared_ptr<Program> build(const msl::Translation& translation, const Constants& constants) = 0;
-  // Runs (cpu) or enqueues (gpu) the launch.
-  virtual void dispatch(Launch& launch) = 0;
+  // Runs (cpu) or enqueues (gpu) the launch; fills `run` (done, gpu_time, how to wait).
+  virtual void dispatch(Launch& launch, detail::RunState& run) = 0;
   virtual void synchronize() = 0;
 };
 

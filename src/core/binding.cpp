@@ -131,6 +131,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
     if (p.role == msl::ParamRole::buffer) by_slot[p.slot] = &p;
 
   launch.inline_bytes.reserve(MG_MAX_BUFFERS);
+  for (int& i : launch.inline_index) i = -1;
   for (int slot = 0; slot < MG_MAX_BUFFERS; ++slot) {
     const msl::KernelParam* param = by_slot[slot];
     const Where where{slot, kernel, param};
@@ -161,7 +162,9 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
         throw std::invalid_argument("[run_function] " + where.str() + " needs " + std::to_string(want_size) +
                                     " bytes; the Buffer holds " + std::to_string(state->alloc->nbytes));
       launch.args.slots[slot] = state->alloc->device;
-      launch.keep_alive.push_back(state->alloc);
+      launch.buffers[slot] = state->alloc;
+      // Unknown parameters (unused slots) count as written: the safe side for coherence.
+      launch.may_write[slot] = !param || !(param->is_const || param->address_space == "constant");
       continue;
     }
     if (!param) continue;  // a value for a slot the kernel does not use
@@ -184,6 +187,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
     // Pad so a kernel reading a whole element past a short value never leaves the copy.
     std::size_t stored = bytes.size();
     bytes.resize(std::max<std::size_t>(stored, 16) + 16, '\0');
+    launch.inline_index[slot] = int(launch.inline_bytes.size());
     launch.inline_bytes.push_back(std::move(bytes));
     launch.args.slots[slot] = launch.inline_bytes.back().data();
   }

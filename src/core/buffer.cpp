@@ -40,6 +40,7 @@ void* Buffer::contents() const {
     throw std::invalid_argument(
         "[Buffer.contents] this buffer has storage \"private\" (device memory only); use "
         "readback() to copy it to the host, or create it with storage=\"shared\"");
+  s.alloc->host_will_access();
   return s.alloc->host;
 }
 

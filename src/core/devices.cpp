@@ -2,15 +2,12 @@
 #include <stdexcept>
 
 #include "backends/cpu/cpu_backend.hpp"
+#include "backends/cuda/cuda_backend.hpp"
 #include "core/backend.hpp"
 #include "metalgpu/device.hpp"
 
 namespace metalgpu {
 
-namespace cuda {
-std::vector<DeviceInfo> probe(std::string* why);
-std::shared_ptr<Backend> create(int index);
-}  // namespace cuda
 namespace metal {
 std::vector<DeviceInfo> probe(std::string* why);
 std::shared_ptr<Backend> create(int index);

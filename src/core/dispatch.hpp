@@ -16,6 +16,11 @@ Size3 default_threadgroup(Size3 grid, std::uint32_t max_threads);
 void set_geometry(mg_launch& args, Size3 grid, Size3 threadgroup, std::uint32_t device_max,
                   const msl::KernelInfo& kernel);
 
+// Sizes the [[threadgroup(n)]] memory of `args` from the caller's {index: bytes}: every such
+// parameter of the kernel needs a size, the total must fit the device.
+void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, std::size_t>>& sizes,
+                            const msl::KernelInfo& kernel, std::uint64_t device_max);
+
 // Fills the buffer slots of `launch` from `bindings`, converting values to the declared
 // parameter types and checking what each slot receives.
 void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl::KernelInfo& kernel,

@@ -47,4 +47,32 @@ void set_geometry(mg_launch& args, Size3 grid, Size3 tg, std::uint32_t device_ma
   args.groups[2] = groups_along(grid.depth, tg.depth);
 }
 
+void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, std::size_t>>& sizes,
+                            const msl::KernelInfo& kernel, std::uint64_t device_max) {
+  std::uint64_t total = 0;
+  for (const auto& [index, bytes] : sizes) {
+    if (index < 0 || index >= MG_MAX_THREADGROUP_SLOTS)
+      throw std::invalid_argument("[run_function] threadgroup_memory index " + std::to_string(index) +
+                                  " is out of range (0..30)");
+    // Metal rounds threadgroup memory lengths up to a multiple of 16 bytes.
+    std::uint64_t rounded = (std::uint64_t(bytes) + 15) & ~std::uint64_t(15);
+    if (rounded > device_max)
+      throw std::invalid_argument("[run_function] threadgroup_memory[" + std::to_string(index) + "] = " +
+                                  std::to_string(bytes) + " bytes exceeds the device limit of " +
+                                  std::to_string(device_max) + " bytes");
+    args.threadgroup_sizes[index] = static_cast<unsigned>(rounded);
+    total += rounded;
+  }
+  if (total > device_max)
+    throw std::invalid_argument("[run_function] threadgroup memory totals " + std::to_string(total) +
+                                " bytes; the device allows " + std::to_string(device_max));
+  for (const auto& p : kernel.params) {
+    if (p.role != msl::ParamRole::threadgroup_memory) continue;
+    if (args.threadgroup_sizes[p.slot] == 0)
+      throw std::invalid_argument("[run_function] kernel '" + kernel.name + "' needs threadgroup memory for " +
+                                  "[[threadgroup(" + std::to_string(p.slot) + ")]] (parameter '" + p.name +
+                                  "'): pass threadgroup_memory={" + std::to_string(p.slot) + ": nbytes}");
+  }
+}
+
 }  // namespace metalgpu

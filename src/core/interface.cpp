@@ -71,9 +71,22 @@ Pipeline resolve(detail::InterfaceImpl& s, const std::string& name, const Consta
 
 }  // namespace
 
-bool Run::done() const { return state_->done; }
-void Run::wait() const {}
-double Run::gpu_time() const { return state_->gpu_time; }
+bool Run::done() const {
+  if (!state_->done && state_->query && state_->query(*state_)) state_->done = true;
+  return state_->done;
+}
+void Run::wait() const {
+  if (!state_->done && state_->wait) state_->wait(*state_);
+  state_->done = true;
+}
+double Run::gpu_time() const {
+  wait();
+  if (state_->timer) {
+    state_->gpu_time = state_->timer();
+    state_->timer = nullptr;
+  }
+  return state_->gpu_time;
+}
 
 Interface::Interface(const std::string& backend, int device) {
   std::string name = backend.empty() ? default_backend() : backend;
@@ -186,14 +199,17 @@ Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const
   if (!options.threadgroup && p.kernel->max_total_threads)
     tg.width = std::min(tg.width, std::max(1u, p.kernel->max_total_threads / (tg.height * tg.depth)));
   set_geometry(launch.args, grid, tg, s.device.max_threads_per_threadgroup, *p.kernel);
+  set_threadgroup_memory(launch.args, options.threadgroup_memory, *p.kernel, s.device.max_threadgroup_memory);
   bind_arguments(launch, bindings, *p.kernel, *p.desc, impl_.get());
   auto state = std::make_shared<detail::RunState>();
-  auto start = std::chrono::steady_clock::now();
-  s.backend->dispatch(launch);
-  state->gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  state->done = true;
+  launch.wait = options.wait && s.batch_depth == 0;
+  launch.profile = s.profiling;
+  s.backend->dispatch(launch, *state);
   return Run(state);
 }
+
+void Interface::set_profiling(bool on) { need(impl_).profiling = on; }
+bool Interface::profiling() const { return need(impl_).profiling; }
 
 void Interface::synchronize() { need(impl_).backend->synchronize(); }
 void Interface::begin_batch() { ++need(impl_).batch_depth; }

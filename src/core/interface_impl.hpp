@@ -1,6 +1,7 @@
 // Internal state behind the public Interface, Buffer and Run handles.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,6 +27,9 @@ struct BufferState {
 struct RunState {
   bool done = true;
   double gpu_time = 0;
+  std::function<void(RunState&)> wait;   // set by backends that complete later
+  std::function<bool(RunState&)> query;  // true once complete
+  std::function<double()> timer;         // computes gpu_time on first read (device timestamps)
 };
 
 struct InterfaceImpl {
@@ -46,6 +50,7 @@ struct InterfaceImpl {
   std::mutex buffers_mutex;
   std::vector<std::weak_ptr<BufferState>> buffers;
   int batch_depth = 0;
+  bool profiling = false;
 
   ~InterfaceImpl();
 };

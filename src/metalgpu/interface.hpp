@@ -102,6 +102,11 @@ class METALGPU_API Interface {
   Run run_function(Size3 grid, std::span<const Binding> bindings, const DispatchOptions& options = {});
   void synchronize();
 
+  // Device timestamps for Run::gpu_time (GPU backends). Off by default: on CUDA the two timing
+  // events cost about as much as the launch itself; without them gpu_time is host-measured.
+  void set_profiling(bool on);
+  bool profiling() const;
+
   // Dispatches between begin_batch() and end_batch() are submitted together at the end.
   void begin_batch();
   void end_batch();

@@ -43,6 +43,24 @@ bool is_swizzle_name(const std::string& s, std::vector<int>* lanes) {
   return false;
 }
 
+// The value of a string-literal argument: `"a" "b"` (adjacent literals, as macros with #x
+// produce them) concatenate; simple escapes are decoded.
+std::string string_value(const std::string& s) {
+  std::string out;
+  bool in = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (!in) {
+      if (c == '"') in = true;
+      continue;
+    }
+    if (c == '"') in = false;
+    else if (c == '\\' && i + 1 < s.size()) out += s[++i];
+    else out += c;
+  }
+  return out;
+}
+
 bool is_assignment(const std::string& s) {
   return s == "=" || s == "+=" || s == "-=" || s == "*=" || s == "/=" || s == "%=" || s == "&=" ||
          s == "|=" || s == "^=" || s == "<<=" || s == ">>=";
@@ -200,7 +218,8 @@ void SourceModel::analyse() {
         bool standard = !attrs.empty() && std::all_of(attrs.begin(), attrs.end(), [](auto& a) {
           return kStandardAttributes.count(a.first) != 0 || a.first.find("::") != std::string::npos;
         });
-        bool is_kernel = attrs.size() == 1 && attrs[0].first == "kernel";
+        bool is_kernel = std::any_of(attrs.begin(), attrs.end(),  // [[kernel, max_total_...]]
+                                     [](auto& a) { return a.first == "kernel"; });
         if (!standard)
           for (std::size_t k = i; k <= close; ++k) actions_[k] = TokenAction::drop;
         if (is_kernel && at_namespace_scope()) {
@@ -292,24 +311,59 @@ void SourceModel::analyse() {
           stmt = i + 1;
         } else {
           actions_[i] = TokenAction::program_constant;
+          // `static constant T x[]`: the target's specifier already says static.
+          for (std::size_t k = stmt, e = statement_end(i); k < e; ++k)
+            if (is(k, "static") && (k < i || is(k - 1, "constexpr") || is(k - 1, "constant") ||
+                                    is(k - 1, "const")))
+              actions_[k] = TokenAction::drop;
         }
         continue;
       }
     }
 
     if (kAddressSpaces.count(id)) {
-      if (id == "threadgroup" && paren == 0 && kind == Scope::other)
-        fail(i, "unsupported construct: threadgroup memory declared in a function body is not "
-                "supported by this backend yet");
       actions_[i] = TokenAction::drop;
+      if (id == "constant" && kind == Scope::cls && paren == 0) {
+        // `static const constant float max = ...;` in a struct: C++ wants constexpr for that.
+        bool has_static = false, has_constexpr = false, has_init = false;
+        for (std::size_t k = stmt, e = statement_end(i); k < e; ++k) {
+          if (is(k, "static")) has_static = true;
+          if (is(k, "constexpr")) has_constexpr = true;
+          if (is(k, "=") || is(k, "{")) has_init = true;
+        }
+        if (has_static && has_init && !has_constexpr) {
+          actions_[i] = TokenAction::replace;
+          replacements_[i] = "constexpr";
+        }
+      }
+      if (id == "threadgroup" && paren == 0 && kind == Scope::other && i == stmt &&
+          declares_storage(i)) {
+        // `threadgroup float tile[16][16];`: storage shared by the threadgroup.
+        actions_[i] = TokenAction::replace;
+        replacements_[i] = "MG_THREADGROUP_STORAGE";
+        cooperative_ = true;
+      }
     }
   }
   if (!scopes.empty()) fail(toks.size() - 1, "unbalanced '{' at end of input");
 
   for (auto& k : kernels_) {
     assign_slots(k);
-    k.cooperative = cooperative_;
+    bool uses_threadgroup_memory = false;
+    for (const auto& p : k.params) uses_threadgroup_memory |= p.role == ParamRole::threadgroup_memory;
+    k.cooperative = cooperative_ || uses_threadgroup_memory;
   }
+}
+
+// `threadgroup T name[...];` declares storage; `threadgroup T* p = ...;` only qualifies a pointer.
+bool SourceModel::declares_storage(std::size_t at) const {
+  for (std::size_t k = at + 1; k < lexed_.tokens.size(); ++k) {
+    const Token& t = lexed_.tokens[k];
+    if (t.kind != TokenKind::punct) continue;
+    if (t.text == "*" || t.text == "&" || t.text == "&&") return false;
+    if (t.text == "[" || t.text == "=" || t.text == ";" || t.text == "(" || t.text == "{") return true;
+  }
+  return false;
 }
 
 void SourceModel::find_swizzles() {
@@ -319,23 +373,88 @@ void SourceModel::find_swizzles() {
     if (actions_[i] != TokenAction::keep || toks[i].kind != TokenKind::punct) continue;
     if (toks[i].text != "." && toks[i].text != "->") continue;
     const Token& m = toks[i + 1];
-    if (m.kind != TokenKind::identifier || field_names_.count(m.text)) continue;
+    if (m.kind != TokenKind::identifier) continue;
     if (!is_swizzle_name(m.text, &lanes)) continue;
     if (i > 0 && toks[i - 1].kind == TokenKind::punct && toks[i - 1].text == "template") continue;
-    std::string repl = toks[i].text;
+    std::string member = ".";
     if (lanes.size() == 1) {
-      repl += std::string(1, "xyzw"[lanes[0]]);
+      member += std::string(1, "xyzw"[lanes[0]]);
     } else {
       bool write = i + 2 < toks.size() && toks[i + 2].kind == TokenKind::punct &&
                    is_assignment(toks[i + 2].text);
-      repl += write ? "template swz_ref<" : "template swz<";
-      for (std::size_t l = 0; l < lanes.size(); ++l) repl += (l ? "," : "") + std::to_string(lanes[l]);
-      repl += ">()";
+      member += write ? "template swz_ref<" : "template swz<";
+      for (std::size_t l = 0; l < lanes.size(); ++l) member += (l ? "," : "") + std::to_string(lanes[l]);
+      member += ">()";
+    }
+    if (field_names_.count(m.text)) {
+      // Some record has a field of this name: decide by the object's type when compiled.
+      std::size_t start = postfix_start(i);
+      if (start == std::string::npos || actions_[start] != TokenAction::keep) {
+        ++i;
+        continue;  // leave it a field access
+      }
+      const bool arrow = toks[i].text == "->";
+      const std::string obj = arrow ? "(*__mgo)" : "__mgo";
+      replacements_[start] =
+          "[](auto&& __mgo) -> decltype(auto) { if constexpr (::metal::is_vector_v<::metal::"
+          "remove_cvref_t<decltype(" + obj + ")>>) return (" + obj + member + "); else return (" +
+          obj + "." + m.text + "); }(" + toks[start].text;
+      actions_[start] = TokenAction::replace;
+      replacements_[i] = ")";
+    } else {
+      replacements_[i] = toks[i].text + member.substr(1);
     }
     actions_[i] = TokenAction::replace;
-    replacements_[i] = repl;
     actions_[i + 1] = TokenAction::drop;
     ++i;
+  }
+}
+
+// First token of the postfix expression that ends just before token `dot` (a '.' or '->'),
+// or npos where it cannot be told.
+std::size_t SourceModel::postfix_start(std::size_t dot) const {
+  static const std::set<std::string, std::less<>> kNotCallee = {
+      "return", "case", "throw", "else", "do", "co_return", "co_yield", "if", "while", "for",
+      "switch", "sizeof", "alignof", "decltype", "static_assert"};
+  auto& toks = lexed_.tokens;
+  auto back_match = [&](std::size_t close) -> std::size_t {
+    const std::string& c = toks[close].text;
+    const char* o = c == ")" ? "(" : c == "]" ? "[" : "<";
+    int depth = 0;
+    for (std::size_t k = close + 1; k-- > 0;) {
+      if (toks[k].kind != TokenKind::punct) continue;
+      if (toks[k].text == c) ++depth;
+      else if (toks[k].text == o && --depth == 0) return k;
+    }
+    return std::string::npos;
+  };
+  if (dot == 0) return std::string::npos;
+  std::size_t j = dot - 1;
+  while (true) {
+    const Token& t = toks[j];
+    std::size_t start;
+    if (t.kind == TokenKind::identifier) {
+      start = j;
+    } else if (t.kind == TokenKind::punct && (t.text == ")" || t.text == "]" || t.text == ">")) {
+      std::size_t k = back_match(j);
+      if (k == std::string::npos || k == 0) return k == 0 && t.text == ")" ? 0 : std::string::npos;
+      const Token& before = toks[k - 1];
+      bool callee = (before.kind == TokenKind::identifier && !kNotCallee.count(before.text)) ||
+                    (before.kind == TokenKind::punct &&
+                     (before.text == ")" || before.text == "]" || before.text == ">"));
+      if (t.text == ")" && !callee) return k;  // parenthesised primary expression
+      j = k - 1;
+      continue;
+    } else {
+      return std::string::npos;
+    }
+    // Qualified names and member chains continue to the left.
+    if (start >= 2 && (is(start - 1, "::") || is(start - 1, ".") || is(start - 1, "->"))) {
+      j = start - 2;
+      continue;
+    }
+    if (start >= 1 && is(start - 1, "::")) return start - 1;
+    return start;
   }
 }
 
@@ -452,7 +571,7 @@ std::size_t SourceModel::handle_kernel(std::size_t marker, std::size_t stmt_begi
   info.call = fname;
   for (auto& [name, args] : attrs) {
     if (name == "host_name" && !args.empty() && args[0].size() >= 2)
-      info.name = args[0].substr(1, args[0].size() - 2);
+      info.name = string_value(args[0]);
     if (name == "max_total_threads_per_threadgroup" && !args.empty())
       info.max_total_threads = unsigned(std::strtoul(args[0].c_str(), nullptr, 0));
   }
@@ -529,7 +648,7 @@ std::size_t SourceModel::handle_instantiation(std::size_t begin, std::size_t end
   info.file = toks[begin].file;
   for (auto& [name, args] : attrs)
     if (name == "host_name" && !args.empty() && args[0].size() >= 2)
-      info.name = args[0].substr(1, args[0].size() - 2);
+      info.name = string_value(args[0]);
   // Template arguments, to spell parameter types concretely (for the host's type checks).
   std::vector<std::string> args;
   {

@@ -80,6 +80,8 @@ class SourceModel {
   void analyse();
   void collect_field_names();
   void find_swizzles();
+  std::size_t postfix_start(std::size_t dot) const;
+  bool declares_storage(std::size_t at) const;
   void check_unsupported(std::size_t i);
   std::size_t parse_attribute(std::size_t i, std::vector<std::pair<std::string, std::vector<std::string>>>* out);
   std::size_t handle_kernel(std::size_t marker, std::size_t stmt_begin);

@@ -11,6 +11,8 @@
 namespace metalgpu::msl {
 namespace {
 
+constexpr int MG_SLOT_COUNT = 31;
+
 // Writes tokens back as text, keeping every token on the .metal line it came from: plain
 // newlines while the source moves forward a little, a #line directive otherwise.
 class LineWriter {
@@ -150,8 +152,11 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::string
           break;
       }
     }
-    out += "  __metalgpu::cpu::run_groups(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) "
-           "MG_LAMBDA_INLINE {\n";
+    // Threads that cooperate (barriers, SIMD-group functions, threadgroup memory) run as
+    // fibers; the rest as a plain loop the compiler can vectorise.
+    out += std::string("  __metalgpu::cpu::") + (k.cooperative ? "run_groups_cooperative" : "run_groups") +
+           "(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) " +
+           (k.cooperative ? "" : "MG_LAMBDA_INLINE ") + "{\n";
     out += "    (void)__t;\n    " + k.call + "(" + args + ");\n  });\n}\n";
     // Descriptor: sizes come from the compiler, so structs get Metal's layout as compiled.
     out += "static mg_kernel_desc " + sym + "_desc() {\n  using __F = decltype(&" + k.call +
@@ -164,6 +169,48 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::string
   out += "  if (cap < " + std::to_string(emitted) + "u) return " + std::to_string(emitted) + "u;\n";
   out += table;
   out += "  return " + std::to_string(emitted) + "u;\n}\n";
+}
+
+// CUDA: one __global__ entry per kernel taking the launch block by value, and per kernel a
+// device array the host reads back: the size of each [[buffer(n)]] slot's type (32 = flags).
+void emit_cuda_entries(std::string& out, const Translation& tr, const std::string* only) {
+  const auto& kernels = tr.kernels();
+  const Lexed& lexed = tr.model().lexed();
+  for (std::size_t i = 0; i < kernels.size(); ++i) {
+    const KernelInfo& k = kernels[i];
+    if (only && k.name != *only) continue;
+    const std::string sym = entry_symbol(i);
+    out += "#line " + std::to_string(k.line) + " \"" + lexed.files[k.file] + "\"\n";
+    out += "extern \"C\" __global__ void " + sym + "(const __grid_constant__ mg_launch __L) {\n";
+    out += "  using __F = decltype(&" + k.call + ");\n";
+    out += "  const __metalgpu::thread_ctx __t = __metalgpu::cuda::make_ctx(__L);\n  (void)__t;\n";
+    std::string args;
+    std::string sizes[MG_SLOT_COUNT];
+    for (std::size_t p = 0; p < k.params.size(); ++p) {
+      const KernelParam& prm = k.params[p];
+      const std::string ty = "__metalgpu::arg_t<__F, " + std::to_string(p) + ">";
+      if (!args.empty()) args += ", ";
+      switch (prm.role) {
+        case ParamRole::buffer:
+          out += "  auto&& __a" + std::to_string(p) + " = __metalgpu::slot<" + ty + ">(__metalgpu::cuda::slot_address(__L, " +
+                 std::to_string(prm.slot) + "));\n";
+          args += "__a" + std::to_string(p);
+          sizes[prm.slot] = "__metalgpu::slot_size<__metalgpu::arg_t<decltype(&" + k.call + "), " +
+                            std::to_string(p) + ">>::value";
+          break;
+        case ParamRole::builtin:
+          args += "__metalgpu::builtin_as<" + ty + ">(__t." + prm.builtin + ")";
+          break;
+        case ParamRole::threadgroup_memory:
+          args += "__metalgpu::threadgroup_slot<" + ty + ">(__L, " + std::to_string(prm.slot) + ")";
+          break;
+      }
+    }
+    out += "  " + k.call + "(" + args + ");\n}\n";
+    out += "extern \"C\" __device__ const unsigned " + sym + "_slot_sizes[" + std::to_string(MG_SLOT_COUNT + 1) + "] = {";
+    for (int s = 0; s < MG_SLOT_COUNT; ++s) out += (s ? ", " : "") + (sizes[s].empty() ? "0u" : sizes[s]);
+    out += std::string(", ") + (k.cooperative ? "1u" : "0u") + "};\n";
+  }
 }
 
 }  // namespace
@@ -240,10 +287,15 @@ std::string Translation::emit(Target target, const Constants& constants, const s
         break;
     }
   }
-  std::string out = w.take();
+  std::string out;
+  // CUDA predeclares math functions and vector types globally; user code lives in a
+  // namespace where metal's names come first (see mg_constants.h).
+  if (target == Target::cuda) out = "namespace metal_user {\n";
+  out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
   if (target == Target::cpu) emit_cpu_entries(out, *this, only);
-  else throw NotAvailable("[translate] the cuda target is not implemented yet");
+  else emit_cuda_entries(out, *this, only);
+  if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;
 }
 

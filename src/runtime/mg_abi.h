@@ -5,6 +5,8 @@
 
 #define MG_MAX_BUFFERS 31
 #define MG_MAX_THREADGROUP_SLOTS 31
+#define MG_INLINE_BYTES 512
+#define MG_NOT_INLINE 0xffffffffu
 
 // Everything one dispatch needs. Each buffer slot points at the memory the kernel sees for
 // [[buffer(n)]]: a buffer's device memory, or a copy of by-value bytes.
@@ -14,6 +16,12 @@ struct mg_launch {
   unsigned int grid[3];    // threads_per_grid
   unsigned int tg[3];      // threads_per_threadgroup as dispatched (edge groups may be smaller)
   unsigned int groups[3];  // threadgroups_per_grid
+  unsigned int group_offset[3];  // first threadgroup of this launch (a dispatch may be split)
+  // GPU targets: by-value arguments travel inside the launch block itself; slot n's bytes are
+  // at inline_data + inline_offset[n] (MG_NOT_INLINE: use slots[n]). The cpu target points
+  // slots[n] at host copies instead and leaves these unused.
+  unsigned int inline_offset[MG_MAX_BUFFERS];
+  unsigned char inline_data[MG_INLINE_BYTES] __attribute__((aligned(16)));
 };
 
 // Runs threadgroups [first, end) (linear index, x fastest) of one dispatch.

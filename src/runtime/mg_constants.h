@@ -297,9 +297,19 @@
   using metal::vec; \
   using metal::packed_vec; \
   using metal::matrix; \
-  using metal::numeric_limits;
+  using metal::numeric_limits; \
+  using metal::array; \
+  using metal::array_ref;
 
 namespace metal_user {
 MG_USING_METAL_NAMES
 using namespace metal;
 } // namespace metal_user
+
+// Function-definition macros of Apple's metal_stdlib that user code also uses.
+#ifndef METAL_FUNC
+#define METAL_FUNC MG_FN
+#endif
+#ifndef METAL_INTERNAL
+#define METAL_INTERNAL
+#endif

@@ -3,23 +3,26 @@
 #pragma once
 
 #define MG_KERNEL_FN static inline __attribute__((always_inline))
-#define MG_CONSTANT_DATA static const
+#define MG_CONSTANT_DATA const  // namespace-scope const: internal linkage already
 #define MG_EXPORT __attribute__((visibility("default")))
 #define MG_LAMBDA_INLINE __attribute__((always_inline))
+// Variables declared `threadgroup` in a kernel: one instance per OS thread, shared by the
+// fibers of the threadgroup that thread is running (see mg_cpu_fiber.h).
+#define MG_THREADGROUP_STORAGE static thread_local
 
 namespace __metalgpu {
 
 // Every built-in a kernel may ask for, named as its attribute.
 struct thread_ctx {
-  uint3 thread_position_in_grid;
-  uint3 thread_position_in_threadgroup;
-  uint3 threadgroup_position_in_grid;
-  uint3 threads_per_threadgroup;
-  uint3 threads_per_grid;
-  uint3 threadgroups_per_grid;
-  uint3 dispatch_threads_per_threadgroup;
-  uint3 grid_origin;
-  uint3 grid_size;
+  metal::uint3 thread_position_in_grid;
+  metal::uint3 thread_position_in_threadgroup;
+  metal::uint3 threadgroup_position_in_grid;
+  metal::uint3 threads_per_threadgroup;
+  metal::uint3 threads_per_grid;
+  metal::uint3 threadgroups_per_grid;
+  metal::uint3 dispatch_threads_per_threadgroup;
+  metal::uint3 grid_origin;
+  metal::uint3 grid_size;
   uint thread_index_in_threadgroup;
   uint thread_execution_width;
   uint threads_per_simdgroup;
@@ -31,7 +34,13 @@ struct thread_ctx {
   uint thread_index_in_quadgroup;
   uint quadgroups_per_threadgroup;
   uint dispatch_quadgroups_per_threadgroup;
+  void* const* threadgroup_slots;  // [[threadgroup(n)]] memory (cooperative kernels)
 };
+
+// A [[threadgroup(n)]] parameter: a pointer into the group's dynamic threadgroup memory.
+template <class T> MG_FN T threadgroup_slot(const thread_ctx& t, unsigned n) {
+  return static_cast<T>(t.threadgroup_slots[n]);
+}
 
 namespace cpu {
 
@@ -42,13 +51,14 @@ MG_FN uint min_u(uint a, uint b) { return a < b ? a : b; }
 // multiple of the threadgroup are smaller, and report their real size.
 template <class Body>
 MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
-  const uint3 grid(L->grid[0], L->grid[1], L->grid[2]);
-  const uint3 tg(L->tg[0], L->tg[1], L->tg[2]);
-  const uint3 groups(L->groups[0], L->groups[1], L->groups[2]);
+  const metal::uint3 grid(L->grid[0], L->grid[1], L->grid[2]);
+  const metal::uint3 tg(L->tg[0], L->tg[1], L->tg[2]);
+  const metal::uint3 groups(L->groups[0], L->groups[1], L->groups[2]);
   thread_ctx t;
+  t.threadgroup_slots = nullptr;
   t.threads_per_grid = grid;
   t.grid_size = grid;
-  t.grid_origin = uint3(0u, 0u, 0u);
+  t.grid_origin = metal::uint3(0u, 0u, 0u);
   t.threadgroups_per_grid = groups;
   t.dispatch_threads_per_threadgroup = tg;
   t.thread_execution_width = 32;
@@ -62,17 +72,21 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
     const uint gz = uint(g / (unsigned long long)(groups.x * groups.y));
     const uint ox = gx * tg.x, oy = gy * tg.y, oz = gz * tg.z;
     const uint rx = min_u(tg.x, grid.x - ox), ry = min_u(tg.y, grid.y - oy), rz = min_u(tg.z, grid.z - oz);
-    t.threadgroup_position_in_grid = uint3(gx, gy, gz);
-    t.threads_per_threadgroup = uint3(rx, ry, rz);
+    t.threadgroup_position_in_grid = metal::uint3(gx, gy, gz);
+    t.threads_per_threadgroup = metal::uint3(rx, ry, rz);
     const uint group_threads = rx * ry * rz;
     t.simdgroups_per_threadgroup = (group_threads + 31) / 32;
     t.quadgroups_per_threadgroup = (group_threads + 3) / 4;
     for (uint z = 0; z < rz; ++z) {
       for (uint y = 0; y < ry; ++y) {
         const uint row = rx * (y + ry * z);
-        for (uint x = 0; x < rx; ++x) {
-          t.thread_position_in_threadgroup = uint3(x, y, z);
-          t.thread_position_in_grid = uint3(ox + x, oy + y, oz + z);
+        // The grid position is the loop counter, bounded by the group's end (<= grid.x):
+        // the compiler can then prove the index never wraps and vectorise across threads.
+        const uint xend = ox + rx;
+        for (uint px = ox; px < xend; ++px) {
+          const uint x = px - ox;
+          t.thread_position_in_threadgroup = metal::uint3(x, y, z);
+          t.thread_position_in_grid = metal::uint3(px, oy + y, oz + z);
           const uint index = row + x;
           t.thread_index_in_threadgroup = index;
           t.simdgroup_index_in_threadgroup = index / 32;

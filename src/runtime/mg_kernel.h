@@ -50,16 +50,16 @@ template <class T> struct slot_size<T*> { static constexpr unsigned value = size
 template <class T> struct slot_size<T* const> { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
 template <class T> struct slot_size<T&> { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
 
-// Built-in values arrive as uint3 or uint; kernels declare them as uint, ushort, uint2, ushort3...
+// Built-in values arrive as metal::uint3 or uint; kernels declare them as uint, ushort, uint2, ushort3...
 template <class T> struct builtin_conv {
-  static MG_FN T from(const uint3& v) { return T(v.x); }
+  static MG_FN T from(const metal::uint3& v) { return T(v.x); }
   static MG_FN T from(uint v) { return T(v); }
 };
 template <class U> struct builtin_conv<metal::vec<U, 2>> {
-  static MG_FN metal::vec<U, 2> from(const uint3& v) { return metal::vec<U, 2>(U(v.x), U(v.y)); }
+  static MG_FN metal::vec<U, 2> from(const metal::uint3& v) { return metal::vec<U, 2>(U(v.x), U(v.y)); }
 };
 template <class U> struct builtin_conv<metal::vec<U, 3>> {
-  static MG_FN metal::vec<U, 3> from(const uint3& v) {
+  static MG_FN metal::vec<U, 3> from(const metal::uint3& v) {
     return metal::vec<U, 3>(U(v.x), U(v.y), U(v.z));
   }
 };

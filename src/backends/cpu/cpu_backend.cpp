@@ -15,8 +15,10 @@
 
 #include "backends/cpu/host_compiler.hpp"
 #include "backends/cpu/thread_pool.hpp"
+#include "backends/cuda/cuda_backend.hpp"
 #include "core/disk_cache.hpp"
 #include "core/hash.hpp"
+#include "core/interface_impl.hpp"
 #include "core/runtime_text.hpp"
 #include "metalgpu/errors.hpp"
 #include "msl/translator.hpp"
@@ -109,6 +111,28 @@ DeviceInfo cpu_device() {
   return d;
 }
 
+// METALGPU_CHECK_CUDA=80,90: also translate every shader for CUDA and compile it with NVRTC
+// for those architectures (no GPU needed), so CI catches CUDA translation errors.
+void check_cuda_translation(const msl::Translation& tr, const Constants& constants) {
+  const char* archs = std::getenv("METALGPU_CHECK_CUDA");
+  if (!archs || !*archs) return;
+  std::string list = archs;
+  for (std::size_t p = 0; p < list.size();) {
+    std::size_t q = list.find(',', p);
+    if (q == std::string::npos) q = list.size();
+    int sm = std::atoi(list.substr(p, q - p).c_str());
+    if (sm > 0) {
+      try {
+        cuda::check_translation(tr, constants, sm);
+      } catch (CompileError& e) {
+        throw CompileError(std::string(e.what()) + " [CUDA translation check, sm_" + std::to_string(sm) + "]",
+                           e.file(), e.line(), e.log(), e.function(), tr.source());
+      }
+    }
+    p = q + 1;
+  }
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend() : info_(cpu_device()) {}
@@ -120,10 +144,7 @@ class CpuBackend final : public Backend {
   }
 
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {
-    if (tr.model().cooperative())
-      throw CompileError("[cpu] " + tr.path() +
-                             ": barriers and SIMD-group functions are not supported by the cpu backend yet",
-                         tr.path(), 0);
+    check_cuda_translation(tr, constants);
     std::string body = tr.emit(msl::Target::cpu, constants);
     std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu)\n";
     source += runtime::common_text;
@@ -166,7 +187,8 @@ class CpuBackend final : public Backend {
     return program;
   }
 
-  void dispatch(Launch& launch) override {
+  void dispatch(Launch& launch, detail::RunState& run) override {
+    auto start = std::chrono::steady_clock::now();
     auto entry = reinterpret_cast<mg_cpu_entry>(launch.kernel->entry);
     const mg_launch* args = &launch.args;
     std::uint64_t groups = std::uint64_t(args->groups[0]) * args->groups[1] * args->groups[2];
@@ -176,6 +198,8 @@ class CpuBackend final : public Backend {
     ThreadPool::instance().parallel_for(groups, grain, [&](std::uint64_t a, std::uint64_t b) {
       entry(args, a, b);
     });
+    run.gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    run.done = true;
   }
 
   void synchronize() override {}

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <regex>
 #include <sstream>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/diagnostics.hpp"
 #include "core/disk_cache.hpp"
 #include "metalgpu/errors.hpp"
 
@@ -97,26 +97,14 @@ HostCompiler find_compiler() {
 
 // Maps the compiler's first error to a one-line message about the user's file and line.
 CompileError make_error(const std::string& log) {
-  static const std::regex where(R"(^(.*?):(\d+):(?:(\d+):)? (?:fatal )?error: (.*)$)");
-  std::istringstream in(log);
-  std::string line;
-  std::string first_msg, file;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (!std::regex_match(line, m, where)) continue;
-    std::string f = m[1];
-    bool runtime = f.rfind("metal_stdlib/", 0) == 0;
-    if (first_msg.empty() || (!runtime && file.rfind("metal_stdlib/", 0) == 0)) {
-      file = f;
-      lineno = std::stoi(m[2]);
-      first_msg = f + ":" + std::string(m[2]) + (m[3].matched ? ":" + std::string(m[3]) : "") +
-                  ": error: " + std::string(m[4]);
-      if (!runtime) break;
-    }
-  }
-  if (first_msg.empty()) first_msg = "the host compiler failed:\n" + log.substr(0, 2000);
-  return CompileError(first_msg, file, lineno, log);
+  Diagnostic d = first_error(log);
+  if (!d.found) return CompileError("the host compiler failed:\n" + log.substr(0, 2000), "", 0, log);
+  std::string message = d.file;
+  message += ":" + std::to_string(d.line);
+  if (d.column) message += ":" + std::to_string(d.column);
+  message += ": error: ";
+  message += d.text;
+  return CompileError(message, d.file, d.line, log);
 }
 
 }  // namespace

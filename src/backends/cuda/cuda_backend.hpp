@@ -1,0 +1,22 @@
+// The CUDA backend (see cuda_backend.cpp).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.hpp"
+
+namespace metalgpu::cuda {
+
+std::vector<DeviceInfo> probe(std::string* why);
+std::shared_ptr<Backend> create(int index);
+
+// The whole CUDA translation unit for a shader: runtime, then the translated code.
+std::string cuda_source(const msl::Translation& tr, const Constants& constants);
+
+// Translates for CUDA and compiles with NVRTC for compute capability `sm`, without a GPU;
+// throws CompileError. Lets CI check every kernel's CUDA translation on machines with no GPU.
+void check_translation(const msl::Translation& tr, const Constants& constants, int sm);
+
+}  // namespace metalgpu::cuda

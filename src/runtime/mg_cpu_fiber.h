@@ -1,0 +1,290 @@
+// Cooperative execution on the CPU: each thread of a threadgroup runs as a fiber (its own
+// stack) on one OS thread, switched at barriers and SIMD-group exchanges. A scheduler runs
+// every runnable fiber until it blocks; a full pass leaves each one at a barrier, at an
+// exchange, or finished. Pending exchanges are resolved first (per SIMD group); only when
+// all running threads wait at a barrier is the barrier released.
+#pragma once
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#  include <ucontext.h>
+#  define MG_FIBER_UCONTEXT 1
+#else
+#  define MG_FIBER_UCONTEXT 0
+#endif
+
+// Context switch: saves the callee-saved registers on the current stack, stores the stack
+// pointer in *save, and resumes the context whose stack pointer is `load`.
+#if defined(__x86_64__)
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".hidden mg_fiber_switch\n"
+    ".globl mg_fiber_switch\n"
+    ".type mg_fiber_switch,@function\n"
+    "mg_fiber_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size mg_fiber_switch, .-mg_fiber_switch\n");
+#elif defined(__aarch64__)
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".hidden mg_fiber_switch\n"
+    ".globl mg_fiber_switch\n"
+    ".type mg_fiber_switch,%function\n"
+    "mg_fiber_switch:\n"
+    "  sub sp, sp, #176\n"
+    "  stp x19, x20, [sp, #0]\n  stp x21, x22, [sp, #16]\n  stp x23, x24, [sp, #32]\n"
+    "  stp x25, x26, [sp, #48]\n  stp x27, x28, [sp, #64]\n  stp x29, x30, [sp, #80]\n"
+    "  stp d8, d9, [sp, #96]\n  stp d10, d11, [sp, #112]\n  stp d12, d13, [sp, #128]\n"
+    "  stp d14, d15, [sp, #144]\n"
+    "  mov x2, sp\n  str x2, [x0]\n  mov sp, x1\n"
+    "  ldp x19, x20, [sp, #0]\n  ldp x21, x22, [sp, #16]\n  ldp x23, x24, [sp, #32]\n"
+    "  ldp x25, x26, [sp, #48]\n  ldp x27, x28, [sp, #64]\n  ldp x29, x30, [sp, #80]\n"
+    "  ldp d8, d9, [sp, #96]\n  ldp d10, d11, [sp, #112]\n  ldp d12, d13, [sp, #128]\n"
+    "  ldp d14, d15, [sp, #144]\n"
+    "  add sp, sp, #176\n"
+    "  ret\n"
+    ".size mg_fiber_switch, .-mg_fiber_switch\n");
+#endif
+
+#if !MG_FIBER_UCONTEXT
+extern "C" void mg_fiber_switch(void** save, void* load);
+#endif
+
+namespace __metalgpu {
+namespace cpu {
+
+enum fiber_state : unsigned char { fiber_runnable, fiber_at_barrier, fiber_at_exchange, fiber_done };
+
+constexpr unsigned kMaxGroupThreads = 1024;
+
+struct group_runner {
+  // Fibers of the current group.
+  unsigned count = 0;
+  unsigned current = 0;
+  fiber_state state[kMaxGroupThreads];
+  void* sp[kMaxGroupThreads];
+  simd_lane lanes[kMaxGroupThreads];
+  simd_fn pending[kMaxGroupThreads];
+  thread_ctx ctx[kMaxGroupThreads];
+  void* scheduler_sp = nullptr;
+#if MG_FIBER_UCONTEXT
+  ucontext_t uc[kMaxGroupThreads];
+  ucontext_t scheduler_uc;
+#endif
+  // What every fiber runs: the entry's per-thread body, type-erased.
+  void* body = nullptr;
+  void (*invoke)(void*, const thread_ctx&) = nullptr;
+  // Stacks: one mapping, each stack above a guard page.
+  unsigned char* stacks = nullptr;
+  size_t stack_size = 0;
+  // Dynamic threadgroup memory ([[threadgroup(n)]] parameters).
+  unsigned char* tg_memory = nullptr;
+  size_t tg_capacity = 0;
+  void* tg_slots[MG_MAX_THREADGROUP_SLOTS];
+};
+
+inline group_runner*& current_runner() {
+  static thread_local group_runner* runner = nullptr;
+  return runner;
+}
+
+inline size_t fiber_stack_size() {
+  size_t kib = 64;
+  if (const char* env = getenv("METALGPU_FIBER_STACK_KB")) {
+    long v = atol(env);
+    if (v >= 16 && v <= 65536) kib = size_t(v);
+  }
+  return kib * 1024;
+}
+
+// The runner of this OS thread, made on first use and kept for the life of the module.
+inline group_runner* runner_for_this_thread() {
+  group_runner*& r = current_runner();
+  if (r) return r;
+  r = new group_runner();
+  r->stack_size = fiber_stack_size();
+  const size_t guard = 4096, slot = r->stack_size + guard;
+  void* m = mmap(nullptr, slot * kMaxGroupThreads, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) abort();
+  r->stacks = static_cast<unsigned char*>(m);
+  for (unsigned i = 0; i < kMaxGroupThreads; ++i) mprotect(r->stacks + i * slot, guard, PROT_NONE);
+  return r;
+}
+
+[[noreturn]] inline void fiber_main() {
+  group_runner* r = current_runner();
+  unsigned i = r->current;
+  r->invoke(r->body, r->ctx[i]);
+  r->state[i] = fiber_done;
+#if MG_FIBER_UCONTEXT
+  setcontext(&r->scheduler_uc);
+#else
+  void* dead;
+  mg_fiber_switch(&dead, r->scheduler_sp);
+#endif
+  __builtin_unreachable();
+}
+
+inline void fiber_start(group_runner* r, unsigned i) {
+  const size_t slot = r->stack_size + 4096;
+  unsigned char* top = r->stacks + (i + 1) * slot;  // stacks grow down from the slot's end
+#if MG_FIBER_UCONTEXT
+  getcontext(&r->uc[i]);
+  r->uc[i].uc_stack.ss_sp = top - r->stack_size;
+  r->uc[i].uc_stack.ss_size = r->stack_size;
+  r->uc[i].uc_link = nullptr;
+  makecontext(&r->uc[i], (void (*)())fiber_main, 0);
+#elif defined(__x86_64__)
+  // Six saved registers, then fiber_main as the return address: it starts as if called.
+  void** sp = reinterpret_cast<void**>(top - 64);
+  for (int k = 0; k < 6; ++k) sp[k] = nullptr;
+  sp[6] = reinterpret_cast<void*>(&fiber_main);
+  r->sp[i] = sp;
+#else
+  void** sp = reinterpret_cast<void**>(top - 176);
+  memset(sp, 0, 176);
+  sp[11] = reinterpret_cast<void*>(&fiber_main);  // x30 (link register) slot
+  r->sp[i] = sp;
+#endif
+  r->state[i] = fiber_runnable;
+}
+
+inline void resume(group_runner* r, unsigned i) {
+  r->current = i;
+#if MG_FIBER_UCONTEXT
+  swapcontext(&r->scheduler_uc, &r->uc[i]);
+#else
+  mg_fiber_switch(&r->scheduler_sp, r->sp[i]);
+#endif
+}
+
+// Called on a fiber: gives control back to the scheduler until released.
+inline void block(group_runner* r, fiber_state why) {
+  unsigned i = r->current;
+  r->state[i] = why;
+#if MG_FIBER_UCONTEXT
+  swapcontext(&r->uc[i], &r->scheduler_uc);
+#else
+  mg_fiber_switch(&r->sp[i], r->scheduler_sp);
+#endif
+}
+
+// Runs the exchanges pending in each SIMD group: lanes that called the same function together.
+inline void resolve_exchanges(group_runner* r) {
+  for (unsigned base = 0; base < r->count; base += 32) {
+    const unsigned width = r->count - base < 32 ? r->count - base : 32;
+    unsigned waiting = 0;
+    for (unsigned l = 0; l < width; ++l)
+      if (r->state[base + l] == fiber_at_exchange) waiting |= 1u << l;
+    while (waiting) {
+      const simd_fn fn = r->pending[base + __builtin_ctz(waiting)];
+      simd_call call;
+      call.active = 0;
+      call.width = width;
+      for (unsigned l = 0; l < width; ++l) {
+        if ((waiting >> l & 1u) && r->pending[base + l] == fn) {
+          call.active |= 1u << l;
+          call.lane[l] = r->lanes[base + l];
+        }
+      }
+      fn(call);
+      waiting &= ~call.active;
+      for (unsigned l = 0; l < width; ++l)
+        if (call.active >> l & 1u) r->state[base + l] = fiber_runnable;
+    }
+  }
+}
+
+// Runs the `r->count` fibers of one threadgroup to completion.
+inline void run_fibers(group_runner* r) {
+  for (unsigned i = 0; i < r->count; ++i) fiber_start(r, i);
+  for (;;) {
+    for (unsigned i = 0; i < r->count; ++i)
+      if (r->state[i] == fiber_runnable) resume(r, i);
+    unsigned at_barrier = 0, at_exchange = 0;
+    for (unsigned i = 0; i < r->count; ++i) {
+      at_barrier += r->state[i] == fiber_at_barrier;
+      at_exchange += r->state[i] == fiber_at_exchange;
+    }
+    if (at_exchange) {
+      resolve_exchanges(r);
+    } else if (at_barrier) {
+      for (unsigned i = 0; i < r->count; ++i)
+        if (r->state[i] == fiber_at_barrier) r->state[i] = fiber_runnable;
+    } else {
+      return;
+    }
+  }
+}
+
+template <class Body> void invoke_body(void* body, const thread_ctx& t) { (*static_cast<Body*>(body))(t); }
+
+// Cooperative counterpart of run_groups(): same geometry, threads as fibers.
+template <class Body>
+inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
+  group_runner* r = runner_for_this_thread();
+  using B = typename __metalgpu::strip<Body>::type;
+  r->body = const_cast<void*>(static_cast<const void*>(&body));
+  r->invoke = &invoke_body<B>;
+  // Dynamic threadgroup memory, laid out once per dispatch on this OS thread.
+  size_t need = 0;
+  size_t offsets[MG_MAX_THREADGROUP_SLOTS];
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
+    offsets[k] = need;
+    need += (size_t(L->threadgroup_sizes[k]) + 15) & ~size_t(15);
+  }
+  if (need > r->tg_capacity) {
+    free(r->tg_memory);
+    r->tg_memory = static_cast<unsigned char*>(aligned_alloc(64, (need + 63) & ~size_t(63)));
+    if (!r->tg_memory) abort();
+    r->tg_capacity = need;
+  }
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k)
+    r->tg_slots[k] = L->threadgroup_sizes[k] ? r->tg_memory + offsets[k] : nullptr;
+
+  run_groups(L, g0, g1, [&](const thread_ctx& t) {
+    // run_groups visits the group's threads in order; collect them, then run them together.
+    const unsigned index = t.thread_index_in_threadgroup;
+    r->ctx[index] = t;
+    r->ctx[index].threadgroup_slots = r->tg_slots;
+    const uint3 n = t.threads_per_threadgroup;
+    if (index + 1 == n.x * n.y * n.z) {
+      r->count = index + 1;
+      run_fibers(r);
+      r->count = 0;
+    }
+  });
+}
+
+}  // namespace cpu
+
+// The primitives declared in mg_sync.h.
+inline void threadgroup_barrier_impl() {
+  cpu::group_runner* r = cpu::current_runner();
+  if (r && r->count) cpu::block(r, cpu::fiber_at_barrier);
+}
+
+inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn) {
+  cpu::group_runner* r = cpu::current_runner();
+  const unsigned i = r->current;
+  r->lanes[i] = simd_lane{in, out, arg};
+  r->pending[i] = fn;
+  cpu::block(r, cpu::fiber_at_exchange);
+}
+
+inline unsigned simd_lane_id() {
+  cpu::group_runner* r = cpu::current_runner();
+  return r->current % 32;
+}
+
+}  // namespace __metalgpu

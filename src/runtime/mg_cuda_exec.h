@@ -1,0 +1,93 @@
+// How a kernel runs on the CUDA backend: one CUDA block per threadgroup. Edge threadgroups of
+// a grid that is not a multiple of the threadgroup are launched separately with their real
+// size (the host splits the dispatch), so no thread outside the grid ever exists and barriers
+// stay correct.
+#pragma once
+
+#define MG_KERNEL_FN static __device__ __forceinline__
+#define MG_CONSTANT_DATA __device__ const
+#define MG_THREADGROUP_STORAGE __shared__
+
+namespace __metalgpu {
+
+struct thread_ctx {
+  metal::uint3 thread_position_in_grid;
+  metal::uint3 thread_position_in_threadgroup;
+  metal::uint3 threadgroup_position_in_grid;
+  metal::uint3 threads_per_threadgroup;
+  metal::uint3 threads_per_grid;
+  metal::uint3 threadgroups_per_grid;
+  metal::uint3 dispatch_threads_per_threadgroup;
+  metal::uint3 grid_origin;
+  metal::uint3 grid_size;
+  uint thread_index_in_threadgroup;
+  uint thread_execution_width;
+  uint threads_per_simdgroup;
+  uint simdgroup_index_in_threadgroup;
+  uint thread_index_in_simdgroup;
+  uint simdgroups_per_threadgroup;
+  uint dispatch_simdgroups_per_threadgroup;
+  uint quadgroup_index_in_threadgroup;
+  uint thread_index_in_quadgroup;
+  uint quadgroups_per_threadgroup;
+  uint dispatch_quadgroups_per_threadgroup;
+};
+
+namespace cuda {
+
+__device__ __forceinline__ thread_ctx make_ctx(const mg_launch& L) {
+  thread_ctx t;
+  const metal::uint3 tg(L.tg[0], L.tg[1], L.tg[2]);
+  const metal::uint3 local(threadIdx.x, threadIdx.y, threadIdx.z);
+  const metal::uint3 group(blockIdx.x + L.group_offset[0], blockIdx.y + L.group_offset[1], blockIdx.z + L.group_offset[2]);
+  const metal::uint3 real(blockDim.x, blockDim.y, blockDim.z);
+  t.thread_position_in_threadgroup = local;
+  t.threadgroup_position_in_grid = group;
+  t.threads_per_threadgroup = real;
+  t.thread_position_in_grid = metal::uint3(group.x * tg.x + local.x, group.y * tg.y + local.y, group.z * tg.z + local.z);
+  t.threads_per_grid = metal::uint3(L.grid[0], L.grid[1], L.grid[2]);
+  t.grid_size = t.threads_per_grid;
+  t.grid_origin = metal::uint3(0u, 0u, 0u);
+  t.threadgroups_per_grid = metal::uint3(L.groups[0], L.groups[1], L.groups[2]);
+  t.dispatch_threads_per_threadgroup = tg;
+  const uint index = local.x + real.x * (local.y + real.y * local.z);
+  const uint count = real.x * real.y * real.z;
+  const uint dispatch_count = tg.x * tg.y * tg.z;
+  t.thread_index_in_threadgroup = index;
+  t.thread_execution_width = 32;
+  t.threads_per_simdgroup = 32;
+  t.simdgroup_index_in_threadgroup = index / 32;
+  t.thread_index_in_simdgroup = index % 32;
+  t.simdgroups_per_threadgroup = (count + 31) / 32;
+  t.dispatch_simdgroups_per_threadgroup = (dispatch_count + 31) / 32;
+  t.quadgroup_index_in_threadgroup = index / 4;
+  t.thread_index_in_quadgroup = index % 4;
+  t.quadgroups_per_threadgroup = (count + 3) / 4;
+  t.dispatch_quadgroups_per_threadgroup = (dispatch_count + 3) / 4;
+  return t;
+}
+
+extern __shared__ __align__(16) unsigned char dynamic_threadgroup_memory[];
+
+// Where [[buffer(n)]] lives: a device pointer, or bytes bound by value in the launch block
+// (the launch block is a __grid_constant__ parameter, so its address is valid).
+__device__ __forceinline__ void* slot_address(const mg_launch& L, unsigned n) {
+  const unsigned off = L.inline_offset[n];
+  return off == MG_NOT_INLINE ? L.slots[n] : const_cast<unsigned char*>(L.inline_data + off);
+}
+
+}  // namespace cuda
+
+// A [[threadgroup(n)]] parameter: its part of the block's dynamic shared memory.
+template <class T> __device__ __forceinline__ T threadgroup_slot(const mg_launch& L, unsigned n) {
+  unsigned offset = 0;
+  for (unsigned k = 0; k < n; ++k) offset += L.threadgroup_sizes[k];
+  return reinterpret_cast<T>(cuda::dynamic_threadgroup_memory + offset);
+}
+
+MG_DECL inline void threadgroup_barrier_impl() { __syncthreads(); }
+MG_DECL inline unsigned simd_lane_id() {
+  return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
+}
+
+}  // namespace __metalgpu

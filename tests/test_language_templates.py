@@ -1,0 +1,312 @@
+"""Issue 3, templates and function constants: host_name instantiations (decltype and typedef'd
+function types), helper templates, constexpr, static_assert, enable_if_t, is_same_v,
+numeric_limits<T>, structs with methods; [[function_constant(n)]] declarations,
+is_function_constant_defined, constants set by index and by name, one pipeline per set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import metalgpu as mg
+
+N = 64
+
+SOURCE = r"""
+#include <metal_stdlib>
+using namespace metal;
+
+// ---- helper templates, constexpr, static_assert, traits ----
+template <typename T> constexpr T kTwo = T(2);
+constexpr int kBlock = 4;
+static_assert(kBlock * 2 == 8, "constexpr arithmetic");
+
+template <typename T, int N>
+METAL_FUNC T sum_first(const device T* p) {
+  T acc = T(0);
+  for (int k = 0; k < N; ++k) acc += p[k];
+  return acc;
+}
+
+template <typename T, metal::enable_if_t<metal::is_floating_point_v<T>, bool> = true>
+inline T safe_div(T a, T b) { return b == T(0) ? metal::numeric_limits<T>::max() : a / b; }
+template <typename T, metal::enable_if_t<metal::is_integral_v<T>, bool> = true>
+inline T safe_div(T a, T b) { return b == T(0) ? metal::numeric_limits<T>::max() : a / b; }
+
+template <typename T> struct Limits {
+  static constexpr T lo() { return metal::numeric_limits<T>::lowest(); }
+  static constexpr T hi() { return metal::numeric_limits<T>::max(); }
+};
+
+template <typename T> struct Accum {
+  T value;
+  METAL_FUNC void add(T x) thread { value += x; }
+  METAL_FUNC T get() const thread { return value; }
+  static METAL_FUNC Accum make() { return Accum{T(0)}; }
+};
+
+struct Affine {
+  float scale;
+  float shift;
+  float apply(float x) const { return x * scale + shift; }
+  Affine inverse() const { return Affine{1.0f / scale, -shift / scale}; }
+};
+
+// ---- kernel templates and their instantiations ----
+template <typename T, typename U>
+[[kernel]] void convert(device const T* in [[buffer(0)]],
+                        device U* out [[buffer(1)]],
+                        uint gid [[thread_position_in_grid]]) {
+  if (metal::is_same_v<T, U>) {
+    out[gid] = in[gid];
+  } else {
+    out[gid] = static_cast<U>(in[gid]) + U(kTwo<U>) - U(2);
+  }
+}
+
+template [[host_name("convert_float_int")]] [[kernel]] decltype(convert<float, int>) convert<float, int>;
+template [[host_name("convert_int_float")]] [[kernel]] decltype(convert<int, float>) convert<int, float>;
+template [[host_name("convert_float_float")]] [[kernel]] decltype(convert<float, float>) convert<float, float>;
+
+template <typename T>
+kernel void block_sum(device const T* in [[buffer(0)]],
+                      device T* out [[buffer(1)]],
+                      uint gid [[thread_position_in_grid]]) {
+  out[gid] = sum_first<T, kBlock>(in + gid * kBlock);
+}
+typedef decltype(block_sum<float>) block_sum_f_t;
+using block_sum_i_t = decltype(block_sum<int>);
+template [[host_name("block_sum_f32")]] kernel block_sum_f_t block_sum<float>;
+template [[host_name("block_sum_i32")]] kernel block_sum_i_t block_sum<int>;
+
+template <typename T>
+[[kernel]] void divide_safe(device const T* a [[buffer(0)]],
+                            device const T* b [[buffer(1)]],
+                            device T* c [[buffer(2)]],
+                            uint gid [[thread_position_in_grid]]) {
+  c[gid] = safe_div(a[gid], b[gid]);
+}
+template [[host_name("divide_f32")]] [[kernel]] void divide_safe<float>(
+    device const float*, device const float*, device float*, uint);
+template [[host_name("divide_i32")]] [[kernel]] void divide_safe<int>(
+    device const int*, device const int*, device int*, uint);
+
+template <typename T>
+kernel void limits(device T* out [[buffer(0)]], uint gid [[thread_position_in_grid]]) {
+  out[0] = Limits<T>::lo();
+  out[1] = Limits<T>::hi();
+  out[2] = metal::numeric_limits<T>::min();
+  out[3] = T(metal::numeric_limits<T>::is_signed);
+}
+template [[host_name("limits_int")]] kernel decltype(limits<int>) limits<int>;
+template [[host_name("limits_uint")]] kernel decltype(limits<uint>) limits<uint>;
+template [[host_name("limits_short")]] kernel decltype(limits<short>) limits<short>;
+template [[host_name("limits_float")]] kernel decltype(limits<float>) limits<float>;
+
+template <typename T, int K>
+kernel void scaled(device T* x [[buffer(0)]], constant T& bias [[buffer(1)]],
+                   uint gid [[thread_position_in_grid]]) {
+  static_assert(K > 0, "K must be positive");
+  x[gid] = x[gid] * T(K) + bias;
+}
+template [[host_name("scaled3")]] kernel decltype(scaled<float, 3>) scaled<float, 3>;
+template [[host_name("scaled5")]] kernel decltype(scaled<float, 5>) scaled<float, 5>;
+
+kernel void methods(device const float* in [[buffer(0)]],
+                    device float* out [[buffer(1)]],
+                    constant Affine& tf [[buffer(2)]],
+                    uint gid [[thread_position_in_grid]]) {
+  Accum<float> acc = Accum<float>::make();
+  acc.add(tf.apply(in[gid]));
+  acc.add(tf.inverse().apply(in[gid]));
+  out[gid] = acc.get();
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def lib(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(SOURCE)
+    return iface
+
+
+def _run(iface, name, arrays, grid=N):
+    bufs = [iface.array_to_buffer(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
+            for a in arrays]
+    iface.set_function(name)
+    iface.run_function(grid, bufs)
+    return [b.contents.copy().reshape(np.shape(a)) if isinstance(b, mg.Buffer) else None
+            for a, b in zip(arrays, bufs)]
+
+
+def test_instantiations_are_listed(lib):
+    names = set(lib.function_names())
+    assert {"convert_float_int", "convert_int_float", "convert_float_float", "block_sum_f32",
+            "block_sum_i32", "divide_f32", "divide_i32", "limits_int", "limits_float",
+            "scaled3", "scaled5", "methods"} <= names
+    assert "convert" not in names and "block_sum" not in names
+
+
+def test_decltype_instantiation(lib):
+    x = np.linspace(-5.5, 5.5, N).astype(np.float32)
+    _, y = _run(lib, "convert_float_int", [x, np.zeros(N, np.int32)])
+    np.testing.assert_array_equal(y, x.astype(np.int32))
+    i = np.arange(-N // 2, N // 2, dtype=np.int32)
+    _, f = _run(lib, "convert_int_float", [i, np.zeros(N, np.float32)])
+    np.testing.assert_array_equal(f, i.astype(np.float32))
+    _, g = _run(lib, "convert_float_float", [x, np.zeros(N, np.float32)])
+    np.testing.assert_array_equal(g, x)
+
+
+def test_typedef_function_type_instantiation(lib):
+    x = np.arange(N * 4, dtype=np.float32)
+    _, y = _run(lib, "block_sum_f32", [x, np.zeros(N, np.float32)])
+    np.testing.assert_array_equal(y, x.reshape(N, 4).sum(1))
+    xi = np.arange(N * 4, dtype=np.int32) - 100
+    _, yi = _run(lib, "block_sum_i32", [xi, np.zeros(N, np.int32)])
+    np.testing.assert_array_equal(yi, xi.reshape(N, 4).sum(1))
+
+
+def test_explicit_signature_instantiation_and_enable_if(lib):
+    a = np.arange(N, dtype=np.float32)
+    b = np.where(np.arange(N) % 3 == 0, 0, 2).astype(np.float32)
+    _, _, c = _run(lib, "divide_f32", [a, b, np.zeros(N, np.float32)])
+    ref = np.where(b == 0, np.finfo(np.float32).max, a / np.where(b == 0, 1, b))
+    np.testing.assert_allclose(c, ref.astype(np.float32), rtol=1e-6)  # fast-math division
+    ai, bi = a.astype(np.int32), b.astype(np.int32)
+    _, _, ci = _run(lib, "divide_i32", [ai, bi, np.zeros(N, np.int32)])
+    np.testing.assert_array_equal(ci, np.where(bi == 0, 2**31 - 1, ai // np.where(bi == 0, 1, bi)))
+
+
+@pytest.mark.parametrize("name,dtype", [("limits_int", np.int32), ("limits_uint", np.uint32),
+                                        ("limits_short", np.int16), ("limits_float", np.float32)])
+def test_numeric_limits(lib, name, dtype):
+    (out,) = _run(lib, name, [np.zeros(4, dtype)], grid=1)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        ref = [info.min, info.max, info.min, 1 if info.min < 0 else 0]
+    else:
+        info = np.finfo(dtype)
+        ref = [-info.max, info.max, info.tiny, 1]
+    np.testing.assert_array_equal(out, np.array(ref, dtype))
+
+
+@pytest.mark.parametrize("name,k", [("scaled3", 3), ("scaled5", 5)])
+def test_non_type_template_parameter_and_scalar_argument(lib, name, k):
+    x = np.arange(N, dtype=np.float32)
+    (out, _) = _run(lib, name, [x, 0.25])
+    np.testing.assert_allclose(out, x * k + 0.25)
+
+
+def test_struct_methods_and_struct_argument(lib):
+    x = np.linspace(-1, 1, N).astype(np.float32)
+    tf = np.array([(2.0, 0.5)], dtype=[("scale", np.float32), ("shift", np.float32)])
+    _, y, _ = _run(lib, "methods", [x, np.zeros(N, np.float32), tf[0]])
+    np.testing.assert_allclose(y, (2 * x + 0.5) + (x / 2 - 0.25), rtol=1e-6, atol=1e-6)
+
+
+def test_static_assert_failure_is_a_compile_error(iface):
+    src = ("#include <metal_stdlib>\nusing namespace metal;\n"
+           "template <int K> kernel void k(device float* x [[buffer(0)]]) {\n"
+           "  static_assert(K > 0, \"K must be positive\");\n  x[0] = K;\n}\n"
+           "template [[host_name(\"k0\")]] kernel decltype(k<0>) k<0>;\n")
+    with pytest.raises(mg.CompileError, match="K must be positive"):
+        iface.load_shader_from_string(src)  # compiled when loaded or when first selected
+        iface.set_function("k0")
+
+
+# ---------------------------------------------------------------- function constants
+FC_SOURCE = r"""
+#include <metal_stdlib>
+using namespace metal;
+
+constant float alpha [[function_constant(0)]];
+constant int mode [[function_constant(1)]];
+constant bool use_bias [[function_constant(2)]];
+constant uint block [[function_constant(3)]];
+constant bool has_alpha = is_function_constant_defined(alpha);
+constant bool no_bias = !use_bias;
+constant half hscale [[function_constant(4)]];
+
+kernel void fc_apply(device float* x [[buffer(0)]],
+                     device const float* bias [[buffer(1)]],
+                     uint gid [[thread_position_in_grid]]) {
+  float v = x[gid];
+  if (has_alpha) v *= alpha;
+  switch (mode) {
+    case 1: v = v + 1.0f; break;
+    case 2: v = v * v; break;
+    default: break;
+  }
+  if (use_bias) v += bias[gid];
+  if (is_function_constant_defined(block)) v += float(gid / block);
+  if (is_function_constant_defined(hscale)) v *= float(hscale);
+  x[gid] = v;
+}
+
+kernel void fc_loop(device int* out [[buffer(0)]], uint gid [[thread_position_in_grid]]) {
+  int acc = 0;
+  for (uint k = 0; k < (is_function_constant_defined(block) ? block : 1u); ++k) acc += int(k);
+  out[gid] = acc + (no_bias ? 1000 : 0);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def fclib(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(FC_SOURCE)
+    return iface
+
+
+def _fc(iface, name, constants, x, bias=None):
+    iface.set_function(name, constants=constants)
+    bufs = [iface.array_to_buffer(x)]
+    if bias is not None:
+        bufs.append(iface.array_to_buffer(bias))
+    iface.run_function(len(x), bufs)
+    return bufs[0].contents.copy()
+
+
+def test_function_constants_by_index_and_name(fclib):
+    x = np.arange(N, dtype=np.float32)
+    bias = np.full(N, 0.5, np.float32)
+    a = _fc(fclib, "fc_apply", {0: 2.0, 1: 1, 2: True}, x, bias)
+    np.testing.assert_allclose(a, x * 2 + 1 + 0.5)
+    b = _fc(fclib, "fc_apply", {"alpha": 3.0, "mode": 2, "use_bias": False, "block": 8}, x, bias)
+    np.testing.assert_allclose(b, (x * 3) ** 2 + np.arange(N) // 8)
+    c = _fc(fclib, "fc_apply", {"mode": 0, "use_bias": False, "hscale": 0.5}, x, bias)
+    np.testing.assert_allclose(c, x * 0.5)
+    # back to the first set: its own pipeline, same result as before
+    a2 = _fc(fclib, "fc_apply", {0: 2.0, 1: 1, 2: True}, x, bias)
+    np.testing.assert_array_equal(a2, a)
+
+
+def test_function_constants_in_loops_and_derived(fclib):
+    zeros = np.zeros(N, np.int32)
+    out = _fc(fclib, "fc_loop", {"block": 5, "use_bias": True}, zeros)
+    np.testing.assert_array_equal(out, np.full(N, 10))
+    out = _fc(fclib, "fc_loop", {"use_bias": False}, zeros)
+    np.testing.assert_array_equal(out, np.full(N, 1000))
+
+
+def test_two_constant_sets_two_pipelines_same_interface(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(FC_SOURCE)
+    x = np.ones(N, np.float32)
+    bias = np.zeros(N, np.float32)
+    r1 = _fc(iface, "fc_apply", {"alpha": 2.0, "mode": 0, "use_bias": False}, x, bias)
+    r2 = _fc(iface, "fc_apply", {"alpha": 5.0, "mode": 0, "use_bias": False}, x, bias)
+    np.testing.assert_array_equal(r1, np.full(N, 2.0))
+    np.testing.assert_array_equal(r2, np.full(N, 5.0))
+
+
+def test_unknown_function_constant_is_rejected(fclib):
+    with pytest.raises((ValueError, KeyError)):
+        fclib.set_function("fc_apply", constants={"nonexistent": 1})
+
+
+def test_translate_with_constants_shows_values(backend):
+    code = mg.translate(FC_SOURCE, "fc_apply", target="cpu", constants={"alpha": 2.0, "mode": 1})
+    assert "alpha" in code and "mode" in code
