@@ -386,3 +386,173 @@ def test_address_spaces_and_swizzle_named_fields(lib):
     ref = (data + coeffs) - coeffs + (lut << 1) + 1 + 0.5
     np.testing.assert_allclose(out, ref)
     np.testing.assert_array_equal(col[:, 0], colors[:, 1])
+
+
+# ---------------------------------------------------------------- real-project idioms
+IDIOMS = r"""
+#include <metal_stdlib>
+using namespace metal;
+
+#define QK4_0 32
+typedef struct {
+    half    d;
+    uint8_t qs[QK4_0 / 2];
+} block_q4_0;
+static_assert(sizeof(block_q4_0) == sizeof(half) + QK4_0 / 2, "wrong q4_0 block size/padding");
+
+constexpr constant static float kvalues[4] = {-1.0f, -0.5f, 0.5f, 1.0f};
+
+template <typename U> struct Limits {
+  static const constant U max = metal::numeric_limits<U>::max();
+  static const constant U min = metal::numeric_limits<U>::min();
+};
+
+// ggml style: byte pointers and strides, casts through device pointers, int64_t arguments
+kernel void kernel_add(
+        device const char * src0,
+        device const char * src1,
+        device       char * dst,
+        constant  int64_t & ne00,
+        constant uint64_t & nb01,
+        uint3 tgpig[[threadgroup_position_in_grid]],
+        ushort3 tpitg[[thread_position_in_threadgroup]],
+        ushort3   ntg[[threads_per_threadgroup]]) {
+    const int64_t i01 = tgpig.x;
+    device const float4 * x = (device const float4 *) (src0 + i01*nb01);
+    device const float4 * y = (device const float4 *) (src1 + i01*nb01);
+    device float4 * z = (device float4 *) (dst + i01*nb01);
+    for (int i = tpitg.x; i < ne00/4; i += ntg.x) {
+        z[i] = x[i] + y[i];
+    }
+}
+
+template <typename type4x4>
+void dequantize_q4_0(device const block_q4_0 * xb, short il, thread type4x4 & reg) {
+    device const uint8_t * qs = xb->qs;
+    const float d = xb->d;
+    float4x4 reg_f;
+    for (int i = 0; i < 16; i++) {
+        const uint8_t q = il ? (qs[i] >> 4) : (qs[i] & 0x0F);
+        reg_f[i/4][i%4] = d * (float(q) - 8.0f);
+    }
+    reg = (type4x4) reg_f;
+}
+
+kernel void kernel_deq(device const block_q4_0 * src [[buffer(0)]],
+                       device float4x4 * dst [[buffer(1)]],
+                       device half4x4 * hdst [[buffer(2)]],
+                       uint gid [[thread_position_in_grid]]) {
+  float4x4 r;
+  dequantize_q4_0(src + gid / 2, short(gid % 2), r);
+  half4x4 h;
+  dequantize_q4_0(src + gid / 2, short(gid % 2), h);
+  dst[gid] = r;
+  hdst[gid] = h;
+}
+
+[[kernel, max_total_threads_per_threadgroup(256)]]
+void limits_k(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = (i == 0 ? Limits<float>::max : Limits<float>::min * 0.0f) + kvalues[i % 4];
+}
+
+struct complex64_t {
+  float real; float imag;
+  constexpr complex64_t(float r, float i) : real(r), imag(i) {}
+  constexpr complex64_t operator*(complex64_t b) const {
+    return {real * b.real - imag * b.imag, real * b.imag + imag * b.real};
+  }
+};
+kernel void cmul(device complex64_t* a [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  a[i] = a[i] * complex64_t(0.0f, 1.0f);
+}
+
+template <typename T> struct WorkPerThread { static constant constexpr int n = 8 / sizeof(T); };
+template <typename T, typename U, int N = WorkPerThread<T>::n>
+[[kernel]] void copy_v(device const T* src [[buffer(0)]], device U* dst [[buffer(1)]],
+                       constant uint& size, uint index [[thread_position_in_grid]]) {
+  index *= N;
+  for (int i = 0; i < N && (index + i) < size; ++i) dst[index + i] = static_cast<U>(src[index + i]);
+}
+template [[host_name("copy_v_f32_f16")]] [[kernel]] decltype(copy_v<float, half>) copy_v<float, half>;
+
+kernel void misc(device uint* out [[buffer(0)]], uint2 gid [[thread_position_in_grid]],
+                 uint2 grid [[threads_per_grid]]) {
+  half2 h = as_type<half2>(0x3c003c00u);            // two halves of 1.0
+  uint idx = gid.y * grid.x + gid.x;
+  out[idx] = uint(float(h.x + h.y)) + uint(metal::fast::exp(0.0f)) + uint(metal::precise::exp(0.0f))
+           + select(0u, 10u, idx > 3) + uint(metal::conditional_t<true, float, int>(1.5f) * 2.0f);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def idioms(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(IDIOMS)
+    return iface
+
+
+def test_ggml_style_byte_pointers(idioms):
+    rows, ne00 = 4, 32
+    a = np.random.default_rng(20).standard_normal((rows, ne00)).astype(np.float32)
+    b = np.random.default_rng(21).standard_normal((rows, ne00)).astype(np.float32)
+    bufs = [idioms.array_to_buffer(a.view(np.uint8).reshape(-1)),
+            idioms.array_to_buffer(b.view(np.uint8).reshape(-1)),
+            idioms.create_buffer(a.nbytes, "uchar"), np.int64(ne00), np.uint64(ne00 * 4)]
+    idioms.set_function("kernel_add")
+    idioms.run_function((rows * 4, 1, 1), bufs, threadgroup=(4, 1, 1))
+    np.testing.assert_array_equal(bufs[2].contents.view(np.float32).reshape(rows, ne00), a + b)
+
+
+def test_ggml_style_quantized_blocks(idioms):
+    nb = 4
+    block = np.dtype({"names": ["d", "qs"], "formats": [np.float16, (np.uint8, 16)],
+                      "offsets": [0, 2], "itemsize": 18})
+    blk = np.zeros(nb, block)
+    rng = np.random.default_rng(22)
+    blk["d"] = rng.uniform(0.5, 2, nb)
+    blk["qs"] = rng.integers(0, 256, (nb, 16))
+    out = idioms.create_buffer(2 * nb * 16, "float")
+    hout = idioms.create_buffer(2 * nb * 16, "half")
+    idioms.set_function("kernel_deq")
+    idioms.run_function(2 * nb, [idioms.array_to_buffer(blk.view(np.uint8)), out, hout])
+    q = blk["qs"].astype(np.float32)
+    lo, hi = (q.astype(np.uint8) & 0xF) - 8.0, (q.astype(np.uint8) >> 4) - 8.0
+    d = blk["d"].astype(np.float32)[:, None]
+    ref = np.stack([d * lo, d * hi], 1).reshape(-1)
+    np.testing.assert_array_equal(out.contents, ref)
+    np.testing.assert_array_equal(hout.contents, ref.astype(np.float16))
+
+
+def test_struct_static_constants_and_constexpr_tables(idioms):
+    out = idioms.create_buffer(8, "float")
+    idioms.set_function("limits_k")
+    idioms.run_function(8, [out])
+    kv = np.array([-1, -0.5, 0.5, 1], np.float32)[np.arange(8) % 4]
+    ref = kv.copy()
+    ref[0] = np.finfo(np.float32).max
+    np.testing.assert_array_equal(out.contents, ref)
+
+
+def test_struct_with_constructor_and_operators(idioms):
+    a = np.arange(2 * N, dtype=np.float32)
+    buf = idioms.array_to_buffer(a)
+    idioms.set_function("cmul")
+    idioms.run_function(N, [buf])
+    c = a.view(np.complex64) * 1j
+    np.testing.assert_array_equal(buf.contents.view(np.complex64), c)
+
+
+def test_default_template_argument_from_trait(idioms):
+    x = np.arange(N, dtype=np.float32) / 8
+    out = idioms.create_buffer(N, "half")
+    idioms.set_function("copy_v_f32_f16")
+    idioms.run_function(N // 2, [idioms.array_to_buffer(x), out, N])
+    np.testing.assert_array_equal(out.contents, x.astype(np.float16))
+
+
+def test_misc_builtins(idioms):
+    out = idioms.create_buffer(16, "uint")
+    idioms.set_function("misc")
+    idioms.run_function((4, 4), [out])
+    np.testing.assert_array_equal(out.contents, 2 + 1 + 1 + 3 + np.where(np.arange(16) > 3, 10, 0))

@@ -622,7 +622,8 @@ std::size_t SourceModel::handle_instantiation(std::size_t begin, std::size_t end
     }
     --j;
   }
-  if (!is(j, ">")) fail(begin, "cannot read the instantiated kernel's template arguments");
+  if (!is(j, ">") && !is(j, ">>"))  // `f<vec<float, 4>>`: the lexer keeps '>>' whole
+    fail(begin, "cannot read the instantiated kernel's template arguments");
   int depth = 0;
   std::size_t lt = j;
   for (; lt > begin; --lt) {
@@ -657,8 +658,10 @@ std::size_t SourceModel::handle_instantiation(std::size_t begin, std::size_t end
     for (std::size_t k = lt + 1; k <= j; ++k) {
       if (is(k, "<") || is(k, "(")) ++d;
       if ((is(k, ">") || is(k, ")")) && k != j) --d;
+      if (is(k, ">>") && k != j) d -= 2;
       if ((is(k, ",") && d == 0) || k == j) {
-        args.push_back(text(start, k));
+        // A final '>>' closes the last argument's own template too.
+        args.push_back(text(start, k) + (k == j && is(k, ">>") ? ">" : ""));
         start = k + 1;
       }
     }

@@ -121,6 +121,13 @@ inline group_runner* runner_for_this_thread() {
   return r;
 }
 
+// The next fiber after `i` that can run in this pass, or count if none.
+inline unsigned next_runnable(const group_runner* r, unsigned i) {
+  unsigned j = i + 1;
+  while (j < r->count && r->state[j] != fiber_runnable) ++j;
+  return j;
+}
+
 [[noreturn]] inline void fiber_main() {
   group_runner* r = current_runner();
   unsigned i = r->current;
@@ -129,7 +136,13 @@ inline group_runner* runner_for_this_thread() {
 #if MG_FIBER_UCONTEXT
   setcontext(&r->scheduler_uc);
 #else
+  // Hand over directly to the next runnable fiber of this pass (one switch, not two).
+  const unsigned j = next_runnable(r, i);
   void* dead;
+  if (j < r->count) {
+    r->current = j;
+    mg_fiber_switch(&dead, r->sp[j]);
+  }
   mg_fiber_switch(&dead, r->scheduler_sp);
 #endif
   __builtin_unreachable();
@@ -168,14 +181,20 @@ inline void resume(group_runner* r, unsigned i) {
 #endif
 }
 
-// Called on a fiber: gives control back to the scheduler until released.
+// Called on a fiber: blocks it until released, running the pass's next fiber meanwhile.
 inline void block(group_runner* r, fiber_state why) {
   unsigned i = r->current;
   r->state[i] = why;
 #if MG_FIBER_UCONTEXT
   swapcontext(&r->uc[i], &r->scheduler_uc);
 #else
-  mg_fiber_switch(&r->sp[i], r->scheduler_sp);
+  const unsigned j = next_runnable(r, i);
+  if (j < r->count) {
+    r->current = j;
+    mg_fiber_switch(&r->sp[i], r->sp[j]);
+  } else {
+    mg_fiber_switch(&r->sp[i], r->scheduler_sp);
+  }
 #endif
 }
 
@@ -209,8 +228,15 @@ inline void resolve_exchanges(group_runner* r) {
 inline void run_fibers(group_runner* r) {
   for (unsigned i = 0; i < r->count; ++i) fiber_start(r, i);
   for (;;) {
+#if MG_FIBER_UCONTEXT
     for (unsigned i = 0; i < r->count; ++i)
       if (r->state[i] == fiber_runnable) resume(r, i);
+#else
+    // Fibers hand over to each other in order; control returns after the pass's last one.
+    unsigned first = 0;
+    while (first < r->count && r->state[first] != fiber_runnable) ++first;
+    if (first < r->count) resume(r, first);
+#endif
     unsigned at_barrier = 0, at_exchange = 0;
     for (unsigned i = 0; i < r->count; ++i) {
       at_barrier += r->state[i] == fiber_at_barrier;

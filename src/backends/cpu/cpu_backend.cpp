@@ -144,7 +144,6 @@ class CpuBackend final : public Backend {
   }
 
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {
-    check_cuda_translation(tr, constants);
     std::string body = tr.emit(msl::Target::cpu, constants);
     std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu)\n";
     source += runtime::common_text;
@@ -183,6 +182,7 @@ class CpuBackend final : public Backend {
       if (!program) throw std::runtime_error("[cpu] the compiled module " + final_path + " cannot be loaded: " +
                                              std::string(dlerror() ? dlerror() : "unknown error"));
     }
+    check_cuda_translation(tr, constants);
     programs_[key] = program;
     return program;
   }
