@@ -268,3 +268,19 @@ def test_cpp_error_points_at_metal_line(iface):
            "  float y = x[i];\n"
            "  x[i] = undefined_function(y);\n}\n")
     _expect_error(iface, src, "undefined_function", 5)
+
+
+def test_render_functions_are_left_out(iface):
+    src = ("#include <metal_stdlib>\nusing namespace metal;\n"
+           "struct VOut { float4 pos [[position]]; float2 uv; };\n"
+           "vertex VOut vs(uint vid [[vertex_id]], const device float4* verts [[buffer(0)]]) {\n"
+           "  VOut o; o.pos = verts[vid]; o.uv = verts[vid].xy; return o;\n}\n"
+           "fragment float4 fs(VOut in [[stage_in]]) { return float4(in.uv, 0, 1); }\n"
+           "kernel void k(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {\n"
+           "  x[i] += 1;\n}\n")
+    iface.load_shader_from_string(src)
+    assert "k" in iface.function_names()
+    iface.set_function("k")
+    buf = iface.array_to_buffer(np.zeros(N, np.float32))
+    iface.run_function(N, [buf])
+    np.testing.assert_array_equal(buf.contents, np.ones(N))

@@ -310,3 +310,178 @@ def test_unknown_function_constant_is_rejected(fclib):
 def test_translate_with_constants_shows_values(backend):
     code = mg.translate(FC_SOURCE, "fc_apply", target="cpu", constants={"alpha": 2.0, "mode": 1})
     assert "alpha" in code and "mode" in code
+
+
+# ---------------------------------------------------------------- instantiation forms
+INST_SOURCE = r"""
+#include <metal_stdlib>
+using namespace metal;
+
+template <typename V>
+kernel void scale_v(device V* x [[buffer(0)]], uint i [[thread_position_in_grid]]) { x[i] *= 2; }
+// nested template arguments closing with '>>'
+template [[host_name("scale_f4")]] kernel decltype(scale_v<vec<float, 4>>) scale_v<vec<float, 4>>;
+template [[host_name("scale_f2")]] [[kernel]] void scale_v<vec<float,2>>(device vec<float,2>*, uint);
+
+template <typename T, typename Arr>
+kernel void arr_k(device T* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  Arr a;
+  a[0] = x[i];
+  x[i] = a[0] + T(a.size());
+}
+template [[host_name("arr_k")]] kernel decltype(arr_k<float, array<float, 3>>) arr_k<float, array<float, 3>>;
+
+// PyTorch MPS style: explicit signatures with attributes, registered by a macro
+template <typename T>
+kernel void neg_op(constant T* a [[buffer(0)]], device T* out [[buffer(1)]],
+                   uint id [[thread_position_in_grid]]) {
+  out[id] = -a[id];
+}
+#define REGISTER_NEG(DTYPE)                                              \
+  template [[host_name("neg_" #DTYPE)]] kernel void neg_op<DTYPE>(       \
+      constant DTYPE * a [[buffer(0)]], device DTYPE * out [[buffer(1)]], \
+      uint id [[thread_position_in_grid]]);
+REGISTER_NEG(float);
+REGISTER_NEG(half);
+REGISTER_NEG(int);
+
+// helper templates in namespaces, struct templates with default arguments
+namespace detail {
+template <typename T> METAL_FUNC T softplus(T x) { return log(1 + exp(x)); }
+}
+template <typename T, int BM = 4>
+struct Tile {
+  T data[BM];
+  METAL_FUNC void load(const device T* src) { for (int i = 0; i < BM; i++) data[i] = src[i]; }
+  METAL_FUNC T sum() const { T s = 0; for (int i = 0; i < BM; i++) s += data[i]; return s; }
+};
+template <typename T>
+[[kernel]] void tile_sum(const device T* in [[buffer(0)]], device T* out [[buffer(1)]],
+                         const constant int& n [[buffer(2)]], uint gid [[thread_position_in_grid]]) {
+  Tile<T> t;
+  t.load(in + gid * 4);
+  out[gid] = detail::softplus(t.sum()) * T(n > 0);
+}
+template [[host_name("tile_sum_float")]] [[kernel]] decltype(tile_sum<float>) tile_sum<float>;
+"""
+
+
+@pytest.fixture(scope="module")
+def instlib(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(INST_SOURCE)
+    return iface
+
+
+@pytest.mark.parametrize("name,per", [("scale_f4", 4), ("scale_f2", 2)])
+def test_nested_template_argument_instantiation(instlib, name, per):
+    x = instlib.array_to_buffer(np.arange(N, dtype=np.float32))
+    instlib.set_function(name)
+    instlib.run_function(N // per, [x])
+    np.testing.assert_array_equal(x.contents, np.arange(N) * 2)
+
+
+def test_metal_array_as_template_argument(instlib):
+    x = instlib.array_to_buffer(np.arange(N, dtype=np.float32))
+    instlib.set_function("arr_k")
+    instlib.run_function(N, [x])
+    np.testing.assert_array_equal(x.contents, np.arange(N) + 3)
+
+
+@pytest.mark.parametrize("dtype", ["float", "half", "int"])
+def test_pytorch_style_registration(instlib, dtype):
+    a = instlib.array_to_buffer(np.arange(N).astype({"float": np.float32, "half": np.float16,
+                                                      "int": np.int32}[dtype]))
+    out = instlib.create_buffer(N, dtype)
+    instlib.set_function(f"neg_{dtype}")
+    instlib.run_function(N, [a, out])
+    np.testing.assert_array_equal(out.contents, -a.contents)
+
+
+def test_namespaced_helpers_and_struct_templates(instlib):
+    x = np.random.default_rng(5).uniform(-1, 1, 4 * N).astype(np.float32)
+    out = instlib.create_buffer(N, "float")
+    instlib.set_function("tile_sum_float")
+    instlib.run_function(N, [instlib.array_to_buffer(x), out, 1])
+    s = x.reshape(N, 4).sum(1).astype(np.float64)
+    np.testing.assert_allclose(out.contents, np.log1p(np.exp(s)), rtol=1e-5)
+
+
+COND_SOURCE = r"""
+#include <metal_stdlib>
+using namespace metal;
+constant bool use_bias [[function_constant(10)]];
+constant bool do_axpby = use_bias;   // derived, MLX steel-gemm style
+
+kernel void gemv_like(device const float* x [[buffer(0)]],
+                      device float* y [[buffer(1)]],
+                      device const float* bias [[buffer(2), function_constant(use_bias)]],
+                      constant float& alpha [[buffer(3), function_constant(do_axpby)]],
+                      uint i [[thread_position_in_grid]]) {
+  float v = 2.0f * x[i];
+  if (use_bias) v = alpha * v + bias[i];
+  y[i] = v;
+}
+"""
+
+
+def test_parameters_conditional_on_function_constants(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(COND_SOURCE)
+    x = iface.array_to_buffer(np.arange(N, dtype=np.float32))
+    y = iface.create_buffer(N, "float")
+    iface.set_function("gemv_like", constants={"use_bias": True})
+    iface.run_function(N, [x, y, iface.array_to_buffer(np.ones(N, np.float32)), 0.5])
+    np.testing.assert_array_equal(y.contents, np.arange(N) + 1)
+    iface.set_function("gemv_like", constants={"use_bias": False})
+    iface.run_function(N, [x, y])  # the conditional slots stay empty
+    np.testing.assert_array_equal(y.contents, np.arange(N) * 2)
+
+
+
+# ---------------------------------------------------------------- address-space overloads
+ASPACE_SOURCE = r"""
+#include <metal_stdlib>
+using namespace metal;
+template <typename T>
+static constexpr constant bool can_convert_to_complex64 =
+    !is_same_v<T, struct complex64_t> && is_convertible_v<T, float>;
+struct complex64_t {
+  float real;
+  float imag;
+  constexpr complex64_t(float real, float imag) : real(real), imag(imag) {};
+  constexpr complex64_t() : real(0), imag(0) {};
+  constexpr complex64_t() threadgroup : real(0), imag(0) {};
+  template <typename T, typename = typename enable_if<can_convert_to_complex64<T>>::type>
+  constexpr complex64_t(T x) thread : real(x), imag(0) {}
+  template <typename T, typename = typename enable_if<can_convert_to_complex64<T>>::type>
+  constexpr complex64_t(T x) threadgroup : real(x), imag(0) {}
+  template <typename T, typename = typename enable_if<can_convert_to_complex64<T>>::type>
+  constexpr complex64_t(T x) device : real(x), imag(0) {}
+  template <typename T, typename = typename enable_if<can_convert_to_complex64<T>>::type>
+  constexpr complex64_t(T x) constant : real(x), imag(0) {}
+  float norm() const thread { return real * real + imag * imag; }
+  float norm() const device { return real * real + imag * imag; }
+};
+constexpr complex64_t operator*(complex64_t a, complex64_t b) {
+  return {a.real * b.real - a.imag * b.imag, a.real * b.imag + a.imag * b.real};
+}
+kernel void cm(device complex64_t* a [[buffer(0)]], device float* n [[buffer(1)]], uint i [[thread_position_in_grid]]) {
+  complex64_t s = 2.0f;
+  a[i] = a[i] * s;
+  n[i] = a[i].norm();
+}
+"""
+
+
+def test_member_overloads_on_address_space(backend):
+    # MLX's complex64_t: the same constructor/method for thread, threadgroup, device, constant
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(ASPACE_SOURCE)
+    a = np.arange(2 * N, dtype=np.float32)
+    buf, norm = iface.array_to_buffer(a), iface.create_buffer(N, "float")
+    iface.set_function("cm")
+    iface.run_function(N, [buf, norm])
+    c = a.view(np.complex64) * 2
+    np.testing.assert_array_equal(buf.contents.view(np.complex64), c)
+    np.testing.assert_allclose(norm.contents, np.abs(c) ** 2, rtol=1e-6)

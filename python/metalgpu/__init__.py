@@ -111,6 +111,13 @@ class Interface(_core.Interface):
         buf.upload(arr.reshape(-1))
         return buf
 
+    def wrap(self, array: np.ndarray) -> Buffer:
+        """A Buffer over `array`'s own memory, without a copy (cpu backend; the array must be
+        C-contiguous and writable). The Buffer keeps the array alive."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"wrap() takes a numpy array; got {type(array).__name__}")
+        return self._wrap(array.reshape(-1) if array.ndim != 1 else array, metal_name(array.dtype))
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Dispatches inside the block are encoded together and submitted at its end."""

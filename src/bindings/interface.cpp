@@ -1,3 +1,4 @@
+#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <limits>
@@ -189,6 +190,24 @@ void init_interface(py::module_& m) {
         else throw std::invalid_argument("[create_buffer] storage must be \"shared\" or \"private\"; got '" + storage + "'");
         auto& iface = self.cast<Interface&>();
         PyBuffer b{iface.create_buffer(std::size_t(count), *d, s), py::none(), py::none(), iface.device().index, {}};
+        b.interface_ref = py::weakref(self);
+        return b;
+      })
+      .def("_wrap", [](py::object self, py::array arr, const std::string& dtype) {
+        if (!(arr.flags() & py::array::c_style))
+          throw std::invalid_argument("[wrap] the array must be C-contiguous (np.ascontiguousarray makes a copy)");
+        if (!arr.writeable()) throw std::invalid_argument("[wrap] the array is read-only");
+        auto d = DType::parse(dtype);
+        if (!d) throw TypeMismatch("[wrap] unsupported dtype '" + dtype + "'");
+        // Keeps the array alive; released under the GIL, whichever thread lets go last.
+        auto* ref = new py::object(arr);
+        std::shared_ptr<void> owner(ref, [](void* p) {
+          py::gil_scoped_acquire gil;
+          delete static_cast<py::object*>(p);
+        });
+        auto& iface = self.cast<Interface&>();
+        std::size_t count = std::size_t(arr.size()) / d->lanes;
+        PyBuffer b{iface.wrap(arr.mutable_data(), count, *d, owner), py::none(), py::none(), iface.device().index, {}};
         b.interface_ref = py::weakref(self);
         return b;
       })

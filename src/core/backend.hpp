@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ class Program {
  public:
   virtual ~Program() = default;
   virtual const mg_kernel_desc* find(const std::string& name) const = 0;
+  // The most threads per threadgroup the compiled kernel allows (Metal: the pipeline state's
+  // maxTotalThreadsPerThreadgroup); 0 = no limit beyond the device's.
+  virtual std::uint32_t max_total_threads(const mg_kernel_desc&) const { return 0; }
 };
 
 struct Launch {
@@ -73,6 +77,9 @@ class Backend {
   virtual ~Backend() = default;
   virtual const DeviceInfo& info() const = 0;
   virtual std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) = 0;
+  // Uses existing host memory as a buffer without copying; `owner` keeps it alive. Throws
+  // std::invalid_argument (saying why) where the backend cannot use that memory directly.
+  virtual std::shared_ptr<Allocation> wrap(void* host, std::size_t nbytes, std::shared_ptr<void> owner);
   // Compiles `translation` with `constants`; throws CompileError.
   virtual std::shared_ptr<Program> build(const msl::Translation& translation, const Constants& constants) = 0;
   // Runs (cpu) or enqueues (gpu) the launch; fills `run` (done, gpu_time, how to wait).

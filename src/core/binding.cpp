@@ -137,7 +137,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
     const Where where{slot, kernel, param};
     const Binding* b = slot < int(bindings.size()) ? &bindings[slot] : nullptr;
     if (!b || b->kind == Binding::Kind::empty) {
-      if (param)
+      if (param && param->function_constant.empty())  // conditional parameters may stay empty
         throw std::invalid_argument("[run_function] " + where.str() + " is not bound (the buffer list has " +
                                     std::to_string(bindings.size()) + " entries)");
       continue;

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/backend.hpp"
 #include "core/interface_impl.hpp"
 #include "metalgpu/errors.hpp"
 
@@ -14,6 +15,11 @@ void Allocation::read(std::size_t offset, void* dst, std::size_t n) const {
 }
 void Allocation::copy_to(Allocation& dst) const {
   dst.write(0, host ? host : device, std::min(nbytes, dst.nbytes));
+}
+
+std::shared_ptr<Allocation> Backend::wrap(void*, std::size_t, std::shared_ptr<void>) {
+  throw std::invalid_argument("[wrap] the " + info().backend +
+                              " backend cannot use host memory directly; use array_to_buffer() (one copy)");
 }
 
 namespace {

@@ -183,6 +183,22 @@ Buffer Interface::create_buffer(std::size_t count, DType dtype, Storage storage)
   return Buffer(std::move(state));
 }
 
+Buffer Interface::wrap(void* host, std::size_t count, DType dtype, std::shared_ptr<void> owner) {
+  auto& s = need(impl_);
+  if (count == 0) throw std::invalid_argument("[wrap] the array is empty");
+  if (reinterpret_cast<std::uintptr_t>(host) % dtype.scalar_size() != 0)
+    throw std::invalid_argument("[wrap] the memory is not aligned to its element size");
+  auto state = std::make_shared<detail::BufferState>();
+  state->alloc = s.backend->wrap(host, count * dtype.size(), std::move(owner));
+  state->count = count;
+  state->dtype = dtype;
+  state->storage = Storage::shared;
+  state->owner = impl_;
+  std::lock_guard<std::mutex> lock(s.buffers_mutex);
+  s.buffers.push_back(state);
+  return Buffer(std::move(state));
+}
+
 Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const DispatchOptions& options) {
   auto& s = need(impl_);
   Pipeline p{s.program, s.desc, s.kernel};
@@ -195,10 +211,13 @@ Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const
   Launch launch;
   launch.program = p.program.get();
   launch.kernel = p.desc;
-  Size3 tg = options.threadgroup ? *options.threadgroup : default_threadgroup(grid, s.device.max_threads_per_threadgroup);
+  // The pipeline may allow fewer threads per threadgroup than the device (Metal reports it).
+  std::uint32_t max_threads = s.device.max_threads_per_threadgroup;
+  if (std::uint32_t m = p.program->max_total_threads(*p.desc); m && m < max_threads) max_threads = m;
+  Size3 tg = options.threadgroup ? *options.threadgroup : default_threadgroup(grid, max_threads);
   if (!options.threadgroup && p.kernel->max_total_threads)
     tg.width = std::min(tg.width, std::max(1u, p.kernel->max_total_threads / (tg.height * tg.depth)));
-  set_geometry(launch.args, grid, tg, s.device.max_threads_per_threadgroup, *p.kernel);
+  set_geometry(launch.args, grid, tg, max_threads, *p.kernel);
   set_threadgroup_memory(launch.args, options.threadgroup_memory, *p.kernel, s.device.max_threadgroup_memory);
   bind_arguments(launch, bindings, *p.kernel, *p.desc, impl_.get());
   auto state = std::make_shared<detail::RunState>();

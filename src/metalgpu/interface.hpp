@@ -99,6 +99,9 @@ class METALGPU_API Interface {
   std::uint32_t max_threads_per_group() const;
 
   Buffer create_buffer(std::size_t count, DType dtype, Storage storage = Storage::shared);
+  // A buffer over existing host memory, without a copy (backends that can address it: cpu).
+  // `owner` keeps the memory alive for as long as the buffer or any view needs it.
+  Buffer wrap(void* host, std::size_t count, DType dtype, std::shared_ptr<void> owner);
   Run run_function(Size3 grid, std::span<const Binding> bindings, const DispatchOptions& options = {});
   void synchronize();
 

@@ -84,6 +84,7 @@ SourceModel::SourceModel(Lexed lexed, std::string main_path)
     : lexed_(std::move(lexed)), main_path_(std::move(main_path)) {
   actions_.assign(lexed_.tokens.size(), TokenAction::keep);
   analyse();
+  drop_address_space_overloads();
   find_swizzles();
 }
 
@@ -301,6 +302,27 @@ void SourceModel::analyse() {
         handle_kernel(i, stmt);
         continue;
       }
+      if (id == "vertex" || id == "fragment") {
+        // Render-stage functions cannot run in a compute dispatch: leave them out, so the
+        // kernels of a library that also holds them still build.
+        std::size_t k = i + 1;
+        while (k < toks.size() && toks[k].kind != TokenKind::end && !is(k, "(") && !is(k, ";")) ++k;
+        if (k < toks.size() && is(k, "(")) {
+          k = matching(k) + 1;
+          int depth = 0;
+          while (k < toks.size() && toks[k].kind != TokenKind::end) {
+            if (is(k, "(") || is(k, "[")) ++depth;
+            else if (is(k, ")") || is(k, "]")) --depth;
+            else if (depth == 0 && is(k, "{")) { k = matching(k); break; }
+            else if (depth == 0 && is(k, ";")) break;
+            ++k;
+          }
+          for (std::size_t d = stmt; d <= k && d < toks.size(); ++d) actions_[d] = TokenAction::drop;
+          i = k;
+          stmt = k + 1;
+          continue;
+        }
+      }
       if (id == "constant") {
         std::size_t end = statement_end(i);
         bool fc = false;
@@ -407,6 +429,75 @@ void SourceModel::find_swizzles() {
     actions_[i] = TokenAction::replace;
     actions_[i + 1] = TokenAction::drop;
     ++i;
+  }
+}
+
+// Metal overloads member functions on the object's address space (`T get() thread`,
+// `T get() device`, MLX's complex64_t constructors ...). Without address spaces those are
+// one function defined several times: keep the first of each, drop the others.
+void SourceModel::drop_address_space_overloads() {
+  auto& toks = lexed_.tokens;
+  std::vector<std::size_t> braces;  // open '{' indices
+  std::set<std::pair<std::size_t, std::string>> seen;
+  std::unordered_map<std::size_t, bool> is_class;
+  auto class_body = [&](std::size_t open) {  // does this '{' open a struct/class/union body?
+    auto it = is_class.find(open);
+    if (it != is_class.end()) return it->second;
+    bool record = false;
+    for (std::size_t k = open; k-- > 0;) {
+      if (is(k, ";") || is(k, "}") || is(k, "{") || is(k, ")")) break;
+      if (is(k, "struct") || is(k, "class") || is(k, "union")) record = true;
+    }
+    return is_class[open] = record;
+  };
+  for (std::size_t c = 0; c < toks.size() && toks[c].kind != TokenKind::end; ++c) {
+    if (toks[c].kind != TokenKind::punct) continue;
+    if (toks[c].text == "{") braces.push_back(c);
+    else if (toks[c].text == "}" && !braces.empty()) braces.pop_back();
+    if (toks[c].text != ")" || braces.empty()) continue;
+    std::size_t q = c + 1;
+    while (q < toks.size() && (is(q, "const") || is(q, "volatile"))) ++q;
+    const bool qualified =
+        q < toks.size() && toks[q].kind == TokenKind::identifier && kAddressSpaces.count(toks[q].text);
+    std::size_t after = qualified ? q + 1 : q;
+    while (after < toks.size() && (is(after, "const") || is(after, "volatile"))) ++after;
+    if (after >= toks.size() || !(is(after, "{") || is(after, ":") || is(after, ";") ||
+                                  is(after, "noexcept") || is(after, "=") || is(after, "->")))
+      continue;
+    if (!class_body(braces.back())) continue;
+    // Start of the member declaration: after the previous ';', '}', '{' or access label.
+    std::size_t start = c;
+    int depth = 0;
+    while (start > braces.back() + 1) {
+      const std::size_t k = start - 1;
+      if (is(k, ")") || is(k, "]") || is(k, ">")) ++depth;
+      else if (is(k, ">>")) depth += 2;
+      else if (is(k, "(") || is(k, "[") || is(k, "<")) --depth;
+      else if (depth <= 0 && (is(k, ";") || is(k, "}") || is(k, "{") ||
+                              (is(k, ":") && k >= 1 && (is(k - 1, "public") || is(k - 1, "private") ||
+                                                        is(k - 1, "protected")))))
+        break;
+      --start;
+    }
+    // End: the body's closing brace, or the ';' of a declaration.
+    std::size_t end = after;
+    int d = 0;
+    for (; end < toks.size() && toks[end].kind != TokenKind::end; ++end) {
+      if (is(end, "(") || is(end, "[")) ++d;
+      else if (is(end, ")") || is(end, "]")) --d;
+      else if (d == 0 && is(end, "{")) { end = matching(end); break; }
+      else if (d == 0 && is(end, ";")) break;
+    }
+    std::string key;
+    for (std::size_t k = start; k <= c; ++k)
+      if (!(toks[k].kind == TokenKind::identifier && kAddressSpaces.count(toks[k].text)))
+        key += toks[k].text + " ";
+    for (std::size_t k = c + 1; k < after; ++k)
+      if (is(k, "const") || is(k, "volatile")) key += toks[k].text + " ";
+    if (!seen.insert({braces.back(), key}).second) {
+      for (std::size_t k = start; k <= end && k < toks.size(); ++k) actions_[k] = TokenAction::drop;
+    }
+    c = end < toks.size() && is(end, "}") ? end : c;
   }
 }
 
@@ -522,8 +613,8 @@ KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const s
                name == "amplification_id") {
       fail(begin, "unsupported construct: [[" + name + "]] on " + where);
     } else if (name == "function_constant") {
-      fail(begin, "unsupported construct: optional kernel parameters ([[function_constant]] on " +
-                      where + ")");
+      // Present only when that constant is true: the host may leave its slot empty.
+      p.function_constant = args.empty() ? std::string("?") : args[0];
     }
   }
   if (p.role == ParamRole::buffer && p.address_space == "threadgroup")

@@ -28,6 +28,7 @@ struct KernelParam {
   ParamRole role = ParamRole::buffer;
   int slot = -1;              // [[buffer(n)]] or [[threadgroup(n)]] index
   std::string builtin;        // e.g. "thread_position_in_grid"
+  std::string function_constant;  // [[function_constant(c)]]: exists only when c is true
   int line = 0;
 };
 
@@ -80,6 +81,7 @@ class SourceModel {
   void analyse();
   void collect_field_names();
   void find_swizzles();
+  void drop_address_space_overloads();
   std::size_t postfix_start(std::size_t dot) const;
   bool declares_storage(std::size_t at) const;
   void check_unsupported(std::size_t i);

@@ -81,6 +81,30 @@ class LineWriter {
   int line_ = 0;
 };
 
+// Bits of the nearest half (binary16) or bfloat to d, ties to even.
+std::uint16_t small_float_bits(double d, bool bfloat) {
+  const int mant = bfloat ? 7 : 10, bias = bfloat ? 127 : 15, max_exp = bfloat ? 255 : 31;
+  const std::uint32_t sign = std::signbit(d) ? 0x8000u : 0u;
+  if (std::isnan(d)) return std::uint16_t(sign | (bfloat ? 0x7fc0u : 0x7e00u));
+  const std::uint32_t inf = std::uint32_t(max_exp) << mant;
+  const double a = std::fabs(d);
+  if (std::isinf(a)) return std::uint16_t(sign | inf);
+  if (a == 0.0) return std::uint16_t(sign);
+  int e = 0;
+  std::frexp(a, &e);
+  int exp = e - 1;                       // a in [2^exp, 2^(exp+1))
+  if (exp < 1 - bias) exp = 1 - bias;    // subnormal: fixed exponent
+  double q = std::nearbyint(std::ldexp(a, mant - exp));  // significand, ties to even
+  if (q >= std::ldexp(1.0, mant + 1)) {
+    q /= 2;
+    ++exp;
+  }
+  const std::uint32_t m = std::uint32_t(q), hidden = 1u << mant;
+  if (m < hidden) return std::uint16_t(sign | m);  // subnormal
+  if (exp + bias >= max_exp) return std::uint16_t(sign | inf);
+  return std::uint16_t(sign | (std::uint32_t(exp + bias) << mant) | (m - hidden));
+}
+
 std::string literal_for(const std::string& type, const ConstantValue& v, const std::string& name) {
   auto dt = DType::parse(type);
   bool is_bool = type == "bool";
@@ -94,10 +118,18 @@ std::string literal_for(const std::string& type, const ConstantValue& v, const s
   }
   if (dt->is_float()) {
     double d = std::visit([](auto x) { return double(x); }, v.value);
-    if (std::isnan(d)) return "(" + type + ")(__builtin_nanf(\"\"))";
-    if (std::isinf(d)) return std::string("(") + type + ")(" + (d < 0 ? "-" : "") + "__builtin_inff())";
     std::snprintf(buf, sizeof buf, "(%s)(%a)", type.c_str(), d);
-    return buf;
+    std::string lit = buf;
+    if (std::isnan(d)) lit = "(" + type + ")(__builtin_nanf(\"\"))";
+    if (std::isinf(d)) lit = std::string("(") + type + ")(" + (d < 0 ? "-" : "") + "__builtin_inff())";
+    // half and bfloat can be classes (bfloat always, half under CUDA) whose conversion from
+    // float is not constexpr: MG_FC_HALF / MG_FC_BFLOAT (mg_kernel.h) build them from bits.
+    if (dt->lanes == 1 && (dt->scalar == Scalar::float16 || dt->scalar == Scalar::bfloat16)) {
+      const bool bf = dt->scalar == Scalar::bfloat16;
+      std::snprintf(buf, sizeof buf, "(0x%04xu, ", unsigned(small_float_bits(d, bf)));
+      return std::string(bf ? "MG_FC_BFLOAT" : "MG_FC_HALF") + buf + lit + ")";
+    }
+    return lit;
   }
   if (std::holds_alternative<double>(v.value))
     throw TypeMismatch("[translate] function constant '" + name + "' is " + type +

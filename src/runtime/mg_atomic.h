@@ -158,7 +158,202 @@ MG_FN void atomic_thread_fence(mem_flags, memory_order o, thread_scope = thread_
 
 #else  // MG_CUDA
 
-// TODO(cuda): atomic_*_explicit on CUDA atomics (atomicAdd, atomicCAS, atomicExch, atomicMin ...,
-// cuda::atomic_ref for orders other than relaxed).
+// CUDA: 4- and 8-byte atomics map to the hardware atomics on their bits (unsigned /
+// unsigned long long); 1- and 2-byte ones (atomic_bool) use a compare-and-swap on the aligned
+// 32-bit word that contains them. Orders other than relaxed add __threadfence() around.
+
+namespace __metalgpu {
+namespace atomics {
+
+template <class T> __device__ __forceinline__ T* ptr(const volatile metal::atomic<T>* a) {
+  return const_cast<T*>(&a->mg_value);
+}
+
+template <unsigned N> struct bits_of;
+template <> struct bits_of<1> { typedef unsigned char type; };
+template <> struct bits_of<2> { typedef unsigned short type; };
+template <> struct bits_of<4> { typedef unsigned type; };
+template <> struct bits_of<8> { typedef unsigned long long type; };
+
+template <class B, class T> __device__ __forceinline__ B to_bits(const T& v) {
+  B b = 0;
+  memcpy(&b, &v, sizeof(T));
+  return b;
+}
+template <class T, class B> __device__ __forceinline__ T from_bits(B b) {
+  T v;
+  memcpy(&v, &b, sizeof(T));
+  return v;
+}
+
+__device__ __forceinline__ void fence_before(metal::memory_order o) {
+  if (o == metal::memory_order_release || o == metal::memory_order_acq_rel || o == metal::memory_order_seq_cst)
+    __threadfence();
+}
+__device__ __forceinline__ void fence_after(metal::memory_order o) {
+  if (o != metal::memory_order_relaxed && o != metal::memory_order_release) __threadfence();
+}
+
+template <class T> __device__ __forceinline__ T load(T* p) {
+  typedef typename bits_of<sizeof(T)>::type B;
+  return from_bits<T>(*reinterpret_cast<volatile B*>(p));
+}
+template <class T> __device__ __forceinline__ void store(T* p, T v) {
+  typedef typename bits_of<sizeof(T)>::type B;
+  *reinterpret_cast<volatile B*>(p) = to_bits<B>(v);
+}
+
+// Compare-and-swap on the bits of *p; returns the bits found there.
+template <class T> __device__ __forceinline__ T cas(T* p, T expected, T desired) {
+  if constexpr (sizeof(T) == 4) {
+    return from_bits<T>(atomicCAS(reinterpret_cast<unsigned*>(p), to_bits<unsigned>(expected), to_bits<unsigned>(desired)));
+  } else if constexpr (sizeof(T) == 8) {
+    typedef unsigned long long U;
+    return from_bits<T>(atomicCAS(reinterpret_cast<U*>(p), to_bits<U>(expected), to_bits<U>(desired)));
+  } else {
+    // A 1- or 2-byte value inside its aligned 32-bit word.
+    typedef typename bits_of<sizeof(T)>::type B;
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(p);
+    unsigned* word = reinterpret_cast<unsigned*>(addr & ~uintptr_t(3));
+    const unsigned shift = unsigned(addr & 3u) * 8u;
+    const unsigned field = (sizeof(T) == 1 ? 0xffu : 0xffffu) << shift;
+    const unsigned want = unsigned(to_bits<B>(expected)) << shift, put = unsigned(to_bits<B>(desired)) << shift;
+    unsigned old = *reinterpret_cast<volatile unsigned*>(word);
+    for (;;) {
+      if ((old & field) != want) break;
+      const unsigned seen = atomicCAS(word, old, (old & ~field) | put);
+      if (seen == old) break;
+      old = seen;
+    }
+    return from_bits<T>(B((old & field) >> shift));
+  }
+}
+
+// Read-modify-write through a compare-and-swap loop; returns the old value.
+template <class T, class F> __device__ __forceinline__ T rmw(T* p, F f) {
+  typedef typename bits_of<sizeof(T)>::type B;
+  T old = load(p);
+  for (;;) {
+    const T seen = cas(p, old, T(f(old)));
+    if (to_bits<B>(seen) == to_bits<B>(old)) return old;
+    old = seen;
+  }
+}
+
+template <class T> struct is_int_atomic
+    : metal::bool_constant<metal::is_integral<T>::value && !metal::is_same<T, bool>::value &&
+                           (sizeof(T) == 4 || sizeof(T) == 8)> {};
+// The type CUDA's atomic functions take for an integer T of 4 or 8 bytes.
+template <class T> using hw_t = metal::conditional_t<sizeof(T) == 4, metal::conditional_t<metal::is_signed<T>::value, int, unsigned>,
+                                                     metal::conditional_t<metal::is_signed<T>::value, long long, unsigned long long>>;
+template <class T> using hw_bits_t = metal::conditional_t<sizeof(T) == 4, unsigned, unsigned long long>;
+
+enum rmw_op { op_add, op_sub, op_and, op_or, op_xor, op_min, op_max };
+
+template <int Op, class T> __device__ __forceinline__ T fetch(T* p, T b) {
+  if constexpr (is_int_atomic<T>::value) {
+    typedef hw_bits_t<T> U;
+    typedef hw_t<T> H;
+    U* q = reinterpret_cast<U*>(p);
+    if constexpr (Op == op_add) return T(atomicAdd(q, U(b)));
+    if constexpr (Op == op_sub) return T(atomicAdd(q, U(0) - U(b)));
+    if constexpr (Op == op_and) return T(atomicAnd(q, U(b)));
+    if constexpr (Op == op_or) return T(atomicOr(q, U(b)));
+    if constexpr (Op == op_xor) return T(atomicXor(q, U(b)));
+    if constexpr (Op == op_min) return T(atomicMin(reinterpret_cast<H*>(p), H(b)));
+    if constexpr (Op == op_max) return T(atomicMax(reinterpret_cast<H*>(p), H(b)));
+  } else if constexpr (metal::is_same<T, float>::value && Op == op_add) {
+    return atomicAdd(p, b);
+  } else if constexpr (metal::is_same<T, float>::value && Op == op_sub) {
+    return atomicAdd(p, -b);
+  } else {
+    return rmw(p, [b](T a) {
+      if constexpr (Op == op_add) return T(a + b);
+      else if constexpr (Op == op_sub) return T(a - b);
+      else if constexpr (Op == op_and) return T(a & b);
+      else if constexpr (Op == op_or) return T(a | b);
+      else if constexpr (Op == op_xor) return T(a ^ b);
+      else if constexpr (Op == op_min) return b < a ? b : a;
+      else return a < b ? b : a;
+    });
+  }
+}
+
+}  // namespace atomics
+}  // namespace __metalgpu
+
+namespace metal {
+
+template <class T>
+MG_FN T atomic_load_explicit(const volatile atomic<T>* obj, memory_order o) {
+  const T r = __metalgpu::atomics::load(__metalgpu::atomics::ptr(obj));
+  __metalgpu::atomics::fence_after(o);
+  return r;
+}
+template <class T>
+MG_FN void atomic_store_explicit(volatile atomic<T>* obj, mg_atomic_arg<T> desired, memory_order o) {
+  __metalgpu::atomics::fence_before(o);
+  __metalgpu::atomics::store(__metalgpu::atomics::ptr(obj), T(desired));
+  if (o == memory_order_seq_cst) __threadfence();
+}
+template <class T>
+MG_FN T atomic_exchange_explicit(volatile atomic<T>* obj, mg_atomic_arg<T> desired, memory_order o) {
+  T* p = __metalgpu::atomics::ptr(obj);
+  const T v = desired;
+  __metalgpu::atomics::fence_before(o);
+  T r;
+  if constexpr (sizeof(T) == 4) {
+    r = __metalgpu::atomics::from_bits<T>(atomicExch(reinterpret_cast<unsigned*>(p), __metalgpu::atomics::to_bits<unsigned>(v)));
+  } else if constexpr (sizeof(T) == 8) {
+    typedef unsigned long long U;
+    r = __metalgpu::atomics::from_bits<T>(atomicExch(reinterpret_cast<U*>(p), __metalgpu::atomics::to_bits<U>(v)));
+  } else {
+    r = __metalgpu::atomics::rmw(p, [v](T) { return v; });
+  }
+  __metalgpu::atomics::fence_after(o);
+  return r;
+}
+template <class T>
+MG_FN bool atomic_compare_exchange_weak_explicit(volatile atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
+                                                 memory_order success, memory_order failure) {
+  typedef typename __metalgpu::atomics::bits_of<sizeof(T)>::type B;
+  (void)failure;
+  __metalgpu::atomics::fence_before(success);
+  const T seen = __metalgpu::atomics::cas(__metalgpu::atomics::ptr(obj), *expected, T(desired));
+  __metalgpu::atomics::fence_after(success);
+  if (__metalgpu::atomics::to_bits<B>(seen) == __metalgpu::atomics::to_bits<B>(*expected)) return true;
+  *expected = seen;
+  return false;
+}
+template <class T>
+MG_FN bool atomic_compare_exchange_strong_explicit(volatile atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
+                                                   memory_order success, memory_order failure) {
+  return atomic_compare_exchange_weak_explicit(obj, expected, desired, success, failure);
+}
+
+#define MG_ATOMIC_FETCH(NAME)                                                                     \
+  template <class T>                                                                              \
+  MG_FN T atomic_fetch_##NAME##_explicit(volatile atomic<T>* obj, mg_atomic_arg<T> operand, memory_order o) { \
+    __metalgpu::atomics::fence_before(o);                                                         \
+    const T r = __metalgpu::atomics::fetch<__metalgpu::atomics::op_##NAME>(__metalgpu::atomics::ptr(obj), T(operand)); \
+    __metalgpu::atomics::fence_after(o);                                                          \
+    return r;                                                                                     \
+  }
+MG_ATOMIC_FETCH(add)
+MG_ATOMIC_FETCH(sub)
+MG_ATOMIC_FETCH(and)
+MG_ATOMIC_FETCH(or)
+MG_ATOMIC_FETCH(xor)
+MG_ATOMIC_FETCH(min)
+MG_ATOMIC_FETCH(max)
+#undef MG_ATOMIC_FETCH
+
+MG_FN void atomic_thread_fence(mem_flags f, memory_order o, thread_scope s = thread_scope::thread_scope_device) {
+  if (o == memory_order_relaxed) return;
+  if (s == thread_scope::thread_scope_device && (unsigned(f) & unsigned(mem_flags::mem_device))) __threadfence();
+  else __threadfence_block();
+}
+
+}  // namespace metal
 
 #endif

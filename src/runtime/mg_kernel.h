@@ -66,3 +66,13 @@ template <class U> struct builtin_conv<metal::vec<U, 3>> {
 template <class T, class V> MG_FN T builtin_as(const V& v) { return builtin_conv<strip_t<T>>::from(v); }
 
 }  // namespace __metalgpu
+
+// Function constants of type half / bfloat, written by the translator with their bits and
+// their value: where the type is a class (bfloat; half under CUDA) its conversion from float
+// is not constexpr, so the constant is built from its bits.
+#if MG_HALF_IS_FLOAT16
+#  define MG_FC_HALF(BITS, VALUE) (VALUE)
+#else
+#  define MG_FC_HALF(BITS, VALUE) (metal::half::from_bits(BITS))
+#endif
+#define MG_FC_BFLOAT(BITS, VALUE) (metal::bfloat::from_bits(BITS))

@@ -145,7 +145,65 @@ MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_mat
 
 #else  // MG_CUDA
 
-// TODO(cuda): simdgroup_multiply(_accumulate) over warp shuffles (or mma.sync where the layout
-// allows), keeping Apple's lane layout for thread_elements().
+namespace __metalgpu {
+namespace sgm {
+
+// The lane holding elements (r, c) and (r, c + 1) of a matrix (c even): inverse of the layout.
+__device__ __forceinline__ unsigned lane_of(unsigned r, unsigned c) {
+  return ((c >> 1) & 1u) | ((r & 3u) << 1) | ((c >> 2) << 3) | ((r >> 2) << 4);
+}
+
+// The two elements a lane holds, as floats; 0 where the lane holding them is not active.
+template <class T> __device__ __forceinline__ metal::float2 pair_from(unsigned mask, const metal::vec<T, 2>& e, unsigned src) {
+  const bool ok = (mask >> src) & 1u;
+  const metal::vec<T, 2> v = __metalgpu::simd::shfl(mask, e, ok ? src : __metalgpu::simd_lane_id());
+  return ok ? metal::float2(float(v.x), float(v.y)) : metal::float2(0.0f, 0.0f);
+}
+
+// This lane's two elements of a * b (+ c): row r of a (4 pairs) times columns col, col + 1 of
+// b (8 pairs), accumulated in float in the order k = 0..7 like the CPU backend.
+template <class TD, class TA, class TB, class TC, bool Acc>
+__device__ __forceinline__ metal::vec<TD, 2> mma(const metal::vec<TA, 2>& a, const metal::vec<TB, 2>& b,
+                                                  const metal::vec<TC, 2>& c) {
+  const unsigned mask = __activemask(), l = __metalgpu::simd_lane_id();
+  const unsigned r = metal::mg_sgm_row(l), col = metal::mg_sgm_col(l);
+  float arow[8];
+#pragma unroll
+  for (unsigned p = 0; p < 4; ++p) {
+    const metal::float2 v = pair_from<TA>(mask, a, lane_of(r, 2u * p));
+    arow[2 * p] = v.x;
+    arow[2 * p + 1] = v.y;
+  }
+  float s0 = Acc ? float(c.x) : 0.0f, s1 = Acc ? float(c.y) : 0.0f;
+#pragma unroll
+  for (unsigned k = 0; k < 8; ++k) {
+    const metal::float2 v = pair_from<TB>(mask, b, lane_of(k, col));
+    s0 += arow[k] * v.x;
+    s1 += arow[k] * v.y;
+  }
+  return metal::vec<TD, 2>(TD(s0), TD(s1));
+}
+
+}  // namespace sgm
+}  // namespace __metalgpu
+
+namespace metal {
+
+// d = a * b + c (d may be any of a, b, c).
+template <class TD, class TA, class TB, class TC>
+MG_FN void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
+                                         const simdgroup_matrix<TB, 8, 8>& b,
+                                         const simdgroup_matrix<TC, 8, 8>& c) {
+  d.mg_e = __metalgpu::sgm::mma<TD, TA, TB, TC, true>(a.mg_e, b.mg_e, c.mg_e);
+}
+
+// d = a * b.
+template <class TD, class TA, class TB>
+MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
+                              const simdgroup_matrix<TB, 8, 8>& b) {
+  d.mg_e = __metalgpu::sgm::mma<TD, TA, TB, TD, false>(a.mg_e, b.mg_e, d.mg_e);
+}
+
+}  // namespace metal
 
 #endif

@@ -102,6 +102,24 @@ template<class T> struct is_reference<T&> : true_type {};
 template<class T> struct is_reference<T&&> : true_type {};
 template<class T> constexpr bool is_reference_v = is_reference<T>::value;
 
+template<class From, class To> struct is_convertible {
+ private:
+  template<class T> static void mg_accept(T) noexcept;
+  template<class F, class T, class = decltype(mg_accept<T>(declval<F>()))> static true_type mg_test(int);
+  template<class, class> static false_type mg_test(...);
+ public:
+  static constexpr bool value = decltype(mg_test<From, To>(0))::value;
+};
+template<class From, class To> constexpr bool is_convertible_v = is_convertible<From, To>::value;
+template<class B, class D> struct is_base_of : bool_constant<__is_base_of(B, D)> {};
+template<class B, class D> constexpr bool is_base_of_v = is_base_of<B, D>::value;
+template<class T> struct is_class : bool_constant<__is_class(T)> {};
+template<class T> constexpr bool is_class_v = is_class<T>::value;
+template<class T> struct is_enum : bool_constant<__is_enum(T)> {};
+template<class T> constexpr bool is_enum_v = is_enum<T>::value;
+template<class T> struct is_trivially_copyable : bool_constant<__is_trivially_copyable(T)> {};
+template<class T> constexpr bool is_trivially_copyable_v = is_trivially_copyable<T>::value;
+
 // Our vector types (specialised in mg_vector.h).
 template<class T> struct is_vector : false_type {};
 template<class T> constexpr bool is_vector_v = is_vector<remove_cv_t<T>>::value;

@@ -58,6 +58,18 @@ class HostAllocation final : public Allocation {
   bool mapped_ = false;
 };
 
+// Host memory that belongs to someone else (a numpy array): never freed here.
+class ForeignAllocation final : public Allocation {
+ public:
+  ForeignAllocation(void* p, std::size_t bytes, std::shared_ptr<void> owner) : owner_(std::move(owner)) {
+    host = device = p;
+    nbytes = bytes;
+  }
+
+ private:
+  std::shared_ptr<void> owner_;
+};
+
 class CpuProgram final : public Program {
  public:
   CpuProgram(void* handle, std::vector<mg_kernel_desc> kernels)
@@ -141,6 +153,10 @@ class CpuBackend final : public Backend {
 
   std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) override {
     return std::make_shared<HostAllocation>(nbytes, storage);
+  }
+
+  std::shared_ptr<Allocation> wrap(void* host, std::size_t nbytes, std::shared_ptr<void> owner) override {
+    return std::make_shared<ForeignAllocation>(host, nbytes, std::move(owner));
   }
 
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {

@@ -1,0 +1,727 @@
+// The Metal backend (Objective-C++): the user's MSL goes to Metal's own compiler, buffers are
+// MTLBuffers (`.contents` aliases shared storage), dispatches are compute command encoders on
+// one command queue per Interface.
+//
+// Written within the limits that let the same file compile with Apple's clang and with
+// g++/GNUstep against the test double (src/backends/metal/test_double): no ARC (manual
+// retain/release, owned through Ref<>), no blocks, NSAutoreleasePool through the Pool guard
+// (never @autoreleasepool), no @try. C++ exceptions leave this file and are caught by the
+// .cpp callers; the Pool and Ref destructors keep pools and references balanced while they
+// unwind. Objects returned by new.../alloc/copy/Create/Copy are owned (+1); everything else
+// is autoreleased and lives until the innermost Pool drains.
+#if defined(METALGPU_METAL_TEST_DOUBLE)
+#import "backends/metal/test_double/Metal.h"  // TEST DOUBLE, not Apple's Metal
+#else
+#import <Foundation/Foundation.h>
+#import <Metal/Metal.h>
+#endif
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/backend.hpp"
+#include "core/diagnostics.hpp"
+#include "core/hash.hpp"
+#include "core/interface_impl.hpp"
+#include "metalgpu/dtype.hpp"
+#include "metalgpu/errors.hpp"
+#include "msl/translator.hpp"
+
+// Deprecated-but-working API we use on purpose (fastMathEnabled, MTLArgument reflection):
+// they exist on every macOS we support, their replacements do not.
+#if defined(__clang__)
+#define MG_ALLOW_DEPRECATED_BEGIN \
+  _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Wdeprecated-declarations\"")
+#define MG_ALLOW_DEPRECATED_END _Pragma("clang diagnostic pop")
+#else
+#define MG_ALLOW_DEPRECATED_BEGIN
+#define MG_ALLOW_DEPRECATED_END
+#endif
+
+namespace metalgpu::metal {
+namespace {
+
+// An autorelease pool for the current scope; drained on scope exit, exceptions included.
+class Pool {
+ public:
+  Pool() : pool_([[NSAutoreleasePool alloc] init]) {}
+  ~Pool() { [pool_ drain]; }
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+ private:
+  NSAutoreleasePool* pool_;
+};
+
+// One owned reference to an Objective-C object. Copies retain, destruction releases.
+template <class T>
+class Ref {
+ public:
+  Ref() = default;
+  static Ref adopt(T o) { return Ref(o); }  // takes over a +1 reference
+  static Ref retain(T o) {
+    [o retain];
+    return Ref(o);
+  }
+  Ref(const Ref& other) : obj_(other.obj_) { [obj_ retain]; }
+  Ref(Ref&& other) noexcept : obj_(other.obj_) { other.obj_ = nil; }
+  Ref& operator=(Ref other) noexcept {
+    T t = obj_;
+    obj_ = other.obj_;
+    other.obj_ = t;
+    return *this;
+  }
+  ~Ref() { [obj_ release]; }
+  T get() const { return obj_; }
+  explicit operator bool() const { return obj_ != nil; }
+
+ private:
+  explicit Ref(T o) : obj_(o) {}
+  T obj_ = nil;
+};
+
+std::string utf8(NSString* s) {
+  if (!s) return {};
+  const char* c = [s UTF8String];
+  return c ? std::string(c) : std::string();
+}
+
+std::string describe_error(NSError* e) { return e ? utf8([e localizedDescription]) : std::string("unknown error"); }
+
+// An owned NSString holding `s` (UTF-8).
+Ref<NSString*> ns_string(const std::string& s) {
+  NSString* str = [[NSString alloc] initWithBytes:s.data() length:s.size() encoding:NSUTF8StringEncoding];
+  return Ref<NSString*>::adopt(str);
+}
+
+// ---- devices ------------------------------------------------------------------------------
+
+struct DeviceList {
+  std::vector<Ref<id<MTLDevice> > > devices;
+  std::vector<DeviceInfo> infos;
+  std::string why;
+};
+
+DeviceInfo describe(id<MTLDevice> dev, int index) {
+  DeviceInfo d;
+  d.name = utf8([dev name]);
+  d.backend = "metal";
+  d.index = index;
+  d.memory = [dev recommendedMaxWorkingSetSize];
+  MTLSize max = [dev maxThreadsPerThreadgroup];
+  d.max_threads_per_threadgroup = std::uint32_t(std::min<NSUInteger>(max.width, 1024));
+  d.simd_width = 32;  // every Apple GPU; pipelines report their threadExecutionWidth too
+  d.max_threadgroup_memory = [dev maxThreadgroupMemoryLength];
+  return d;
+}
+
+// The system default device first, then the others MTLCopyAllDevices reports. Built once and
+// kept for the life of the process (devices do not come and go under an Interface).
+const DeviceList& device_list() {
+  static const DeviceList* list = [] {
+    auto* l = new DeviceList;
+    Pool pool;
+    Ref<id<MTLDevice> > first = Ref<id<MTLDevice> >::adopt(MTLCreateSystemDefaultDevice());
+    if (first) l->devices.push_back(first);
+#if !defined(TARGET_OS_IPHONE) || !TARGET_OS_IPHONE
+    NSArray* all = MTLCopyAllDevices();  // +1
+    for (NSUInteger i = 0; i < [all count]; ++i) {
+      id<MTLDevice> d = [all objectAtIndex:i];
+      if (d != first.get()) l->devices.push_back(Ref<id<MTLDevice> >::retain(d));
+    }
+    [all release];
+#endif
+    for (std::size_t i = 0; i < l->devices.size(); ++i) l->infos.push_back(describe(l->devices[i].get(), int(i)));
+    if (l->devices.empty()) l->why = "no Metal device found (MTLCreateSystemDefaultDevice returned nil)";
+    return l;
+  }();
+  return *list;
+}
+
+// ---- buffers ------------------------------------------------------------------------------
+
+constexpr std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// Runs one blit pass on `queue` and waits for it. Blits keep offsets and sizes multiples of 4
+// (a macOS requirement); MTLBuffer lengths are rounded up to 16 bytes so that always fits.
+class Blit {
+ public:
+  explicit Blit(id<MTLCommandQueue> queue) {
+    cb_ = [queue commandBuffer];
+    enc_ = [cb_ blitCommandEncoder];
+  }
+  id<MTLBlitCommandEncoder> encoder() const { return enc_; }
+  void finish(const char* what) {
+    [enc_ endEncoding];
+    [cb_ commit];
+    [cb_ waitUntilCompleted];
+    if ([cb_ status] == MTLCommandBufferStatusError)
+      throw std::runtime_error(std::string("[metal] ") + what + " failed: " + describe_error([cb_ error]));
+  }
+
+ private:
+  id<MTLCommandBuffer> cb_;  // autoreleased: the caller holds a Pool
+  id<MTLBlitCommandEncoder> enc_;
+};
+
+class MetalAllocation final : public Allocation {
+ public:
+  MetalAllocation(id<MTLDevice> dev, Ref<id<MTLCommandQueue> > queue, std::size_t bytes, Storage storage)
+      : queue_(std::move(queue)) {
+    nbytes = bytes;
+    std::size_t length = round_up(std::max<std::size_t>(bytes, 1), 16);
+    if (length > [dev maxBufferLength]) throw std::bad_alloc();
+    MTLResourceOptions options = storage == Storage::shared
+                                     ? MTLResourceStorageModeShared | MTLResourceHazardTrackingModeDefault
+                                     : MTLResourceStorageModePrivate | MTLResourceHazardTrackingModeDefault;
+    buffer_ = Ref<id<MTLBuffer> >::adopt([dev newBufferWithLength:length options:options]);
+    if (!buffer_) throw std::bad_alloc();
+    if (storage == Storage::shared) {
+      host = [buffer_.get() contents];
+      std::memset(host, 0, length);  // metalgpu buffers start zeroed on every backend
+    } else {
+      Pool pool;
+      Blit blit(queue_.get());
+      [blit.encoder() fillBuffer:buffer_.get() range:NSMakeRange(0, length) value:0];
+      blit.finish("clearing a private buffer");
+    }
+    // What the core sees as the kernel's memory: shared storage is one memory for host and GPU
+    // (interop exports it as host memory); private storage is only the MTLBuffer. Dispatches
+    // bind buffer() either way.
+    device = host ? host : (void*)buffer_.get();
+  }
+  ~MetalAllocation() override {
+    // A command buffer that uses this MTLBuffer retains it until it completes.
+  }
+
+  id<MTLBuffer> buffer() const { return buffer_.get(); }
+
+  void write(std::size_t offset, const void* src, std::size_t n) override {
+    settle();
+    if (host) {
+      std::memcpy(static_cast<char*>(host) + offset, src, n);
+      return;
+    }
+    std::size_t a = offset & ~std::size_t(3), b = round_up(offset + n, 4);
+    Pool pool;
+    Ref<id<MTLBuffer> > staging = make_staging(b - a);
+    if (a != offset || b != offset + n) {  // keep the bytes around an unaligned range
+      Blit in(queue_.get());
+      [in.encoder() copyFromBuffer:buffer_.get() sourceOffset:a toBuffer:staging.get() destinationOffset:0 size:b - a];
+      in.finish("reading a private buffer");
+    }
+    std::memcpy(static_cast<char*>([staging.get() contents]) + (offset - a), src, n);
+    Blit out(queue_.get());
+    [out.encoder() copyFromBuffer:staging.get() sourceOffset:0 toBuffer:buffer_.get() destinationOffset:a size:b - a];
+    out.finish("uploading to a private buffer");
+  }
+
+  void read(std::size_t offset, void* dst, std::size_t n) const override {
+    auto* self = const_cast<MetalAllocation*>(this);
+    self->settle();
+    if (host) {
+      std::memcpy(dst, static_cast<const char*>(host) + offset, n);
+      return;
+    }
+    std::size_t a = offset & ~std::size_t(3), b = round_up(offset + n, 4);
+    Pool pool;
+    Ref<id<MTLBuffer> > staging = self->make_staging(b - a);
+    Blit blit(queue_.get());
+    [blit.encoder() copyFromBuffer:buffer_.get() sourceOffset:a toBuffer:staging.get() destinationOffset:0 size:b - a];
+    blit.finish("reading back a private buffer");
+    std::memcpy(dst, static_cast<const char*>([staging.get() contents]) + (offset - a), n);
+  }
+
+  void copy_to(Allocation& other) const override {
+    auto* o = dynamic_cast<MetalAllocation*>(&other);
+    if (!o) return Allocation::copy_to(other);
+    const_cast<MetalAllocation*>(this)->settle();
+    o->settle();
+    std::size_t n = std::min(nbytes, o->nbytes);
+    // Lengths are padded to 16, so rounding the size up to 4 stays inside both buffers; the
+    // destination's padding bytes are never visible to the user.
+    Pool pool;
+    Blit blit(queue_.get());
+    [blit.encoder() copyFromBuffer:buffer_.get() sourceOffset:0 toBuffer:o->buffer_.get() destinationOffset:0
+                              size:round_up(n, 4)];
+    blit.finish("copying between buffers");
+  }
+
+  void host_will_access() override { settle(); }
+
+  // The last command buffer that uses this buffer; host access waits for it.
+  void used_by(const Ref<id<MTLCommandBuffer> >& cb) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_ = cb;
+  }
+
+ private:
+  void settle() {
+    Ref<id<MTLCommandBuffer> > cb;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      cb = pending_;
+      pending_ = Ref<id<MTLCommandBuffer> >();
+    }
+    if (cb) [cb.get() waitUntilCompleted];
+  }
+  Ref<id<MTLBuffer> > make_staging(std::size_t n) {
+    id<MTLDevice> dev = [buffer_.get() device];
+    Ref<id<MTLBuffer> > s =
+        Ref<id<MTLBuffer> >::adopt([dev newBufferWithLength:round_up(n, 16) options:MTLResourceStorageModeShared]);
+    if (!s) throw std::bad_alloc();
+    return s;
+  }
+
+  Ref<id<MTLCommandQueue> > queue_;
+  Ref<id<MTLBuffer> > buffer_;
+  std::mutex mutex_;
+  Ref<id<MTLCommandBuffer> > pending_;
+};
+
+// ---- libraries and pipelines --------------------------------------------------------------
+
+// The shader as Metal receives it: our preprocessor's output (user includes resolved,
+// defines applied, macros expanded, so include_dirs and defines behave as on every backend),
+// with `#line` markers so Metal's diagnostics name the user's file and line, after the
+// system headers our preprocessor set aside.
+std::string metal_source(const msl::Translation& tr) {
+  const msl::Lexed& lx = tr.model().lexed();
+  std::string out = "#include <metal_stdlib>\n";
+  if (tr.source().find("simd/") != std::string::npos) out += "#include <simd/simd.h>\n";
+  int file = -1, line = 0;
+  bool line_start = true;
+  auto directive = [&](int f, int l) {
+    if (!line_start) out += '\n';
+    std::string name = f >= 0 && f < int(lx.files.size()) ? lx.files[std::size_t(f)] : std::string("<string>");
+    std::string escaped;
+    for (char c : name) {
+      if (c == '\\' || c == '"') escaped += '\\';
+      escaped += c;
+    }
+    out += "#line " + std::to_string(l) + " \"" + escaped + "\"\n";
+    file = f;
+    line = l;
+    line_start = true;
+  };
+  for (const msl::Token& t : lx.tokens) {
+    if (t.kind == msl::TokenKind::end) break;
+    if (t.file != file || t.line < line || t.line - line > 8) directive(t.file, t.line);
+    while (line < t.line) {
+      out += '\n';
+      ++line;
+      line_start = true;
+    }
+    if (t.kind == msl::TokenKind::pragma) {
+      if (!line_start) out += '\n';
+      out += '#' + t.text + '\n';
+      file = -1;  // re-sync with a #line before the next token
+      line_start = true;
+      continue;
+    }
+    if (!line_start) out += ' ';
+    out += t.text;
+    line_start = false;
+  }
+  out += '\n';
+  return out;
+}
+
+// Metal's compiler log as a CompileError about the user's file and line.
+[[noreturn]] void throw_compile_error(NSError* err, const std::string& what, const std::string& function,
+                                      const std::string& source) {
+  std::string log = err ? utf8([err localizedDescription]) : std::string();
+  Diagnostic d = first_error(log);
+  if (!d.found)
+    throw CompileError("[metal] " + what + " failed" + (log.empty() ? std::string() : ":\n" + log.substr(0, 2000)),
+                       "", 0, log, function, source);
+  std::string message = d.file + ":" + std::to_string(d.line);
+  if (d.column) message += ":" + std::to_string(d.column);
+  message += ": error: " + d.text;
+  throw CompileError(message, d.file, d.line, log, function, source);
+}
+
+MTLLanguageVersion language_version() {
+#if defined(METALGPU_METAL_TEST_DOUBLE)
+  return MTLLanguageVersion3_1;
+#else
+  // Numeric values, so building with an older SDK still works: 3.1 needs macOS 14, 3.0 macOS 13.
+  NSOperatingSystemVersion v = [[NSProcessInfo processInfo] operatingSystemVersion];
+  if (v.majorVersion >= 14) return MTLLanguageVersion((3 << 16) + 1);
+  if (v.majorVersion >= 13) return MTLLanguageVersion((3 << 16) + 0);
+  return MTLLanguageVersion((2 << 16) + 4);
+#endif
+}
+
+MTLDataType data_type(const std::string& type) {
+  if (type == "bool") return MTLDataTypeBool;
+  if (type == "char" || type == "int8_t") return MTLDataTypeChar;
+  if (type == "uchar" || type == "uint8_t") return MTLDataTypeUChar;
+  if (type == "short" || type == "int16_t") return MTLDataTypeShort;
+  if (type == "ushort" || type == "uint16_t") return MTLDataTypeUShort;
+  if (type == "int" || type == "int32_t") return MTLDataTypeInt;
+  if (type == "uint" || type == "uint32_t" || type == "unsigned" || type == "unsigned int") return MTLDataTypeUInt;
+  if (type == "long" || type == "int64_t") return MTLDataTypeLong;
+  if (type == "ulong" || type == "uint64_t") return MTLDataTypeULong;
+  if (type == "half") return MTLDataTypeHalf;
+  if (type == "float") return MTLDataTypeFloat;
+  return MTLDataTypeNone;
+}
+
+std::uint16_t half_bits(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, 4);
+  std::uint32_t sign = (x >> 16) & 0x8000u, mag = x & 0x7fffffffu;
+  if (mag > 0x7f800000u) return std::uint16_t(sign | 0x7e00u);  // NaN
+  if (mag >= 0x477ff000u) return std::uint16_t(sign | 0x7c00u);  // overflows to inf
+  if (mag < 0x38800000u) {                                      // half subnormal or zero
+    if (mag < 0x33000000u) return std::uint16_t(sign);
+    std::uint32_t mant = (mag & 0x7fffffu) | 0x800000u;
+    int shift = 126 - int(mag >> 23);
+    std::uint32_t r = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (r & 1))) ++r;
+    return std::uint16_t(sign | r);
+  }
+  std::uint32_t r = (mag - 0x38000000u) >> 13, rem = mag & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1))) ++r;
+  return std::uint16_t(sign | r);
+}
+
+// The bytes of `v` as a value of Metal type `t`.
+std::string constant_bytes(MTLDataType t, const ConstantValue& v) {
+  double d = std::visit([](auto x) { return double(x); }, v.value);
+  std::int64_t i = std::visit([](auto x) { return std::int64_t(x); }, v.value);
+  std::uint64_t u = std::visit([](auto x) { return std::uint64_t(x); }, v.value);
+  auto raw = [](auto x) { return std::string(reinterpret_cast<const char*>(&x), sizeof x); };
+  switch (t) {
+    case MTLDataTypeBool: return raw(bool(d != 0));
+    case MTLDataTypeChar: return raw(std::int8_t(i));
+    case MTLDataTypeUChar: return raw(std::uint8_t(u));
+    case MTLDataTypeShort: return raw(std::int16_t(i));
+    case MTLDataTypeUShort: return raw(std::uint16_t(u));
+    case MTLDataTypeInt: return raw(std::int32_t(i));
+    case MTLDataTypeUInt: return raw(std::uint32_t(u));
+    case MTLDataTypeLong: return raw(std::int64_t(i));
+    case MTLDataTypeULong: return raw(std::uint64_t(u));
+    case MTLDataTypeHalf: return raw(half_bits(float(d)));
+    case MTLDataTypeFloat: return raw(float(d));
+    default: return {};
+  }
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Function-constant values for newFunctionWithName:constantValues:error:, by index or name
+// as the caller gave them. The constants were validated by msl::resolve_constants.
+Ref<MTLFunctionConstantValues*> constant_values(const msl::Translation& tr, const Constants& constants) {
+  MTLFunctionConstantValues* fresh = [[MTLFunctionConstantValues alloc] init];
+  Ref<MTLFunctionConstantValues*> values = Ref<MTLFunctionConstantValues*>::adopt(fresh);
+  const auto& decls = tr.model().function_constants();
+  for (const auto& [key, value] : constants) {
+    for (const auto& decl : decls) {
+      bool by_index = all_digits(key) && std::to_string(decl.index) == key;
+      if (!by_index && decl.name != key) continue;
+      MTLDataType t = data_type(decl.type);
+      if (t == MTLDataTypeNone)
+        throw std::invalid_argument("[set_function] function constant '" + decl.name + "' has type '" + decl.type +
+                                    "', which the metal backend cannot set from a host value");
+      std::string bytes = constant_bytes(t, value);
+      if (by_index) {
+        [values.get() setConstantValue:bytes.data() type:t atIndex:NSUInteger(decl.index)];
+      } else {
+        Ref<NSString*> name = ns_string(decl.name);
+        [values.get() setConstantValue:bytes.data() type:t withName:name.get()];
+      }
+      break;
+    }
+  }
+  return values;
+}
+
+// One kernel's pipeline: `desc.entry` points here.
+struct KernelPipeline {
+  std::string name;
+  mg_kernel_desc desc{};
+  Ref<id<MTLComputePipelineState> > pso;
+  std::uint32_t max_threads = 0;
+  std::uint32_t width = 0;
+};
+
+// One library with one set of function-constant values; a kernel's pipeline is made the
+// first time it is asked for, then kept: the cache is keyed (library, constants) -> function.
+class MetalProgram final : public Program {
+ public:
+  MetalProgram(id<MTLDevice> dev, Ref<id<MTLLibrary> > library, Ref<MTLFunctionConstantValues*> values,
+               const msl::Translation& tr)
+      : dev_(dev), library_(std::move(library)), values_(std::move(values)), kernels_(tr.kernels()),
+        source_(tr.source()) {}
+
+  const mg_kernel_desc* find(const std::string& name) const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& p : pipelines_)
+      if (p->name == name) return &p->desc;
+    const msl::KernelInfo* kernel = nullptr;
+    for (const auto& k : kernels_)
+      if (k.name == name) kernel = &k;
+    if (!kernel) return nullptr;
+    pipelines_.push_back(make_pipeline(*kernel));
+    return &pipelines_.back()->desc;
+  }
+  std::uint32_t max_total_threads(const mg_kernel_desc& d) const override {
+    return static_cast<const KernelPipeline*>(d.entry)->max_threads;
+  }
+  std::size_t pipeline_count() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return pipelines_.size();
+  }
+
+ private:
+  std::unique_ptr<KernelPipeline> make_pipeline(const msl::KernelInfo& kernel) const {
+    Pool pool;
+    Ref<NSString*> fname = ns_string(kernel.name);
+    NSError* err = nil;
+    Ref<id<MTLFunction> > fn;
+    if (values_) {
+      fn = Ref<id<MTLFunction> >::adopt([library_.get() newFunctionWithName:fname.get()
+                                                              constantValues:values_.get()
+                                                                       error:&err]);
+      if (!fn) throw_compile_error(err, "specialising '" + kernel.name + "'", kernel.name, source_);
+    } else {
+      fn = Ref<id<MTLFunction> >::adopt([library_.get() newFunctionWithName:fname.get()]);
+      if (!fn)
+        throw std::runtime_error("[metal] the compiled library has no function '" + kernel.name + "'");
+    }
+    auto p = std::make_unique<KernelPipeline>();
+    p->name = kernel.name;
+    MTLComputePipelineReflection* reflection = nil;  // autoreleased
+    MG_ALLOW_DEPRECATED_BEGIN
+    p->pso = Ref<id<MTLComputePipelineState> >::adopt([dev_ newComputePipelineStateWithFunction:fn.get()
+                                                                                       options:MTLPipelineOptionArgumentInfo |
+                                                                                               MTLPipelineOptionBufferTypeInfo
+                                                                                    reflection:&reflection
+                                                                                         error:&err]);
+    MG_ALLOW_DEPRECATED_END
+    if (!p->pso) throw_compile_error(err, "building the pipeline of '" + kernel.name + "'", kernel.name, source_);
+    p->max_threads = std::uint32_t([p->pso.get() maxTotalThreadsPerThreadgroup]);
+    p->width = std::uint32_t([p->pso.get() threadExecutionWidth]);
+    p->desc.name = p->name.c_str();
+    p->desc.entry = p.get();
+    p->desc.static_threadgroup_bytes = unsigned([p->pso.get() staticThreadgroupMemoryLength]);
+    p->desc.flags = kernel.cooperative ? MG_KERNEL_COOPERATIVE : 0;
+    // Sizes the core checks arguments against: the pipeline's reflection, else the declared
+    // type where it is a scalar or vector (parameters Metal dropped as unused).
+    MG_ALLOW_DEPRECATED_BEGIN
+    NSArray* args = reflection ? [reflection arguments] : nil;
+    for (NSUInteger i = 0; i < [args count]; ++i) {
+      MTLArgument* a = [args objectAtIndex:i];
+      NSUInteger slot = [a index];
+      if ([a type] == MTLArgumentTypeBuffer && slot < MG_MAX_BUFFERS) p->desc.slot_sizes[slot] = unsigned([a bufferDataSize]);
+    }
+    MG_ALLOW_DEPRECATED_END
+    for (const auto& param : kernel.params) {
+      if (param.role != msl::ParamRole::buffer || param.slot < 0 || param.slot >= MG_MAX_BUFFERS) continue;
+      if (p->desc.slot_sizes[param.slot]) continue;
+      if (auto t = DType::parse(param.element_type)) p->desc.slot_sizes[param.slot] = unsigned(t->size());
+    }
+    return p;
+  }
+
+  id<MTLDevice> dev_;  // the device list keeps it alive
+  Ref<id<MTLLibrary> > library_;
+  Ref<MTLFunctionConstantValues*> values_;
+  std::vector<msl::KernelInfo> kernels_;
+  std::string source_;
+  mutable std::mutex mutex_;
+  mutable std::vector<std::unique_ptr<KernelPipeline> > pipelines_;
+};
+
+// ---- the backend --------------------------------------------------------------------------
+
+double gpu_seconds(id<MTLCommandBuffer> cb) {
+  double t = [cb GPUEndTime] - [cb GPUStartTime];
+  return t > 0 ? t : 0;
+}
+
+void check_completed(id<MTLCommandBuffer> cb) {
+  if ([cb status] == MTLCommandBufferStatusError)
+    throw std::runtime_error("[metal] the dispatch failed: " + describe_error([cb error]));
+}
+
+class MetalBackend final : public Backend {
+ public:
+  MetalBackend(id<MTLDevice> dev, const DeviceInfo& info) : dev_(dev), info_(info) {
+    queue_ = Ref<id<MTLCommandQueue> >::adopt([dev newCommandQueue]);
+    if (!queue_) throw std::runtime_error("[metal] newCommandQueue failed on " + info.name);
+    MG_ALLOW_DEPRECATED_BEGIN
+    nonuniform_ = [dev supportsFamily:MTLGPUFamilyApple4] || [dev supportsFamily:MTLGPUFamilyMac2];
+    MG_ALLOW_DEPRECATED_END
+  }
+  ~MetalBackend() override {
+    for (auto& cb : inflight_) [cb.get() waitUntilCompleted];
+  }
+
+  const DeviceInfo& info() const override { return info_; }
+
+  std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) override {
+    return std::make_shared<MetalAllocation>(dev_, queue_, nbytes, storage);
+  }
+
+  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {
+    std::vector<std::string> literals = msl::resolve_constants(tr.model(), constants);  // validates
+    std::string source = metal_source(tr);
+    std::string library_key = Sha256().update(source).hex();
+    std::string key = library_key;
+    for (const auto& l : literals) key += "\n" + l;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = programs_.find(key); it != programs_.end()) return it->second;
+    Ref<id<MTLLibrary> > library = library_for(library_key, source, tr);
+    Ref<MTLFunctionConstantValues*> values;
+    if (tr.has_function_constants()) values = constant_values(tr, constants);
+    auto program = std::make_shared<MetalProgram>(dev_, library, values, tr);
+    programs_[key] = program;
+    return program;
+  }
+
+  void dispatch(Launch& launch, detail::RunState& run) override {
+    auto* k = static_cast<KernelPipeline*>(launch.kernel->entry);
+    const mg_launch& a = launch.args;
+    // Everything that can fail is checked before encoding starts.
+    MetalAllocation* bufs[MG_MAX_BUFFERS] = {};
+    for (int s = 0; s < MG_MAX_BUFFERS; ++s) {
+      if (!launch.buffers[s]) continue;
+      bufs[s] = dynamic_cast<MetalAllocation*>(launch.buffers[s].get());
+      if (!bufs[s]) throw std::invalid_argument("[run_function] buffer(" + std::to_string(s) + ") is not a Metal buffer");
+    }
+    Pool pool;
+    // Values longer than setBytes allows (4 KB) travel in a buffer of their own.
+    std::vector<Ref<id<MTLBuffer> > > big_values;
+    id<MTLCommandBuffer> cb = [queue_.get() commandBuffer];
+    if (!cb) throw std::runtime_error("[metal] the command queue gave no command buffer");
+    id<MTLComputeCommandEncoder> enc = [cb computeCommandEncoder];
+    [enc setComputePipelineState:k->pso.get()];
+    for (int s = 0; s < MG_MAX_BUFFERS; ++s) {
+      if (bufs[s]) {
+        [enc setBuffer:bufs[s]->buffer() offset:0 atIndex:NSUInteger(s)];
+      } else if (launch.inline_index[s] >= 0) {
+        const std::string& bytes = launch.inline_bytes[std::size_t(launch.inline_index[s])];
+        if (bytes.size() <= 4096) {
+          [enc setBytes:bytes.data() length:bytes.size() atIndex:NSUInteger(s)];
+        } else {
+          Ref<id<MTLBuffer> > b = Ref<id<MTLBuffer> >::adopt(
+              [dev_ newBufferWithBytes:bytes.data() length:bytes.size() options:MTLResourceStorageModeShared]);
+          [enc setBuffer:b.get() offset:0 atIndex:NSUInteger(s)];
+          big_values.push_back(b);
+        }
+      }
+    }
+    for (int i = 0; i < MG_MAX_THREADGROUP_SLOTS; ++i)
+      if (a.threadgroup_sizes[i]) [enc setThreadgroupMemoryLength:round_up(a.threadgroup_sizes[i], 16) atIndex:NSUInteger(i)];
+    MTLSize tg = MTLSizeMake(a.tg[0], a.tg[1], a.tg[2]);
+    if (nonuniform_) [enc dispatchThreads:MTLSizeMake(a.grid[0], a.grid[1], a.grid[2]) threadsPerThreadgroup:tg];
+    else [enc dispatchThreadgroups:MTLSizeMake(a.groups[0], a.groups[1], a.groups[2]) threadsPerThreadgroup:tg];
+    [enc endEncoding];
+    [cb commit];
+    Ref<id<MTLCommandBuffer> > held = Ref<id<MTLCommandBuffer> >::retain(cb);
+    for (auto* b : bufs)
+      if (b) b->used_by(held);
+    track(held);
+    if (launch.wait) {
+      [cb waitUntilCompleted];
+      check_completed(cb);
+      run.gpu_time = gpu_seconds(cb);
+      run.done = true;
+      return;
+    }
+    run.done = false;
+    run.wait = [held](detail::RunState& r) {
+      [held.get() waitUntilCompleted];
+      r.done = true;
+      r.gpu_time = gpu_seconds(held.get());
+      check_completed(held.get());
+    };
+    run.query = [held](detail::RunState& r) {
+      MTLCommandBufferStatus st = [held.get() status];
+      if (st != MTLCommandBufferStatusCompleted && st != MTLCommandBufferStatusError) return false;
+      r.wait(r);
+      return true;
+    };
+  }
+
+  void synchronize() override {
+    std::vector<Ref<id<MTLCommandBuffer> > > all;
+    {
+      std::lock_guard<std::mutex> lock(inflight_mutex_);
+      all.swap(inflight_);
+    }
+    for (auto& cb : all) [cb.get() waitUntilCompleted];
+    for (auto& cb : all) check_completed(cb.get());
+  }
+
+ private:
+  void track(const Ref<id<MTLCommandBuffer> >& cb) {
+    std::lock_guard<std::mutex> lock(inflight_mutex_);
+    inflight_.erase(std::remove_if(inflight_.begin(), inflight_.end(),
+                                   [](const Ref<id<MTLCommandBuffer> >& c) {
+                                     MTLCommandBufferStatus st = [c.get() status];
+                                     return st == MTLCommandBufferStatusCompleted;
+                                   }),
+                    inflight_.end());
+    inflight_.push_back(cb);
+  }
+
+  // MTLLibrary per shader source, shared by every constants set of it.
+  Ref<id<MTLLibrary> > library_for(const std::string& key, const std::string& source, const msl::Translation& tr) {
+    if (auto it = libraries_.find(key); it != libraries_.end()) return it->second;
+    Pool pool;
+    MTLCompileOptions* fresh = [[MTLCompileOptions alloc] init];
+    Ref<MTLCompileOptions*> options = Ref<MTLCompileOptions*>::adopt(fresh);
+    MG_ALLOW_DEPRECATED_BEGIN
+    [options.get() setFastMathEnabled:YES];  // Metal's default; precise:: opts out
+    MG_ALLOW_DEPRECATED_END
+    [options.get() setLanguageVersion:language_version()];
+    Ref<NSString*> text = ns_string(source);
+    NSError* err = nil;
+    Ref<id<MTLLibrary> > library =
+        Ref<id<MTLLibrary> >::adopt([dev_ newLibraryWithSource:text.get() options:options.get() error:&err]);
+    // A library with warnings comes with an NSError too: only a nil library is a failure.
+    if (!library) throw_compile_error(err, "compiling " + tr.path(), "", tr.source());
+    libraries_[key] = library;
+    return library;
+  }
+
+  id<MTLDevice> dev_;  // the device list keeps it alive
+  DeviceInfo info_;
+  Ref<id<MTLCommandQueue> > queue_;  // one per Interface
+  bool nonuniform_ = true;
+  std::mutex mutex_;
+  std::unordered_map<std::string, Ref<id<MTLLibrary> > > libraries_;
+  std::unordered_map<std::string, std::shared_ptr<MetalProgram> > programs_;
+  std::mutex inflight_mutex_;
+  std::vector<Ref<id<MTLCommandBuffer> > > inflight_;
+};
+
+}  // namespace
+
+std::vector<DeviceInfo> probe(std::string* why) {
+  const DeviceList& l = device_list();
+  if (l.infos.empty() && why) *why = l.why;
+  return l.infos;
+}
+
+std::shared_ptr<Backend> create(int index) {
+  const DeviceList& l = device_list();
+  if (index < 0 || index >= int(l.devices.size()))
+    throw std::invalid_argument("[metal] device " + std::to_string(index) + " does not exist");
+  return std::make_shared<MetalBackend>(l.devices[std::size_t(index)].get(), l.infos[std::size_t(index)]);
+}
+
+}  // namespace metalgpu::metal
