@@ -107,6 +107,12 @@ class Interface(_core.Interface):
                 arr = arr.astype(np.int32)
         if arr.size == 0:
             raise ValueError("array_to_buffer: the array is empty")
+        if arr.dtype.fields is not None:
+            # Structured records (Metal structs): raw bytes, presented with the record dtype.
+            buf = self._create_buffer(arr.nbytes, "uchar", storage)
+            buf._set_view_dtype(arr.dtype)
+            buf.upload(arr.reshape(-1))
+            return buf
         buf = self.create_buffer(arr.size, arr.dtype, storage=storage)
         buf.upload(arr.reshape(-1))
         return buf

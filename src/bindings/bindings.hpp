@@ -20,7 +20,9 @@ struct PyBuffer {
   py::object interface_ref;  // weakref to the Interface (or None)
   py::object contents_cache; // the numpy view handed out by .contents
   int interface_device = 0;  // device index, for DLPack
+  std::string backend;       // "cpu", "cuda" or "metal": where the memory lives
   std::shared_ptr<Allocation> exported;  // memory handed out through __array_interface__
+  py::object view_dtype;     // numpy dtype .contents presents (structured arrays), or None
   void drop_cache() { contents_cache = py::none(); }
 };
 

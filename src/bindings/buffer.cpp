@@ -56,6 +56,7 @@ py::object readback(PyBuffer& b) {
   DType d = b.buffer.dtype();
   py::array out(numpy_dtype(d), storage_shape(b.buffer));
   b.buffer.readback(out.mutable_data(), b.buffer.nbytes());
+  if (b.view_dtype && !b.view_dtype.is_none()) return out.attr("view")(b.view_dtype);
   if (d.lanes == 3) return out[py::make_tuple(py::ellipsis(), py::slice(0, 3, 1))].attr("copy")();
   return out;
 }
@@ -64,6 +65,10 @@ void upload(PyBuffer& b, py::object data) {
   py::module_ np = py::module_::import("numpy");
   DType d = b.buffer.dtype();
   py::array arr = np.attr("asarray")(data);
+  if (b.view_dtype && !b.view_dtype.is_none()) {  // structured: upload the raw bytes
+    arr = np.attr("ascontiguousarray")(arr.attr("astype")(b.view_dtype)).attr("view")("u1");
+    arr = arr.attr("reshape")(-1);
+  }
   std::size_t want = b.buffer.count() * d.lanes;
   if (std::size_t(arr.size()) != want)
     throw std::invalid_argument("[Buffer.upload] got " + std::to_string(arr.size()) + " elements; the buffer holds " +
@@ -97,7 +102,8 @@ py::object make_contents(PyBuffer& b) {
     shape.push_back(d.lanes);
     strides.push_back(py::ssize_t(d.scalar_size()));
   }
-  py::array arr(numpy_dtype(d), shape, strides, ptr, owner);
+  py::object arr = py::array(numpy_dtype(d), shape, strides, ptr, owner);
+  if (b.view_dtype && !b.view_dtype.is_none()) arr = arr.attr("view")(b.view_dtype);
   b.contents_cache = arr;
   return arr;
 }
@@ -125,7 +131,14 @@ void init_buffer(py::module_& m) {
       .def_property_readonly("count", [](const PyBuffer& b) { return b.buffer.count(); })
       .def("__len__", [](const PyBuffer& b) { return b.buffer.count(); })
       .def_property_readonly("nbytes", [](const PyBuffer& b) { return b.buffer.nbytes(); })
-      .def_property_readonly("dtype", [](const PyBuffer& b) { return numpy_dtype(b.buffer.dtype()); })
+      .def_property_readonly("dtype", [](const PyBuffer& b) -> py::object {
+        if (b.view_dtype && !b.view_dtype.is_none()) return b.view_dtype;
+        return numpy_dtype(b.buffer.dtype());
+      })
+      .def("_set_view_dtype", [](PyBuffer& b, py::object dtype) {
+        b.view_dtype = dtype;
+        b.drop_cache();
+      })
       .def_property_readonly("metal_type", [](const PyBuffer& b) { return b.buffer.dtype().name(); })
       .def_property_readonly("storage", [](const PyBuffer& b) {
         return b.buffer.storage() == Storage::shared ? "shared" : "private";

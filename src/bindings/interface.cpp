@@ -189,7 +189,7 @@ void init_interface(py::module_& m) {
         else if (storage == "private") s = Storage::device_private;
         else throw std::invalid_argument("[create_buffer] storage must be \"shared\" or \"private\"; got '" + storage + "'");
         auto& iface = self.cast<Interface&>();
-        PyBuffer b{iface.create_buffer(std::size_t(count), *d, s), py::none(), py::none(), iface.device().index, {}};
+        PyBuffer b{iface.create_buffer(std::size_t(count), *d, s), py::none(), py::none(), iface.device().index, iface.backend(), {}, py::none()};
         b.interface_ref = py::weakref(self);
         return b;
       })
@@ -207,7 +207,7 @@ void init_interface(py::module_& m) {
         });
         auto& iface = self.cast<Interface&>();
         std::size_t count = std::size_t(arr.size()) / d->lanes;
-        PyBuffer b{iface.wrap(arr.mutable_data(), count, *d, owner), py::none(), py::none(), iface.device().index, {}};
+        PyBuffer b{iface.wrap(arr.mutable_data(), count, *d, owner), py::none(), py::none(), iface.device().index, iface.backend(), {}, py::none()};
         b.interface_ref = py::weakref(self);
         return b;
       })

@@ -26,7 +26,7 @@ struct DLManagedTensor {
   void* manager_ctx;
   void (*deleter)(DLManagedTensor*);
 };
-enum { kDLCPU = 1, kDLCUDA = 2 };
+enum { kDLCPU = 1, kDLCUDA = 2, kDLMetal = 8 };
 enum { kDLInt = 0, kDLUInt = 1, kDLFloat = 2, kDLBfloat = 4, kDLBool = 6 };
 
 struct Export {
@@ -36,7 +36,13 @@ struct Export {
   DLManagedTensor tensor;
 };
 
-bool on_gpu(const Buffer& b) { return b.allocation()->host != b.allocation()->device || !b.allocation()->host; }
+// Where a consumer should read the buffer: the device copy on GPU backends (the memory kernels
+// use), else host memory.
+int dl_device_type(const PyBuffer& b) {
+  if (b.backend == "cuda") return kDLCUDA;
+  if (b.backend == "metal" && !b.buffer.allocation()->host) return kDLMetal;  // private MTLBuffer
+  return kDLCPU;
+}
 
 DLDataType dl_type(const DType& d) {
   std::uint8_t bits = std::uint8_t(d.scalar_size() * 8);
@@ -65,7 +71,8 @@ py::object strides_of(const Buffer& b) {
 
 py::capsule dlpack(PyBuffer& b, py::args, py::kwargs) {
   auto alloc = b.buffer.allocation();  // throws if released
-  bool gpu = on_gpu(b.buffer);
+  const int type = dl_device_type(b);
+  const bool gpu = type != kDLCPU;
   if (gpu) alloc->device_will_be_shared();
   else alloc->host_will_access();
   auto* e = new Export{alloc, {}, {}, {}};
@@ -76,7 +83,7 @@ py::capsule dlpack(PyBuffer& b, py::args, py::kwargs) {
   e->strides[1] = 1;
   DLTensor& t = e->tensor.dl_tensor;
   t.data = gpu ? alloc->device : alloc->host;
-  t.device = {gpu ? kDLCUDA : kDLCPU, gpu ? b.interface_device : 0};
+  t.device = {type, gpu ? b.interface_device : 0};
   t.ndim = d.lanes > 1 ? 2 : 1;
   t.dtype = dl_type(d);
   t.shape = e->shape;
@@ -100,12 +107,12 @@ py::capsule dlpack(PyBuffer& b, py::args, py::kwargs) {
 void init_interop(py::class_<PyBuffer>& cls) {
   cls.def("__dlpack__", &dlpack, "DLPack export: np.from_dlpack(buf), torch.from_dlpack(buf) share the memory.")
       .def("__dlpack_device__", [](PyBuffer& b) {
-        bool gpu = on_gpu(b.buffer);
-        return py::make_tuple(gpu ? int(kDLCUDA) : int(kDLCPU), gpu ? b.interface_device : 0);
+        const int type = dl_device_type(b);
+        return py::make_tuple(type, type == kDLCPU ? 0 : b.interface_device);
       })
       .def_property_readonly("__cuda_array_interface__", [](PyBuffer& b) -> py::dict {
         auto alloc = b.buffer.allocation();
-        if (!on_gpu(b.buffer))
+        if (b.backend != "cuda")
           throw py::attribute_error("__cuda_array_interface__: this buffer is not in GPU memory");
         alloc->device_will_be_shared();
         py::dict d;

@@ -7,6 +7,38 @@
 #define MG_MAX_THREADGROUP_SLOTS 31
 #define MG_INLINE_BYTES 512
 #define MG_NOT_INLINE 0xffffffffu
+#define MG_MAX_TEXTURES 16
+#define MG_MAX_SAMPLERS 16
+
+// Texel formats: MG_TEXEL_FORMAT(kind, channels), channels 1, 2 or 4.
+enum mg_texel_kind {
+  MG_TEXEL_FLOAT32 = 0, MG_TEXEL_FLOAT16 = 1, MG_TEXEL_UNORM8 = 2, MG_TEXEL_SNORM8 = 3,
+  MG_TEXEL_UNORM16 = 4, MG_TEXEL_SNORM16 = 5, MG_TEXEL_UINT32 = 6, MG_TEXEL_SINT32 = 7,
+  MG_TEXEL_UINT16 = 8, MG_TEXEL_SINT16 = 9, MG_TEXEL_UINT8 = 10, MG_TEXEL_SINT8 = 11
+};
+#define MG_TEXEL_FORMAT(kind, channels) (((unsigned)(kind) << 4) | (unsigned)(channels))
+
+// A texture as kernels see it: linear rows of texels. Texel (x, y) of slice s (the depth
+// index of a 3D texture, the layer of an array) is at data + s*slice_pitch + y*row_pitch +
+// x*bytes_per_texel. Pitches are in bytes; unbound slots are all zero.
+struct mg_texture {
+  void* data;
+  unsigned int width, height, depth, array_length;
+  unsigned int format;  // MG_TEXEL_FORMAT
+  unsigned int row_pitch, slice_pitch;
+};
+
+// Sampler descriptor bits (one unsigned per [[sampler(n)]] slot).
+#define MG_SAMPLER_VALID 0x80000000u
+#define MG_SAMPLER_NORMALIZED 0x1u          // bit 0: normalised coordinates (else pixel)
+#define MG_SAMPLER_ADDRESS_SHIFT(axis) (1 + 3 * (axis))  // 3 bits per axis s, t, r
+#define MG_SAMPLER_MAG_LINEAR 0x400u        // bit 10
+#define MG_SAMPLER_MIN_LINEAR 0x800u        // bit 11
+#define MG_SAMPLER_BORDER_SHIFT 12          // 2 bits: transparent black, opaque black, opaque white
+enum mg_sampler_address {
+  MG_ADDRESS_CLAMP_TO_EDGE = 0, MG_ADDRESS_REPEAT = 1, MG_ADDRESS_MIRRORED_REPEAT = 2,
+  MG_ADDRESS_CLAMP_TO_ZERO = 3, MG_ADDRESS_CLAMP_TO_BORDER = 4
+};
 
 // Everything one dispatch needs. Each buffer slot points at the memory the kernel sees for
 // [[buffer(n)]]: a buffer's device memory, or a copy of by-value bytes.
@@ -17,6 +49,8 @@ struct mg_launch {
   unsigned int tg[3];      // threads_per_threadgroup as dispatched (edge groups may be smaller)
   unsigned int groups[3];  // threadgroups_per_grid
   unsigned int group_offset[3];  // first threadgroup of this launch (a dispatch may be split)
+  struct mg_texture textures[MG_MAX_TEXTURES];  // [[texture(n)]]
+  unsigned int samplers[MG_MAX_SAMPLERS];        // [[sampler(n)]]: sampler descriptor bits
   // GPU targets: by-value arguments travel inside the launch block itself; slot n's bytes are
   // at inline_data + inline_offset[n] (MG_NOT_INLINE: use slots[n]). The cpu target points
   // slots[n] at host copies instead and leaves these unused.

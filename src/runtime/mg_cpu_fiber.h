@@ -106,6 +106,28 @@ inline size_t fiber_stack_size() {
   return kib * 1024;
 }
 
+// Every runner this module made, freed when the module is unloaded (dlclose), so loading
+// many shaders does not keep their fiber stacks mapped.
+struct runner_registry {
+  group_runner* list[1024];
+  unsigned count;
+  int lock;
+};
+inline runner_registry& runners() {
+  static runner_registry r = {};
+  return r;
+}
+inline void free_runner(group_runner* r) {
+  munmap(r->stacks, (r->stack_size + 4096) * kMaxGroupThreads);
+  free(r->tg_memory);
+  delete r;
+}
+__attribute__((destructor)) static void free_runners_at_unload() {
+  runner_registry& reg = runners();
+  for (unsigned i = 0; i < reg.count; ++i) free_runner(reg.list[i]);
+  reg.count = 0;
+}
+
 // The runner of this OS thread, made on first use and kept for the life of the module.
 inline group_runner* runner_for_this_thread() {
   group_runner*& r = current_runner();
@@ -118,6 +140,10 @@ inline group_runner* runner_for_this_thread() {
   if (m == MAP_FAILED) abort();
   r->stacks = static_cast<unsigned char*>(m);
   for (unsigned i = 0; i < kMaxGroupThreads; ++i) mprotect(r->stacks + i * slot, guard, PROT_NONE);
+  runner_registry& reg = runners();
+  while (__atomic_exchange_n(&reg.lock, 1, __ATOMIC_ACQUIRE)) {}
+  if (reg.count < 1024) reg.list[reg.count++] = r;  // beyond that: kept for the process
+  __atomic_store_n(&reg.lock, 0, __ATOMIC_RELEASE);
   return r;
 }
 
