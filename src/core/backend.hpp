@@ -66,6 +66,8 @@ struct Launch {
   mg_launch args{};
   std::shared_ptr<Allocation> buffers[MG_MAX_BUFFERS];  // what each slot binds (kept alive)
   bool may_write[MG_MAX_BUFFERS] = {};                  // the kernel may write the slot's memory
+  std::shared_ptr<Allocation> textures[MG_MAX_TEXTURES];  // what each [[texture(n)]] binds (kept alive)
+  bool texture_may_write[MG_MAX_TEXTURES] = {};            // declared access::write or read_write
   std::vector<std::string> inline_bytes;                // storage for by-value slots
   int inline_index[MG_MAX_BUFFERS];                     // slot -> inline_bytes index, or -1
   bool wait = true;                                     // complete before dispatch() returns
@@ -80,8 +82,13 @@ class Backend {
   // Uses existing host memory as a buffer without copying; `owner` keeps it alive. Throws
   // std::invalid_argument (saying why) where the backend cannot use that memory directly.
   virtual std::shared_ptr<Allocation> wrap(void* host, std::size_t nbytes, std::shared_ptr<void> owner);
-  // Compiles `translation` with `constants`; throws CompileError.
-  virtual std::shared_ptr<Program> build(const msl::Translation& translation, const Constants& constants) = 0;
+  // Compiles `translation` with `constants` - every kernel, or only the kernel named `only`
+  // (large libraries compile each kernel on first use); throws CompileError.
+  virtual std::shared_ptr<Program> build(const msl::Translation& translation, const Constants& constants,
+                                         const std::string* only = nullptr) = 0;
+  // Checks a library without generating code, so a large library still reports its errors
+  // at load time. Backends that cannot check cheaply do nothing here.
+  virtual void check_library(const msl::Translation&) {}
   // Runs (cpu) or enqueues (gpu) the launch; fills `run` (done, gpu_time, how to wait).
   virtual void dispatch(Launch& launch, detail::RunState& run) = 0;
   virtual void synchronize() = 0;

@@ -23,11 +23,23 @@ InterfaceImpl::~InterfaceImpl() {
       s->released_why = "freed when its Interface was deleted";
     }
   }
+  for (auto& weak : textures) {
+    if (auto s = weak.lock(); s && s->alloc) {
+      s->alloc.reset();
+      s->released_why = "freed when its Interface was deleted";
+    }
+  }
 }
 
 }  // namespace detail
 
 namespace {
+
+// Libraries with more kernels than this compile each kernel on first use (ggml-sized files
+// would otherwise take tens of seconds to load); smaller ones compile whole, once.
+constexpr std::size_t kWholeLibraryKernels = 16;
+
+bool compiled_per_kernel(const msl::Translation& tr) { return tr.kernels().size() > kWholeLibraryKernels; }
 
 detail::InterfaceImpl& need(const std::shared_ptr<detail::InterfaceImpl>& impl) {
   if (!impl) throw std::invalid_argument("[Interface] this Interface was moved from");
@@ -58,7 +70,7 @@ Pipeline resolve(detail::InterfaceImpl& s, const std::string& name, const Consta
   if (constants.empty() && s.base_program) program = s.base_program;
   else {
     try {
-      program = s.backend->build(*s.library, constants);
+      program = s.backend->build(*s.library, constants, compiled_per_kernel(*s.library) ? &name : nullptr);
     } catch (CompileError& e) {
       e.set_function(name);
       throw;
@@ -128,8 +140,10 @@ void Interface::load_shader_from_string(const std::string& source, const ShaderO
   auto& s = need(impl_);
   auto library = std::make_shared<const msl::Translation>(source, path, options);
   std::shared_ptr<Program> base;
-  // Libraries with function constants are compiled once their values are known.
-  if (!library->has_function_constants()) base = s.backend->build(*library, {});
+  // Libraries with function constants are compiled once their values are known, and large
+  // ones kernel by kernel; both are checked now, so errors still surface at load.
+  if (library->has_function_constants() || compiled_per_kernel(*library)) s.backend->check_library(*library);
+  else base = s.backend->build(*library, {});
   s.library = std::move(library);
   s.base_program = std::move(base);
   s.function.clear();
@@ -220,6 +234,7 @@ Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const
   set_geometry(launch.args, grid, tg, max_threads, *p.kernel);
   set_threadgroup_memory(launch.args, options.threadgroup_memory, *p.kernel, s.device.max_threadgroup_memory);
   bind_arguments(launch, bindings, *p.kernel, *p.desc, impl_.get());
+  bind_textures(launch, options.textures, options.samplers, *p.kernel, impl_.get());
   auto state = std::make_shared<detail::RunState>();
   launch.wait = options.wait && s.batch_depth == 0;
   launch.profile = s.profiling;

@@ -125,7 +125,15 @@ DeviceInfo cpu_device() {
 
 // METALGPU_CHECK_CUDA=80,90: also translate every shader for CUDA and compile it with NVRTC
 // for those architectures (no GPU needed), so CI catches CUDA translation errors.
-void check_cuda_translation(const msl::Translation& tr, const Constants& constants) {
+std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
+  std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu)\n";
+  source += runtime::common_text;
+  source += runtime::cpu_text;
+  source += tr.emit(msl::Target::cpu, constants, only);
+  return source;
+}
+
+void check_cuda_translation(const msl::Translation& tr, const Constants& constants, const std::string* only) {
   const char* archs = std::getenv("METALGPU_CHECK_CUDA");
   if (!archs || !*archs) return;
   std::string list = archs;
@@ -135,7 +143,7 @@ void check_cuda_translation(const msl::Translation& tr, const Constants& constan
     int sm = std::atoi(list.substr(p, q - p).c_str());
     if (sm > 0) {
       try {
-        cuda::check_translation(tr, constants, sm);
+        cuda::check_translation(tr, constants, sm, only);
       } catch (CompileError& e) {
         throw CompileError(std::string(e.what()) + " [CUDA translation check, sm_" + std::to_string(sm) + "]",
                            e.file(), e.line(), e.log(), e.function(), tr.source());
@@ -159,12 +167,9 @@ class CpuBackend final : public Backend {
     return std::make_shared<ForeignAllocation>(host, nbytes, std::move(owner));
   }
 
-  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {
-    std::string body = tr.emit(msl::Target::cpu, constants);
-    std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu)\n";
-    source += runtime::common_text;
-    source += runtime::cpu_text;
-    source += body;
+  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
+                                 const std::string* only) override {
+    std::string source = cpu_source(tr, constants, only);
     const HostCompiler& hc = host_compiler();
     std::string key = Sha256()
                           .update(hc.version).update("\n").update(hc.flags).update("\n")
@@ -198,9 +203,20 @@ class CpuBackend final : public Backend {
       if (!program) throw std::runtime_error("[cpu] the compiled module " + final_path + " cannot be loaded: " +
                                              std::string(dlerror() ? dlerror() : "unknown error"));
     }
-    check_cuda_translation(tr, constants);
+    check_cuda_translation(tr, constants, only);
     programs_[key] = program;
     return program;
+  }
+
+  void check_library(const msl::Translation& tr) override {
+    static std::atomic<unsigned> counter{0};
+    std::string scratch = scratch_dir() + "/check-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+    try {
+      check_syntax(cpu_source(tr, {}, nullptr), scratch);
+    } catch (CompileError& e) {
+      e.set_source(tr.source());
+      throw;
+    }
   }
 
   void dispatch(Launch& launch, detail::RunState& run) override {

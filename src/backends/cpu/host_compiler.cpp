@@ -124,9 +124,11 @@ const HostCompiler& host_compiler() {
   return compiler;
 }
 
-void compile_shared_library(const std::string& source, const std::string& output) {
+namespace {
+
+// Runs the compiler on `source` with the usual flags plus `extra`; throws CompileError.
+void run_compiler(const std::string& source, const std::string& src_path, const std::vector<std::string>& extra) {
   const HostCompiler& hc = host_compiler();
-  std::string src_path = output + ".cpp";
   {
     std::ofstream f(src_path, std::ios::binary);
     f << source;
@@ -135,12 +137,25 @@ void compile_shared_library(const std::string& source, const std::string& output
   std::vector<std::string> argv = {hc.path};
   std::istringstream flags(hc.flags);
   for (std::string flag; flags >> flag;) argv.push_back(flag);
-  argv.insert(argv.end(), {"-x", "c++", src_path, "-o", output, "-lmvec", "-lm"});
+  argv.insert(argv.end(), {"-x", "c++", src_path});
+  argv.insert(argv.end(), extra.begin(), extra.end());
   ProcessResult r = run_process(argv);
   unlink(src_path.c_str());
-  if (r.status != 0) {
+  if (r.status != 0) throw make_error(r.output);
+}
+
+}  // namespace
+
+void check_syntax(const std::string& source, const std::string& scratch_path) {
+  run_compiler(source, scratch_path + ".cpp", {"-fsyntax-only"});
+}
+
+void compile_shared_library(const std::string& source, const std::string& output) {
+  try {
+    run_compiler(source, output + ".cpp", {"-o", output, "-lmvec", "-lm"});
+  } catch (...) {
     unlink(output.c_str());
-    throw make_error(r.output);
+    throw;
   }
 }
 

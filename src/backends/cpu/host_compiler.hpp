@@ -19,4 +19,7 @@ const HostCompiler& host_compiler();
 // .metal file and line (the source carries #line directives).
 void compile_shared_library(const std::string& source, const std::string& output);
 
+// Parses and checks `source` without generating code (-fsyntax-only); throws CompileError.
+void check_syntax(const std::string& source, const std::string& scratch_path);
+
 }  // namespace metalgpu::cpu

@@ -291,11 +291,14 @@ struct KernelEntry {
 
 class CudaProgram final : public Program {
  public:
-  CudaProgram(std::shared_ptr<Device> dev, const std::string& cubin, const msl::Translation& tr) : dev_(std::move(dev)) {
+  CudaProgram(std::shared_ptr<Device> dev, const std::string& cubin, const msl::Translation& tr,
+              const std::string* only)
+      : dev_(std::move(dev)) {
     dev_->make_current();
     MG_CU(cuModuleLoadData(&module_, cubin.data()));
     for (std::size_t i = 0; i < tr.kernels().size(); ++i) {
       auto& k = tr.kernels()[i];
+      if (only && k.name != *only) continue;
       auto entry = std::make_unique<KernelEntry>();
       std::string sym = msl::entry_symbol(i);
       MG_CU(cuModuleGetFunction(&entry->fn, module_, sym.c_str()));
@@ -355,8 +358,9 @@ class CudaBackend final : public Backend {
     return std::make_shared<CudaAllocation>(dev_, nbytes, storage);
   }
 
-  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {
-    std::string source = cuda_source(tr, constants);
+  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
+                                 const std::string* only) override {
+    std::string source = cuda_source(tr, constants, only);
     const Nvrtc& n = nvrtc();
     std::string key = Sha256()
                           .update(n.version).update("\n").update(nvrtc_options(dev_->sm)).update("\n")
@@ -373,7 +377,7 @@ class CudaBackend final : public Backend {
     std::shared_ptr<CudaProgram> program;
     if (!cubin.empty()) {
       try {
-        program = std::make_shared<CudaProgram>(dev_, cubin, tr);
+        program = std::make_shared<CudaProgram>(dev_, cubin, tr, only);
       } catch (const std::exception&) {
         unlink(path.c_str());  // a corrupt entry is rebuilt, never trusted
       }
@@ -390,7 +394,7 @@ class CudaBackend final : public Backend {
         std::ofstream(temp, std::ios::binary) << cubin;
         publish_file(temp, path);
       }
-      program = std::make_shared<CudaProgram>(dev_, cubin, tr);
+      program = std::make_shared<CudaProgram>(dev_, cubin, tr, only);
     }
     programs_[key] = program;
     return program;
@@ -416,6 +420,8 @@ class CudaBackend final : public Backend {
     }
     for (int s = 0; s < MG_MAX_BUFFERS; ++s)
       if (auto* b = static_cast<CudaAllocation*>(launch.buffers[s].get())) b->before_dispatch(stream_);
+    for (int s = 0; s < MG_MAX_TEXTURES; ++s)
+      if (auto* b = static_cast<CudaAllocation*>(launch.textures[s].get())) b->before_dispatch(stream_);
     unsigned shared = 0;
     for (unsigned v : a.threadgroup_sizes) shared += v;
     if (int(shared) > entry->dynamic_shared_set) {
@@ -436,6 +442,12 @@ class CudaBackend final : public Backend {
       if (launch.may_write[s]) b->after_dispatch(stream_);
       else b->mark_used(stream_);
     }
+    for (int s = 0; s < MG_MAX_TEXTURES; ++s) {
+      auto* b = static_cast<CudaAllocation*>(launch.textures[s].get());
+      if (!b) continue;
+      if (launch.texture_may_write[s]) b->after_dispatch(stream_);
+      else b->mark_used(stream_);
+    }
     auto ctx = dev_;
     if (ev)
       run.timer = [ev, ctx] {
@@ -454,6 +466,8 @@ class CudaBackend final : public Backend {
     // Keep the buffers and the stream alive until the work is done: the Run owns them now.
     auto held = std::make_shared<std::vector<std::shared_ptr<Allocation>>>();
     for (auto& b : launch.buffers)
+      if (b) held->push_back(b);
+    for (auto& b : launch.textures)
       if (b) held->push_back(b);
     auto stream = stream_;
     run.done = false;
@@ -513,16 +527,16 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::string cuda_source(const msl::Translation& tr, const Constants& constants) {
+std::string cuda_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
   std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda)\n";
   source += runtime::common_text;
   source += runtime::cuda_text;
-  source += tr.emit(msl::Target::cuda, constants);
+  source += tr.emit(msl::Target::cuda, constants, only);
   return source;
 }
 
-void check_translation(const msl::Translation& tr, const Constants& constants, int sm) {
-  compile_cubin(cuda_source(tr, constants), sm, tr.path());
+void check_translation(const msl::Translation& tr, const Constants& constants, int sm, const std::string* only) {
+  compile_cubin(cuda_source(tr, constants, only), sm, tr.path());
 }
 
 std::vector<DeviceInfo> probe(std::string* why) {

@@ -13,10 +13,11 @@ std::vector<DeviceInfo> probe(std::string* why);
 std::shared_ptr<Backend> create(int index);
 
 // The whole CUDA translation unit for a shader: runtime, then the translated code.
-std::string cuda_source(const msl::Translation& tr, const Constants& constants);
+std::string cuda_source(const msl::Translation& tr, const Constants& constants, const std::string* only = nullptr);
 
 // Translates for CUDA and compiles with NVRTC for compute capability `sm`, without a GPU;
 // throws CompileError. Lets CI check every kernel's CUDA translation on machines with no GPU.
-void check_translation(const msl::Translation& tr, const Constants& constants, int sm);
+void check_translation(const msl::Translation& tr, const Constants& constants, int sm,
+                       const std::string* only = nullptr);
 
 }  // namespace metalgpu::cuda

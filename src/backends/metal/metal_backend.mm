@@ -575,7 +575,9 @@ class MetalBackend final : public Backend {
     return std::make_shared<MetalAllocation>(dev_, queue_, nbytes, storage);
   }
 
-  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants) override {
+  // Metal builds whole libraries (cheap on the device's compiler): `only` is not needed.
+  std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
+                                 const std::string* /*only*/) override {
     std::vector<std::string> literals = msl::resolve_constants(tr.model(), constants);  // validates
     std::string source = metal_source(tr);
     std::string library_key = Sha256().update(source).hex();
