@@ -15,7 +15,7 @@ def _source(broken: int | None = None) -> str:
     for k in range(KERNELS):
         body = "out[i] = a[i] * T(%d) + T(1);" % (k + 1)
         if k == broken:
-            body = "out[i] = undeclared_name;  // BROKEN"
+            body = "out[i] = undeclared_name;"
         parts.append(
             f"template <typename T> kernel void scale{k}(device const T* a [[buffer(0)]], "
             f"device T* out [[buffer(1)]], uint i [[thread_position_in_grid]]) {{ {body} }}\n"
