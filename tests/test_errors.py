@@ -213,11 +213,11 @@ def test_compile_error_for_missing_include(iface, shaders_dir):
 
 
 UNSUPPORTED = {
-    "texture-parameter": """#include <metal_stdlib>
+    "depth-texture-parameter": """#include <metal_stdlib>
 using namespace metal;
 
 kernel void sample_it(device float* out [[buffer(0)]],
-                      texture2d<float> tex [[texture(0)]],  // ERROR_HERE
+                      depth2d<float> tex [[texture(0)]],  // ERROR_HERE
                       uint i [[thread_position_in_grid]]) {
     out[i] = 0.0f;
 }

@@ -39,14 +39,14 @@ def _nvrtc_dirs() -> None:
 _nvrtc_dirs()
 
 from . import _core, operators  # noqa: E402
-from ._core import Buffer, CompileError, DeviceInfo, MetalSize, Run  # noqa: E402
+from ._core import Buffer, CompileError, DeviceInfo, MetalSize, Run, Sampler, Texture  # noqa: E402
 from ._dtypes import DTypeError, metal_name  # noqa: E402
 
 __version__: str = _core.__version__
 
 __all__ = [
     "Buffer", "CompileError", "DeviceInfo", "DTypeError", "Interface", "MetalSize", "Run",
-    "ShaderNotFoundError", "devices", "run_kernel", "translate", "__version__",
+    "Sampler", "ShaderNotFoundError", "Texture", "devices", "run_kernel", "translate", "__version__",
 ]
 
 

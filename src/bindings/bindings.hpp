@@ -4,6 +4,9 @@
 
 #include <pybind11/pybind11.h>
 
+#include <optional>
+#include <vector>
+
 #include "metalgpu/metalgpu.hpp"
 
 namespace py = pybind11;
@@ -27,6 +30,18 @@ struct PyBuffer {
 };
 
 void init_interop(py::class_<PyBuffer>& cls);
+
+// The Python-side Texture: the C++ handle plus its cached numpy view.
+struct PyTexture {
+  Texture texture;
+  py::object interface_ref;
+  py::object contents_cache;
+  void drop_cache() { contents_cache = py::none(); }
+};
+void init_texture(py::module_& m);
+// textures=[...] / samplers=[...] of run_function (None items leave the slot empty).
+std::vector<Texture> to_textures(py::object list);
+std::vector<std::optional<Sampler>> to_samplers(py::object list);
 
 // A numpy array aliasing the buffer's memory and keeping that memory alive.
 py::object make_contents(PyBuffer& b);

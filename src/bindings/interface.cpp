@@ -225,8 +225,8 @@ void init_interface(py::module_& m) {
           for (auto [k, v] : py::reinterpret_borrow<py::dict>(threadgroup_memory))
             o.threadgroup_memory.emplace_back(k.cast<int>(), v.cast<std::size_t>());
         }
-        if ((!textures.is_none() && py::len(textures) > 0) || (!samplers.is_none() && py::len(samplers) > 0))
-          throw NotAvailable("[run_function] textures and samplers are not supported yet");
+        o.textures = to_textures(textures);
+        o.samplers = to_samplers(samplers);
         if (!py::isinstance<py::list>(buffers) && !py::isinstance<py::tuple>(buffers))
           throw TypeMismatch("[run_function] buffers must be a list; got " +
                              py::str(py::type::of(buffers).attr("__name__")).cast<std::string>());

@@ -6,4 +6,5 @@ PYBIND11_MODULE(_core, m) {
   metalgpu::bindings::init_errors(m);
   metalgpu::bindings::init_buffer(m);
   metalgpu::bindings::init_interface(m);
+  metalgpu::bindings::init_texture(m);
 }

@@ -3,6 +3,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/dispatch.hpp"
 #include "core/interface_impl.hpp"
@@ -190,6 +191,129 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
     launch.inline_index[slot] = int(launch.inline_bytes.size());
     launch.inline_bytes.push_back(std::move(bytes));
     launch.args.slots[slot] = launch.inline_bytes.back().data();
+  }
+}
+
+namespace {
+
+// "metal::texture2d<float, access::read_write>" -> base "texture2d", args {"float", "read_write"}.
+void split_texture_type(const std::string& type, std::string* base, std::vector<std::string>* args) {
+  std::string t;
+  for (char c : type)
+    if (c != ' ') t += c;
+  std::size_t lt = t.find('<');
+  *base = t.substr(0, lt);
+  if (base->rfind("metal::", 0) == 0) *base = base->substr(7);
+  if (lt == std::string::npos) return;
+  std::string inner = t.substr(lt + 1, t.size() - lt - 2);
+  std::size_t start = 0;
+  for (std::size_t k = 0; k <= inner.size(); ++k)
+    if (k == inner.size() || inner[k] == ',') {
+      std::string a = inner.substr(start, k - start);
+      if (a.rfind("metal::", 0) == 0) a = a.substr(7);
+      if (a.rfind("access::", 0) == 0) a = a.substr(8);
+      args->push_back(a);
+      start = k + 1;
+    }
+}
+
+// 'f' float/half, 'u' unsigned, 'i' signed integers, 0 unknown (a template parameter...).
+char value_class_of(const std::string& t) {
+  if (t == "float" || t == "half" || t == "float32_t" || t == "half_t") return 'f';
+  if (t == "uint" || t == "ushort" || t == "uchar" || t == "unsigned" || t == "uint32_t" || t == "uint16_t" ||
+      t == "uint8_t" || t == "unsignedint")
+    return 'u';
+  if (t == "int" || t == "short" || t == "char" || t == "int32_t" || t == "int16_t" || t == "int8_t") return 'i';
+  return 0;
+}
+
+const char* value_class_name(char c) {
+  return c == 'f' ? "float or half" : c == 'u' ? "uint or ushort" : "int or short";
+}
+
+}  // namespace
+
+void bind_textures(Launch& launch, const std::vector<Texture>& textures,
+                   const std::vector<std::optional<Sampler>>& samplers, const msl::KernelInfo& kernel,
+                   const void* owner) {
+  if (textures.size() > MG_MAX_TEXTURES)
+    throw std::invalid_argument("[run_function] " + std::to_string(textures.size()) +
+                                " textures given; there are 16 texture slots (0..15)");
+  if (samplers.size() > MG_MAX_SAMPLERS)
+    throw std::invalid_argument("[run_function] " + std::to_string(samplers.size()) +
+                                " samplers given; there are 16 sampler slots (0..15)");
+  const auto* impl = static_cast<const detail::InterfaceImpl*>(owner);
+  bool uses = !textures.empty() || !samplers.empty();
+  for (const auto& p : kernel.params) uses |= p.role == msl::ParamRole::texture || p.role == msl::ParamRole::sampler;
+  if (uses && impl->backend_name == "metal")
+    throw NotAvailable("[run_function] textures and samplers are not implemented on the metal backend yet");
+  const msl::KernelParam* tex_param[MG_MAX_TEXTURES] = {};
+  const msl::KernelParam* smp_param[MG_MAX_SAMPLERS] = {};
+  for (const auto& p : kernel.params) {
+    if (p.role == msl::ParamRole::texture && p.slot >= 0 && p.slot < MG_MAX_TEXTURES) tex_param[p.slot] = &p;
+    if (p.role == msl::ParamRole::sampler && p.slot >= 0 && p.slot < MG_MAX_SAMPLERS) smp_param[p.slot] = &p;
+  }
+  auto where = [&](const char* what, int slot, const msl::KernelParam* p) {
+    std::string s = std::string(what) + "(" + std::to_string(slot) + ") of kernel '" + kernel.name + "'";
+    if (p && !p->name.empty()) s += " (parameter '" + p->name + "')";
+    return s;
+  };
+  for (int slot = 0; slot < MG_MAX_TEXTURES; ++slot) {
+    const msl::KernelParam* param = tex_param[slot];
+    const Texture* t = slot < int(textures.size()) && textures[std::size_t(slot)] ? &textures[std::size_t(slot)] : nullptr;
+    if (!t) {
+      if (param && param->function_constant.empty())
+        throw std::invalid_argument("[run_function] " + where("texture", slot, param) +
+                                    " is not bound (the textures list has " + std::to_string(textures.size()) +
+                                    " entries)");
+      continue;
+    }
+    const auto& state = t->state();
+    if (!state->alloc)
+      throw ReleasedError("[run_function] the Texture given for " + where("texture", slot, param) + " was " +
+                          state->released_why);
+    auto owner_impl = state->owner.lock();
+    if (owner_impl && owner_impl.get() != owner && owner_impl->backend_name != impl->backend_name)
+      throw std::invalid_argument("[run_function] the Texture given for " + where("texture", slot, param) +
+                                  " belongs to a " + owner_impl->backend_name + " Interface");
+    if (!param) continue;  // a texture for a slot the kernel does not use
+    std::string base;
+    std::vector<std::string> args;
+    split_texture_type(param->element_type, &base, &args);
+    // One row of texels is the same memory as a 1d texture.
+    const bool row_as_1d = base == "texture1d" && state->desc.type == TextureType::tex2d && state->desc.height == 1;
+    if (base != texture_type_name(state->desc.type) && !row_as_1d)
+      throw TypeMismatch("[run_function] " + where("texture", slot, param) + " is declared " + base + "; got a " +
+                         texture_type_name(state->desc.type));
+    char declared = args.empty() ? 0 : value_class_of(args[0]);
+    if (declared && declared != state->format.value_class)
+      throw TypeMismatch("[run_function] " + where("texture", slot, param) + " is declared " + base + "<" + args[0] +
+                         ">; a " + state->format.name + " texture is read as " +
+                         value_class_name(state->format.value_class));
+    const bool writes = args.size() > 1 && (args[1] == "write" || args[1] == "read_write");
+    mg_texture& m = launch.args.textures[slot];
+    m.data = state->alloc->device;
+    m.width = state->desc.width;
+    m.height = state->desc.height;
+    m.depth = state->desc.depth;
+    m.array_length = state->desc.array_length;
+    m.format = state->format.code;
+    m.row_pitch = state->row_pitch;
+    m.slice_pitch = state->slice_pitch;
+    launch.textures[slot] = state->alloc;
+    launch.texture_may_write[slot] = writes;
+  }
+  for (int slot = 0; slot < MG_MAX_SAMPLERS; ++slot) {
+    const msl::KernelParam* param = smp_param[slot];
+    const bool given = slot < int(samplers.size()) && samplers[std::size_t(slot)].has_value();
+    if (!given) {
+      if (param && param->function_constant.empty())
+        throw std::invalid_argument("[run_function] " + where("sampler", slot, param) +
+                                    " is not bound (the samplers list has " + std::to_string(samplers.size()) +
+                                    " entries)");
+      continue;
+    }
+    launch.args.samplers[slot] = samplers[std::size_t(slot)]->bits();
   }
 }
 

@@ -26,4 +26,10 @@ void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, st
 void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl::KernelInfo& kernel,
                     const mg_kernel_desc& desc, const void* owner);
 
+// Fills the texture and sampler slots of `launch`: every texture or sampler parameter of the
+// kernel needs one; textures are checked against the declared texture type and element type.
+void bind_textures(Launch& launch, const std::vector<Texture>& textures,
+                   const std::vector<std::optional<Sampler>>& samplers, const msl::KernelInfo& kernel,
+                   const void* owner);
+
 }  // namespace metalgpu

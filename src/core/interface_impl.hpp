@@ -24,6 +24,15 @@ struct BufferState {
   std::string released_why;  // set when alloc is dropped: "released" / "its Interface was deleted"
 };
 
+struct TextureState {
+  std::shared_ptr<Allocation> alloc;  // null once released or once the Interface is gone
+  TextureDesc desc;
+  TextureFormat format;
+  std::uint32_t row_pitch = 0, slice_pitch = 0;  // bytes
+  std::weak_ptr<InterfaceImpl> owner;
+  std::string released_why;
+};
+
 struct RunState {
   bool done = true;
   double gpu_time = 0;
@@ -49,6 +58,7 @@ struct InterfaceImpl {
 
   std::mutex buffers_mutex;
   std::vector<std::weak_ptr<BufferState>> buffers;
+  std::vector<std::weak_ptr<TextureState>> textures;
   int batch_depth = 0;
   bool profiling = false;
 

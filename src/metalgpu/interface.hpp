@@ -14,6 +14,7 @@
 #include "metalgpu/buffer.hpp"
 #include "metalgpu/device.hpp"
 #include "metalgpu/export.hpp"
+#include "metalgpu/texture.hpp"
 
 namespace metalgpu {
 
@@ -46,6 +47,8 @@ struct DispatchOptions {
   std::vector<std::pair<int, std::size_t>> threadgroup_memory;  // [[threadgroup(n)]] -> bytes
   std::string function;                                  // empty: the current function
   bool wait = true;
+  std::vector<Texture> textures;                 // item n binds [[texture(n)]]; empty handle: none
+  std::vector<std::optional<Sampler>> samplers;  // item n binds [[sampler(n)]]
 };
 
 // Values for [[function_constant(n)]] declarations, by index or by name.
@@ -102,6 +105,8 @@ class METALGPU_API Interface {
   // A buffer over existing host memory, without a copy (backends that can address it: cpu).
   // `owner` keeps the memory alive for as long as the buffer or any view needs it.
   Buffer wrap(void* host, std::size_t count, DType dtype, std::shared_ptr<void> owner);
+  // A zero-filled texture (see TextureDesc); throws std::invalid_argument for bad sizes or formats.
+  Texture create_texture(const TextureDesc& desc);
   Run run_function(Size3 grid, std::span<const Binding> bindings, const DispatchOptions& options = {});
   void synchronize();
 

@@ -6,3 +6,4 @@
 #include "metalgpu/dtype.hpp"
 #include "metalgpu/errors.hpp"
 #include "metalgpu/interface.hpp"
+#include "metalgpu/texture.hpp"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <set>
 
 #include "metalgpu/errors.hpp"
@@ -586,12 +587,25 @@ KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const s
   }
   p.element_type = element;
   const std::string where = "parameter '" + p.name + "' of kernel '" + kernel + "'";
-  for (const char* prefix : {"texture", "depth", "sampler", "metal::texture", "metal::depth",
-                             "metal::sampler", "acceleration_structure", "visible_function_table",
-                             "intersection_function_table", "indirect_command_buffer"}) {
-    if (element.rfind(prefix, 0) == 0)
-      fail(begin, "unsupported construct: " + where + " has type '" + element +
-                      "' (textures and samplers are not supported by this backend yet)");
+  {
+    // Textures and samplers: texture1d/1d_array/2d/2d_array/3d<T, access> and sampler.
+    std::string base = element.substr(0, element.find('<'));
+    while (!base.empty() && base.back() == ' ') base.pop_back();
+    if (base.rfind("metal::", 0) == 0) base = base.substr(7);
+    if (base == "texture1d" || base == "texture1d_array" || base == "texture2d" || base == "texture2d_array" ||
+        base == "texture3d") {
+      p.role = ParamRole::texture;
+    } else if (base == "sampler") {
+      p.role = ParamRole::sampler;
+    } else {
+      for (const char* prefix : {"texture", "depth", "sampler", "acceleration_structure", "visible_function_table",
+                                 "intersection_function_table", "indirect_command_buffer"}) {
+        if (base.rfind(prefix, 0) == 0)
+          fail(begin, "unsupported construct: " + where + " has type '" + element +
+                          "' (supported: texture1d, texture1d_array, texture2d, texture2d_array, texture3d "
+                          "and sampler)");
+      }
+    }
   }
   for (auto& [name, args] : attrs) {
     auto index = [&]() {
@@ -609,6 +623,10 @@ KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const s
     } else if (kBuiltins.count(name)) {
       p.role = ParamRole::builtin;
       p.builtin = name;
+    } else if (name == "texture" && p.role == ParamRole::texture) {
+      p.slot = index();
+    } else if (name == "sampler" && p.role == ParamRole::sampler) {
+      p.slot = index();
     } else if (name == "stage_in" || name == "texture" || name == "sampler" || name == "payload" ||
                name == "amplification_id") {
       fail(begin, "unsupported construct: [[" + name + "]] on " + where);
@@ -802,30 +820,37 @@ std::size_t SourceModel::handle_function_constant(std::size_t begin, std::size_t
 }
 
 void SourceModel::assign_slots(KernelInfo& k) {
-  std::set<int> used, used_tg;
+  // One index space per role: buffers, threadgroup memory, textures, samplers.
+  auto limit = [](ParamRole r) { return r == ParamRole::texture || r == ParamRole::sampler ? 16 : 31; };
+  auto attr = [](ParamRole r) {
+    return r == ParamRole::texture ? "texture" : r == ParamRole::sampler ? "sampler"
+           : r == ParamRole::threadgroup_memory ? "threadgroup" : "buffer";
+  };
+  std::map<ParamRole, std::set<int>> used;
   for (const auto& p : k.params) {
-    std::set<int>* set = p.role == ParamRole::buffer ? &used
-                         : p.role == ParamRole::threadgroup_memory ? &used_tg : nullptr;
-    if (!set || p.slot < 0) continue;
-    if (p.slot >= 31) {
-      std::size_t tok = 0;
-      throw CompileError(lexed_.files[k.file] + ":" + std::to_string(p.line) + ": error: [[buffer(" +
-                             std::to_string(p.slot) + ")]] of kernel '" + k.name +
-                             "' is out of range (0..30)",
+    if (p.role == ParamRole::builtin || p.slot < 0) continue;
+    std::set<int>& set = used[p.role];
+    if (p.slot >= limit(p.role))
+      throw CompileError(lexed_.files[k.file] + ":" + std::to_string(p.line) + ": error: [[" + attr(p.role) + "(" +
+                             std::to_string(p.slot) + ")]] of kernel '" + k.name + "' is out of range (0.." +
+                             std::to_string(limit(p.role) - 1) + ")",
                          lexed_.files[k.file], p.line);
-      (void)tok;
-    }
-    if (!set->insert(p.slot).second)
+    if (!set.insert(p.slot).second)
       throw CompileError(lexed_.files[k.file] + ":" + std::to_string(p.line) + ": error: index " +
                              std::to_string(p.slot) + " is bound twice in kernel '" + k.name + "'",
                          lexed_.files[k.file], p.line);
   }
-  int next = 0, next_tg = 0;
+  std::map<ParamRole, int> next;
   for (auto& p : k.params) {
     if (p.slot >= 0 || p.role == ParamRole::builtin) continue;
-    int& n = p.role == ParamRole::buffer ? next : next_tg;
-    std::set<int>& set = p.role == ParamRole::buffer ? used : used_tg;
+    int& n = next[p.role];
+    std::set<int>& set = used[p.role];
     while (set.count(n)) ++n;
+    if (n >= limit(p.role))
+      throw CompileError(lexed_.files[k.file] + ":" + std::to_string(p.line) + ": error: kernel '" + k.name +
+                             "' has more " + attr(p.role) + " parameters than slots (" +
+                             std::to_string(limit(p.role)) + ")",
+                         lexed_.files[k.file], p.line);
     p.slot = n;
     set.insert(n);
   }

@@ -16,7 +16,7 @@
 
 namespace metalgpu::msl {
 
-enum class ParamRole { buffer, builtin, threadgroup_memory };
+enum class ParamRole { buffer, builtin, threadgroup_memory, texture, sampler };
 
 struct KernelParam {
   std::string name;
@@ -26,7 +26,7 @@ struct KernelParam {
   bool reference = false;
   bool is_const = false;
   ParamRole role = ParamRole::buffer;
-  int slot = -1;              // [[buffer(n)]] or [[threadgroup(n)]] index
+  int slot = -1;              // [[buffer(n)]], [[threadgroup(n)]], [[texture(n)]] or [[sampler(n)]] index
   std::string builtin;        // e.g. "thread_position_in_grid"
   std::string function_constant;  // [[function_constant(c)]]: exists only when c is true
   int line = 0;

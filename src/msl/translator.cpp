@@ -182,6 +182,12 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::string
         case ParamRole::threadgroup_memory:
           args += "__metalgpu::threadgroup_slot<" + ty + ">(__t, " + std::to_string(prm.slot) + ")";
           break;
+        case ParamRole::texture:
+          args += "__metalgpu::texture_slot<" + ty + ">(__L->textures[" + std::to_string(prm.slot) + "])";
+          break;
+        case ParamRole::sampler:
+          args += "__metalgpu::sampler_slot(__L->samplers[" + std::to_string(prm.slot) + "])";
+          break;
       }
     }
     // Threads that cooperate (barriers, SIMD-group functions, threadgroup memory) run as
@@ -235,6 +241,12 @@ void emit_cuda_entries(std::string& out, const Translation& tr, const std::strin
           break;
         case ParamRole::threadgroup_memory:
           args += "__metalgpu::threadgroup_slot<" + ty + ">(__L, " + std::to_string(prm.slot) + ")";
+          break;
+        case ParamRole::texture:
+          args += "__metalgpu::texture_slot<" + ty + ">(__L.textures[" + std::to_string(prm.slot) + "])";
+          break;
+        case ParamRole::sampler:
+          args += "__metalgpu::sampler_slot(__L.samplers[" + std::to_string(prm.slot) + "])";
           break;
       }
     }

@@ -41,6 +41,11 @@ template <class T> struct slot_binder<T&> {
 };
 template <class T> MG_FN decltype(auto) slot(void* p) { return slot_binder<T>::get(p); }
 
+// A [[texture(n)]] parameter views the launch block's texture n; a [[sampler(n)]] parameter
+// unpacks the sampler descriptor bits.
+template <class T> MG_FN strip_t<T> texture_slot(const mg_texture& t) { return strip_t<T>(&t); }
+MG_FN metal::sampler sampler_slot(unsigned bits) { return metal::sampler(metal::mg_sampler_bits_tag(), bits); }
+
 // Bytes of what a slot parameter points or refers to (0 for void), reported to the host so it
 // can check what is bound there.
 template <class T> struct size_or_zero { static constexpr unsigned value = sizeof(T); };
