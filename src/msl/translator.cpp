@@ -146,61 +146,85 @@ std::string literal_for(const std::string& type, const ConstantValue& v, const s
   return buf;
 }
 
-const char* kernel_specifier(Target t) {
-  return t == Target::cpu ? "MG_KERNEL_FN" : "MG_KERNEL_FN";
+// How an entry point reaches the launch block on each target.
+struct LaunchAccess {
+  const char* member;             // "__L->" (cpu: a pointer) or "__L." (cuda: by value)
+  const char* slot_open;          // expression before the slot index for [[buffer(n)]]
+  const char* slot_close;
+  const char* threadgroup_first;  // first argument of threadgroup_slot()
+};
+constexpr LaunchAccess kCpuAccess{"__L->", "__L->slots[", "]", "__t"};
+constexpr LaunchAccess kCudaAccess{"__L.", "__metalgpu::cuda::slot_address(__L, ", ")", "__L"};
+
+// The parts of an entry point both targets share: binding each parameter, the call's
+// argument list, and the size expression of each [[buffer(n)]] slot's type.
+struct EntryArgs {
+  std::string prologue;
+  std::string args;
+  std::string sizes[MG_SLOT_COUNT];
+};
+
+EntryArgs entry_args(const KernelInfo& k, const LaunchAccess& L) {
+  EntryArgs e;
+  for (std::size_t p = 0; p < k.params.size(); ++p) {
+    const KernelParam& prm = k.params[p];
+    const std::string n = std::to_string(p), slot = std::to_string(prm.slot);
+    const std::string ty = "__metalgpu::arg_t<__F, " + n + ">";
+    if (!e.args.empty()) e.args += ", ";
+    switch (prm.role) {
+      case ParamRole::buffer:
+        e.prologue += "  auto&& __a" + n + " = __metalgpu::slot<" + ty + ">(" + L.slot_open + slot + L.slot_close + ");\n";
+        e.args += "__a" + n;
+        e.sizes[prm.slot] = "__metalgpu::slot_size<__metalgpu::arg_t<decltype(&" + k.call + "), " + n + ">>::value";
+        break;
+      case ParamRole::builtin:
+        e.args += "__metalgpu::builtin_as<" + ty + ">(__t." + prm.builtin + ")";
+        break;
+      case ParamRole::threadgroup_memory:
+        e.args += "__metalgpu::threadgroup_slot<" + ty + ">(" + L.threadgroup_first + ", " + slot + ")";
+        break;
+      case ParamRole::texture:
+        e.args += "__metalgpu::texture_slot<" + ty + ">(" + std::string(L.member) + "textures[" + slot + "])";
+        break;
+      case ParamRole::sampler:
+        e.args += std::string("__metalgpu::sampler_slot(") + L.member + "samplers[" + slot + "])";
+        break;
+    }
+  }
+  return e;
 }
 
+std::string line_directive(const Translation& tr, const KernelInfo& k) {
+  return "#line " + std::to_string(k.line) + " \"" + tr.model().lexed().files[k.file] + "\"\n";
+}
+
+// CPU: per kernel an entry running a range of threadgroups, and a descriptor; the module
+// lists them through mg_module_kernels().
 void emit_cpu_entries(std::string& out, const Translation& tr, const std::string* only) {
   const auto& kernels = tr.kernels();
   std::string table;
   std::size_t emitted = 0;
-  const Lexed& lexed = tr.model().lexed();
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     const KernelInfo& k = kernels[i];
     if (only && k.name != *only) continue;
     const std::string sym = entry_symbol(i);
-    out += "#line " + std::to_string(k.line) + " \"" + lexed.files[k.file] + "\"\n";
+    const EntryArgs e = entry_args(k, kCpuAccess);
+    out += line_directive(tr, k);
     out += "extern \"C\" MG_EXPORT void " + sym +
            "(const mg_launch* __L, unsigned long long __g0, unsigned long long __g1) {\n";
-    out += "  using __F = decltype(&" + k.call + ");\n";
-    std::string args;
-    std::string sizes;
-    for (std::size_t p = 0; p < k.params.size(); ++p) {
-      const KernelParam& prm = k.params[p];
-      const std::string ty = "__metalgpu::arg_t<__F, " + std::to_string(p) + ">";
-      if (!args.empty()) args += ", ";
-      switch (prm.role) {
-        case ParamRole::buffer:
-          out += "  auto&& __a" + std::to_string(p) + " = __metalgpu::slot<" + ty + ">(__L->slots[" +
-                 std::to_string(prm.slot) + "]);\n";
-          args += "__a" + std::to_string(p);
-          sizes += "  __s.slot_sizes[" + std::to_string(prm.slot) + "] = __metalgpu::slot_size<" + ty + ">::value;\n";
-          break;
-        case ParamRole::builtin:
-          args += "__metalgpu::builtin_as<" + ty + ">(__t." + prm.builtin + ")";
-          break;
-        case ParamRole::threadgroup_memory:
-          args += "__metalgpu::threadgroup_slot<" + ty + ">(__t, " + std::to_string(prm.slot) + ")";
-          break;
-        case ParamRole::texture:
-          args += "__metalgpu::texture_slot<" + ty + ">(__L->textures[" + std::to_string(prm.slot) + "])";
-          break;
-        case ParamRole::sampler:
-          args += "__metalgpu::sampler_slot(__L->samplers[" + std::to_string(prm.slot) + "])";
-          break;
-      }
-    }
+    out += "  using __F = decltype(&" + k.call + ");\n" + e.prologue;
     // Threads that cooperate (barriers, SIMD-group functions, threadgroup memory) run as
     // fibers; the rest as a plain loop the compiler can vectorise.
     out += std::string("  __metalgpu::cpu::") + (k.cooperative ? "run_groups_cooperative" : "run_groups") +
            "(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) " +
            (k.cooperative ? "" : "MG_LAMBDA_INLINE ") + "{\n";
-    out += "    (void)__t;\n    " + k.call + "(" + args + ");\n  });\n}\n";
+    out += "    (void)__t;\n    " + k.call + "(" + e.args + ");\n  });\n}\n";
     // Descriptor: sizes come from the compiler, so structs get Metal's layout as compiled.
-    out += "static mg_kernel_desc " + sym + "_desc() {\n  using __F = decltype(&" + k.call +
-           ");\n  mg_kernel_desc __s = {};\n  __s.name = \"" + k.name + "\";\n  __s.entry = (void*)&" +
-           sym + ";\n" + sizes + "  __s.flags = " + (k.cooperative ? "MG_KERNEL_COOPERATIVE" : "0") +
-           ";\n  return __s;\n}\n";
+    out += "static mg_kernel_desc " + sym + "_desc() {\n  mg_kernel_desc __s = {};\n  __s.name = \"" + k.name +
+           "\";\n  __s.entry = (void*)&" + sym + ";\n";
+    for (int s = 0; s < MG_SLOT_COUNT; ++s)
+      if (!e.sizes[s].empty()) out += "  __s.slot_sizes[" + std::to_string(s) + "] = " + e.sizes[s] + ";\n";
+    out += std::string("  __s.flags = ") + (k.cooperative ? "MG_KERNEL_COOPERATIVE" : "0") + ";\n  return __s;\n}\n";
     table += "  out[" + std::to_string(emitted++) + "] = " + sym + "_desc();\n";
   }
   out += "extern \"C\" MG_EXPORT unsigned mg_module_kernels(mg_kernel_desc* out, unsigned cap) {\n";
@@ -213,46 +237,18 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::string
 // device array the host reads back: the size of each [[buffer(n)]] slot's type (32 = flags).
 void emit_cuda_entries(std::string& out, const Translation& tr, const std::string* only) {
   const auto& kernels = tr.kernels();
-  const Lexed& lexed = tr.model().lexed();
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     const KernelInfo& k = kernels[i];
     if (only && k.name != *only) continue;
     const std::string sym = entry_symbol(i);
-    out += "#line " + std::to_string(k.line) + " \"" + lexed.files[k.file] + "\"\n";
+    const EntryArgs e = entry_args(k, kCudaAccess);
+    out += line_directive(tr, k);
     out += "extern \"C\" __global__ void " + sym + "(const __grid_constant__ mg_launch __L) {\n";
     out += "  using __F = decltype(&" + k.call + ");\n";
-    out += "  const __metalgpu::thread_ctx __t = __metalgpu::cuda::make_ctx(__L);\n  (void)__t;\n";
-    std::string args;
-    std::string sizes[MG_SLOT_COUNT];
-    for (std::size_t p = 0; p < k.params.size(); ++p) {
-      const KernelParam& prm = k.params[p];
-      const std::string ty = "__metalgpu::arg_t<__F, " + std::to_string(p) + ">";
-      if (!args.empty()) args += ", ";
-      switch (prm.role) {
-        case ParamRole::buffer:
-          out += "  auto&& __a" + std::to_string(p) + " = __metalgpu::slot<" + ty + ">(__metalgpu::cuda::slot_address(__L, " +
-                 std::to_string(prm.slot) + "));\n";
-          args += "__a" + std::to_string(p);
-          sizes[prm.slot] = "__metalgpu::slot_size<__metalgpu::arg_t<decltype(&" + k.call + "), " +
-                            std::to_string(p) + ">>::value";
-          break;
-        case ParamRole::builtin:
-          args += "__metalgpu::builtin_as<" + ty + ">(__t." + prm.builtin + ")";
-          break;
-        case ParamRole::threadgroup_memory:
-          args += "__metalgpu::threadgroup_slot<" + ty + ">(__L, " + std::to_string(prm.slot) + ")";
-          break;
-        case ParamRole::texture:
-          args += "__metalgpu::texture_slot<" + ty + ">(__L.textures[" + std::to_string(prm.slot) + "])";
-          break;
-        case ParamRole::sampler:
-          args += "__metalgpu::sampler_slot(__L.samplers[" + std::to_string(prm.slot) + "])";
-          break;
-      }
-    }
-    out += "  " + k.call + "(" + args + ");\n}\n";
+    out += "  const __metalgpu::thread_ctx __t = __metalgpu::cuda::make_ctx(__L);\n  (void)__t;\n" + e.prologue;
+    out += "  " + k.call + "(" + e.args + ");\n}\n";
     out += "extern \"C\" __device__ const unsigned " + sym + "_slot_sizes[" + std::to_string(MG_SLOT_COUNT + 1) + "] = {";
-    for (int s = 0; s < MG_SLOT_COUNT; ++s) out += (s ? ", " : "") + (sizes[s].empty() ? "0u" : sizes[s]);
+    for (int s = 0; s < MG_SLOT_COUNT; ++s) out += (s ? ", " : "") + (e.sizes[s].empty() ? "0u" : e.sizes[s]);
     out += std::string(", ") + (k.cooperative ? "1u" : "0u") + "};\n";
   }
 }
@@ -316,7 +312,7 @@ std::string Translation::emit(Target target, const Constants& constants, const s
       case TokenAction::keep: w.token(t, t.text); break;
       case TokenAction::drop: break;
       case TokenAction::replace: w.token(t, m.replacement(i)); break;
-      case TokenAction::kernel_marker: w.token(t, kernel_specifier(target)); break;
+      case TokenAction::kernel_marker: w.token(t, "MG_KERNEL_FN");  // each target defines it break;
       case TokenAction::program_constant: w.token(t, "MG_CONSTANT_DATA"); break;
       case TokenAction::constant_decl: {
         std::size_t idx = std::stoul(m.replacement(i));

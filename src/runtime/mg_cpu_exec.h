@@ -12,30 +12,6 @@
 
 namespace __metalgpu {
 
-// Every built-in a kernel may ask for, named as its attribute.
-struct thread_ctx {
-  metal::uint3 thread_position_in_grid;
-  metal::uint3 thread_position_in_threadgroup;
-  metal::uint3 threadgroup_position_in_grid;
-  metal::uint3 threads_per_threadgroup;
-  metal::uint3 threads_per_grid;
-  metal::uint3 threadgroups_per_grid;
-  metal::uint3 dispatch_threads_per_threadgroup;
-  metal::uint3 grid_origin;
-  metal::uint3 grid_size;
-  uint thread_index_in_threadgroup;
-  uint thread_execution_width;
-  uint threads_per_simdgroup;
-  uint simdgroup_index_in_threadgroup;
-  uint thread_index_in_simdgroup;
-  uint simdgroups_per_threadgroup;
-  uint dispatch_simdgroups_per_threadgroup;
-  uint quadgroup_index_in_threadgroup;
-  uint thread_index_in_quadgroup;
-  uint quadgroups_per_threadgroup;
-  uint dispatch_quadgroups_per_threadgroup;
-  void* const* threadgroup_slots;  // [[threadgroup(n)]] memory (cooperative kernels)
-};
 
 // A [[threadgroup(n)]] parameter: a pointer into the group's dynamic threadgroup memory.
 template <class T> MG_FN T threadgroup_slot(const thread_ctx& t, unsigned n) {

@@ -55,6 +55,31 @@ template <class T> struct slot_size<T*> { static constexpr unsigned value = size
 template <class T> struct slot_size<T* const> { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
 template <class T> struct slot_size<T&> { static constexpr unsigned value = size_or_zero<strip_t<T>>::value; };
 
+// Every built-in a kernel may ask for, named as its attribute.
+struct thread_ctx {
+  metal::uint3 thread_position_in_grid;
+  metal::uint3 thread_position_in_threadgroup;
+  metal::uint3 threadgroup_position_in_grid;
+  metal::uint3 threads_per_threadgroup;
+  metal::uint3 threads_per_grid;
+  metal::uint3 threadgroups_per_grid;
+  metal::uint3 dispatch_threads_per_threadgroup;
+  metal::uint3 grid_origin;
+  metal::uint3 grid_size;
+  uint thread_index_in_threadgroup;
+  uint thread_execution_width;
+  uint threads_per_simdgroup;
+  uint simdgroup_index_in_threadgroup;
+  uint thread_index_in_simdgroup;
+  uint simdgroups_per_threadgroup;
+  uint dispatch_simdgroups_per_threadgroup;
+  uint quadgroup_index_in_threadgroup;
+  uint thread_index_in_quadgroup;
+  uint quadgroups_per_threadgroup;
+  uint dispatch_quadgroups_per_threadgroup;
+  void* const* threadgroup_slots;  // cpu: [[threadgroup(n)]] memory of cooperative kernels
+};
+
 // Built-in values arrive as metal::uint3 or uint; kernels declare them as uint, ushort, uint2, ushort3...
 template <class T> struct builtin_conv {
   static MG_FN T from(const metal::uint3& v) { return T(v.x); }

@@ -400,6 +400,15 @@ class CudaBackend final : public Backend {
     return program;
   }
 
+  void check_library(const msl::Translation& tr) override {
+    try {
+      check_source(cuda_source(tr, {}), dev_->sm, tr.path());
+    } catch (CompileError& e) {
+      e.set_source(tr.source());
+      throw;
+    }
+  }
+
   void dispatch(Launch& launch, detail::RunState& run) override {
     dev_->make_current();
     auto* entry = static_cast<KernelEntry*>(launch.kernel->entry);

@@ -13,4 +13,7 @@ std::string nvrtc_options(int sm);
 // file and line, with NVRTC's log kept.
 std::string compile_cubin(const std::string& source, int sm, const std::string& name);
 
+// Front-end checks only (--fdevice-syntax-only; a full compile where NVRTC lacks it).
+void check_source(const std::string& source, int sm, const std::string& name);
+
 }  // namespace metalgpu::cuda
