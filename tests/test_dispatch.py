@@ -394,3 +394,18 @@ def test_run_kernel_out_dtype(backend):
     assert out.dtype == np.int32
     assert out.shape == (4, 5)
     np.testing.assert_array_equal(out, (np.arange(20) * 3 - 7).reshape(4, 5))
+
+
+def test_run_kernel_kernel_dir_form(backend, tmp_path):
+    """PyMetal style: run_kernel("name", ..., kernel_dir=folder) loads folder/name.metal."""
+    (tmp_path / "twice.metal").write_text(
+        "#include <metal_stdlib>\nusing namespace metal;\n"
+        "kernel void twice(device float* out [[buffer(0)]], device const float* x [[buffer(1)]],\n"
+        "                  constant float& k [[buffer(2)]], uint i [[thread_position_in_grid]]) {\n"
+        "    out[i] = x[i] * k;\n}\n")
+    x = np.arange(12, dtype=np.float32)
+    out = mg.run_kernel("twice", "twice", [x, 2.0], (3, 4), 12, 4, backend=backend, kernel_dir=tmp_path)
+    assert out.shape == (3, 4)
+    np.testing.assert_array_equal(out, (x * 2).reshape(3, 4))
+    with pytest.raises(FileNotFoundError):
+        mg.run_kernel("missing", "twice", [x], 12, 12, backend=backend, kernel_dir=tmp_path)
