@@ -12,6 +12,13 @@ import pytest
 
 import metalgpu as mg
 
+
+@pytest.fixture(autouse=True)
+def _textures_supported(backend):
+    # The Metal backend does not bind textures yet (issue 7): its MTLTexture path is unwritten.
+    if backend == "metal":
+        pytest.skip("textures are not bound on the metal backend yet")
+
 # ----------------------------------------------------------------------------- numpy reference
 
 ADDRESS_MODES = ["clamp_to_edge", "repeat", "mirrored_repeat", "clamp_to_zero"]

@@ -43,6 +43,10 @@ void init_texture(py::module_& m);
 std::vector<Texture> to_textures(py::object list);
 std::vector<std::optional<Sampler>> to_samplers(py::object list);
 
+// The base object of a numpy view: holds the memory and counts as a live host view (which
+// GPU backends use to decide when kernels' writes must reach the host).
+py::capsule view_owner(const std::shared_ptr<Allocation>& alloc);
+
 // A numpy array aliasing the buffer's memory and keeping that memory alive.
 py::object make_contents(PyBuffer& b);
 

@@ -83,19 +83,23 @@ void upload(PyBuffer& b, py::object data) {
 
 }  // namespace
 
+py::capsule view_owner(const std::shared_ptr<Allocation>& alloc) {
+  alloc->view_opened();
+  auto* keep = new std::shared_ptr<Allocation>(alloc);
+  return py::capsule(keep, [](void* p) {
+    auto* a = static_cast<std::shared_ptr<Allocation>*>(p);
+    (*a)->view_closed();
+    delete a;
+  });
+}
+
 py::object make_contents(PyBuffer& b) {
   void* ptr = b.buffer.contents();  // throws if released or private; syncs device -> host
   if (!b.contents_cache.is_none()) return b.contents_cache;
   auto alloc = b.buffer.allocation();
   DType d = b.buffer.dtype();
   // The array's base owns a reference to the memory, and counts as a live host view.
-  alloc->view_opened();
-  auto* keep = new std::shared_ptr<Allocation>(alloc);
-  py::capsule owner(keep, [](void* p) {
-    auto* a = static_cast<std::shared_ptr<Allocation>*>(p);
-    (*a)->view_closed();
-    delete a;
-  });
+  py::capsule owner = view_owner(alloc);
   std::vector<py::ssize_t> shape{py::ssize_t(b.buffer.count())};
   std::vector<py::ssize_t> strides{py::ssize_t(d.size())};
   if (d.lanes > 1) {

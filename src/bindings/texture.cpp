@@ -41,13 +41,7 @@ py::object make_texture_contents(PyTexture& t) {
   void* ptr = t.texture.contents();  // throws if released or private; syncs device -> host
   if (!t.contents_cache.is_none()) return t.contents_cache;
   auto alloc = t.texture.allocation();
-  alloc->view_opened();
-  auto* keep = new std::shared_ptr<Allocation>(alloc);
-  py::capsule owner(keep, [](void* p) {
-    auto* a = static_cast<std::shared_ptr<Allocation>*>(p);
-    (*a)->view_closed();
-    delete a;
-  });
+  py::capsule owner = view_owner(alloc);
   auto shape = texture_shape(t.texture);
   py::array arr(texture_dtype(t.texture.format()), shape, strides_for(shape, t.texture.format().channel_bytes), ptr,
                 owner);

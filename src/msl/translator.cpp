@@ -312,7 +312,7 @@ std::string Translation::emit(Target target, const Constants& constants, const s
       case TokenAction::keep: w.token(t, t.text); break;
       case TokenAction::drop: break;
       case TokenAction::replace: w.token(t, m.replacement(i)); break;
-      case TokenAction::kernel_marker: w.token(t, "MG_KERNEL_FN");  // each target defines it break;
+      case TokenAction::kernel_marker: w.token(t, "MG_KERNEL_FN"); break;  // each target defines it
       case TokenAction::program_constant: w.token(t, "MG_CONSTANT_DATA"); break;
       case TokenAction::constant_decl: {
         std::size_t idx = std::stoul(m.replacement(i));

@@ -575,6 +575,10 @@ class MetalBackend final : public Backend {
     return std::make_shared<MetalAllocation>(dev_, queue_, nbytes, storage);
   }
 
+  // Metal compiles whole libraries (newLibraryWithSource), so the check at load of a large
+  // library is simply that compile; the result is cached and reused by build().
+  void check_library(const msl::Translation& tr) override { build(tr, {}, nullptr); }
+
   // Metal builds whole libraries (cheap on the device's compiler): `only` is not needed.
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
                                  const std::string* /*only*/) override {
