@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import metalgpu as mg
+from kernel_helpers import run_arrays
 
 N = 64
 RTOL, ATOL = 2e-4, 2e-5
@@ -182,10 +183,7 @@ def olib(backend):
 
 
 def _run(iface, name, arrays, grid=N):
-    bufs = [iface.array_to_buffer(np.ascontiguousarray(a)) for a in arrays]
-    iface.set_function(name)
-    iface.run_function(grid, bufs)
-    return [b.contents.copy().reshape(np.shape(a)) for a, b in zip(arrays, bufs)]
+    return run_arrays(iface, name, arrays, grid)
 
 
 @pytest.mark.parametrize("name", list(FLOAT_FUNCS))

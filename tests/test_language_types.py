@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import metalgpu as mg
+from kernel_helpers import run_arrays
 
 N = 32
 
@@ -204,12 +205,7 @@ def lib(backend):
 
 
 def _run(iface, name, arrays, grid=N):
-    bufs = [iface.array_to_buffer(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
-            for a in arrays]
-    iface.set_function(name)
-    iface.run_function(grid, bufs)
-    return [b.contents.copy().reshape(np.shape(a)) if isinstance(b, mg.Buffer) else None
-            for a, b in zip(arrays, bufs)]
+    return run_arrays(iface, name, arrays, grid)
 
 
 SCALARS = {
