@@ -236,3 +236,86 @@ def test_double_uniform_dispatch_fallback():
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout
+
+
+# ----------------------------------------------------------------------------- textures
+
+TEXTURES = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void scale(texture2d<float, access::read> a [[texture(0)]], texture2d<float, access::write> b [[texture(1)]],
+                  uint2 g [[thread_position_in_grid]]) {
+    b.write(a.read(g) * 2.0f, g);
+}
+kernel void bump(texture2d<float, access::read_write> t [[texture(0)]], uint2 g [[thread_position_in_grid]]) {
+    t.write(t.read(g) + 1.0f, g);
+}
+kernel void smp(texture2d<float> t [[texture(0)]], sampler s [[sampler(0)]], device float4* out [[buffer(0)]],
+                uint i [[thread_position_in_grid]]) {
+    out[i] = t.sample(s, float2(0.5f));
+}
+"""
+
+
+def _double_texture_copies() -> int:
+    lib = ctypes.CDLL(mg._core.__file__)
+    fn = lib.mg_metal_double_texture_copies
+    fn.restype = ctypes.c_long
+    return int(fn())
+
+
+def test_private_textures_in_kernels(metal):
+    metal.load_shader_from_string(TEXTURES)
+    data = np.arange(24, dtype=np.float32).reshape(3, 4, 2)
+    a = metal.create_texture(4, 3, format="rg32float", storage="private")
+    b = metal.create_texture(4, 3, format="rg32float", storage="private")
+    a.upload(data)
+    metal.run_function((4, 3), [], function_name="scale", textures=[a, b])
+    np.testing.assert_array_equal(b.readback(), data * 2)
+    shared = metal.create_texture(4, 3, format="rg32float")
+    b.copy_to(shared)
+    np.testing.assert_array_equal(shared.contents, data * 2)
+    metal.run_function((4, 3), [], function_name="bump", textures=[shared], wait_for_completion=False)
+    np.testing.assert_array_equal(shared.contents, data * 2 + 1)  # .contents waits for the run
+
+
+@pytest.mark.skipif(not IS_DOUBLE, reason="reads the Metal test double's counters")
+def test_texture_mirrors_are_copied_only_when_needed(metal):
+    metal.load_shader_from_string(TEXTURES)
+    a = metal.create_texture(4, 3, format="r32float")
+    b = metal.create_texture(4, 3, format="r32float")
+    a.upload(np.ones((3, 4, 1), np.float32))
+    start = _double_texture_copies()
+    metal.run_function((4, 3), [], function_name="scale", textures=[a, b])
+    assert _double_texture_copies() - start == 2  # both mirrors in (a written, b's zeros)
+    start = _double_texture_copies()
+    for _ in range(4):  # a chain on the GPU: nothing moves
+        metal.run_function((4, 3), [], function_name="bump", textures=[b])
+    assert _double_texture_copies() == start
+    np.testing.assert_array_equal(b.readback(), np.full((3, 4, 1), 6.0, np.float32))
+    assert _double_texture_copies() - start == 1  # one copy out, when the host asked
+    view = b.contents  # a live view: the host may write any time, and must see kernel writes
+    start = _double_texture_copies()
+    metal.run_function((4, 3), [], function_name="bump", textures=[b])
+    assert _double_texture_copies() - start == 2
+    assert (view == 7.0).all()
+
+
+@pytest.mark.skipif(not IS_DOUBLE, reason="reads the Metal test double's counters")
+def test_textures_and_samplers_do_not_leak():
+    gc.collect()
+    before = _double_live_objects()
+    iface = mg.Interface(backend="metal")
+    iface.load_shader_from_string(TEXTURES)
+    t = iface.create_texture(2, 2, format="rgba32float")
+    t.upload(np.full((2, 2, 4), 3.0, np.float32))
+    p = iface.create_texture(2, 2, format="rgba32float", storage="private")
+    t.copy_to(p)
+    out = iface.create_buffer(4, "float4")
+    for address in ("repeat", "clamp_to_zero", "repeat"):
+        iface.run_function(4, [out], function_name="smp", textures=[p],
+                           samplers=[iface.create_sampler(filter="linear", address=address)])
+    np.testing.assert_array_equal(out.contents, 3.0)
+    del t, p, out, iface
+    gc.collect()
+    assert _double_live_objects() == before

@@ -15,6 +15,7 @@ extern "C" {
 #include "metalgpu/buffer.hpp"
 #include "metalgpu/device.hpp"
 #include "metalgpu/interface.hpp"
+#include "metalgpu/texture.hpp"
 
 namespace metalgpu {
 
@@ -50,6 +51,14 @@ class Allocation {
   virtual void view_closed() {}
 };
 
+// A texture's shape and memory layout (see Texture in texture.hpp: rows and slices packed).
+struct TextureLayout {
+  TextureDesc desc;
+  TextureFormat format;
+  std::uint32_t row_pitch = 0, slice_pitch = 0;  // bytes
+  std::size_t nbytes = 0;
+};
+
 // One compiled translation (all its kernels) for one set of function-constant values.
 class Program {
  public:
@@ -79,6 +88,11 @@ class Backend {
   virtual ~Backend() = default;
   virtual const DeviceInfo& info() const = 0;
   virtual std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) = 0;
+  // Texture memory. Backends whose kernels read textures as linear memory (cpu, cuda) use a
+  // plain allocation; Metal gives the texels an MTLTexture.
+  virtual std::shared_ptr<Allocation> allocate_texture(const TextureLayout& layout) {
+    return allocate(layout.nbytes, layout.desc.storage);
+  }
   // Uses existing host memory as a buffer without copying; `owner` keeps it alive. Throws
   // std::invalid_argument (saying why) where the backend cannot use that memory directly.
   virtual std::shared_ptr<Allocation> wrap(void* host, std::size_t nbytes, std::shared_ptr<void> owner);

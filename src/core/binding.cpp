@@ -243,10 +243,6 @@ void bind_textures(Launch& launch, const std::vector<Texture>& textures,
     throw std::invalid_argument("[run_function] " + std::to_string(samplers.size()) +
                                 " samplers given; there are 16 sampler slots (0..15)");
   const auto* impl = static_cast<const detail::InterfaceImpl*>(owner);
-  bool uses = !textures.empty() || !samplers.empty();
-  for (const auto& p : kernel.params) uses |= p.role == msl::ParamRole::texture || p.role == msl::ParamRole::sampler;
-  if (uses && impl->backend_name == "metal")
-    throw NotAvailable("[run_function] textures and samplers are not implemented on the metal backend yet");
   const msl::KernelParam* tex_param[MG_MAX_TEXTURES] = {};
   const msl::KernelParam* smp_param[MG_MAX_SAMPLERS] = {};
   for (const auto& p : kernel.params) {
@@ -281,10 +277,15 @@ void bind_textures(Launch& launch, const std::vector<Texture>& textures,
     std::vector<std::string> args;
     split_texture_type(param->element_type, &base, &args);
     // One row of texels is the same memory as a 1d texture.
-    const bool row_as_1d = base == "texture1d" && state->desc.type == TextureType::tex2d && state->desc.height == 1;
+    // Metal binds real texture objects, and a 2D texture cannot be bound to a 1D parameter there.
+    const bool row_as_1d = base == "texture1d" && state->desc.type == TextureType::tex2d && state->desc.height == 1 &&
+                           impl->backend_name != "metal";
     if (base != texture_type_name(state->desc.type) && !row_as_1d)
       throw TypeMismatch("[run_function] " + where("texture", slot, param) + " is declared " + base + "; got a " +
-                         texture_type_name(state->desc.type));
+                         texture_type_name(state->desc.type) +
+                         (base == "texture1d" && state->desc.height == 1
+                              ? std::string(" (the metal backend needs texture_type=\"1d\" for a texture1d)")
+                              : std::string()));
     char declared = args.empty() ? 0 : value_class_of(args[0]);
     if (declared && declared != state->format.value_class)
       throw TypeMismatch("[run_function] " + where("texture", slot, param) + " is declared " + base + "<" + args[0] +

@@ -105,13 +105,18 @@ Texture Interface::create_texture(const TextureDesc& d) {
   if (slice > 0xffffffffull || total > (std::uint64_t(1) << 40))
     throw std::invalid_argument("[create_texture] the texture would take " + std::to_string(total) +
                                 " bytes; too large");
+  TextureLayout layout;
+  layout.desc = d;
+  layout.format = format;
+  layout.row_pitch = std::uint32_t(row);
+  layout.slice_pitch = std::uint32_t(slice);
+  layout.nbytes = std::size_t(total);
   auto state = std::make_shared<detail::TextureState>();
-  state->alloc = s.backend->allocate(std::size_t(total), d.storage);
-  // Backends hand out zero-filled memory.
+  state->alloc = s.backend->allocate_texture(layout);  // zero-filled, like every allocation
   state->desc = d;
   state->format = format;
-  state->row_pitch = std::uint32_t(row);
-  state->slice_pitch = std::uint32_t(slice);
+  state->row_pitch = layout.row_pitch;
+  state->slice_pitch = layout.slice_pitch;
   state->owner = impl_;
   std::lock_guard<std::mutex> lock(s.buffers_mutex);
   if (s.textures.size() >= 64 && (s.textures.size() & (s.textures.size() - 1)) == 0)

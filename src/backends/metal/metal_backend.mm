@@ -17,6 +17,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -171,6 +172,37 @@ class Blit {
   id<MTLBlitCommandEncoder> enc_;
 };
 
+// The last command buffer that uses a resource: host access waits for it.
+class LastUse {
+ public:
+  void set(const Ref<id<MTLCommandBuffer> >& cb) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cb_ = cb;
+  }
+  void wait() {
+    Ref<id<MTLCommandBuffer> > cb;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      cb = cb_;
+      cb_ = Ref<id<MTLCommandBuffer> >();
+    }
+    if (cb) [cb.get() waitUntilCompleted];
+  }
+
+ private:
+  std::mutex mutex_;
+  Ref<id<MTLCommandBuffer> > cb_;
+};
+
+// A shared-storage MTLBuffer of at least `n` bytes (rounded up to 16), for staging.
+Ref<id<MTLBuffer> > new_staging_buffer(id<MTLDevice> dev, std::size_t n) {
+  Ref<id<MTLBuffer> > s =
+      Ref<id<MTLBuffer> >::adopt([dev newBufferWithLength:round_up(std::max<std::size_t>(n, 1), 16)
+                                                   options:MTLResourceStorageModeShared]);
+  if (!s) throw std::bad_alloc();
+  return s;
+}
+
 class MetalAllocation final : public Allocation {
  public:
   MetalAllocation(id<MTLDevice> dev, Ref<id<MTLCommandQueue> > queue, std::size_t bytes, Storage storage)
@@ -256,35 +288,289 @@ class MetalAllocation final : public Allocation {
 
   void host_will_access() override { settle(); }
 
-  // The last command buffer that uses this buffer; host access waits for it.
-  void used_by(const Ref<id<MTLCommandBuffer> >& cb) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    pending_ = cb;
-  }
+  void used_by(const Ref<id<MTLCommandBuffer> >& cb) { last_use_.set(cb); }
 
  private:
-  void settle() {
-    Ref<id<MTLCommandBuffer> > cb;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      cb = pending_;
-      pending_ = Ref<id<MTLCommandBuffer> >();
-    }
-    if (cb) [cb.get() waitUntilCompleted];
-  }
-  Ref<id<MTLBuffer> > make_staging(std::size_t n) {
-    id<MTLDevice> dev = [buffer_.get() device];
-    Ref<id<MTLBuffer> > s =
-        Ref<id<MTLBuffer> >::adopt([dev newBufferWithLength:round_up(n, 16) options:MTLResourceStorageModeShared]);
-    if (!s) throw std::bad_alloc();
-    return s;
-  }
+  void settle() { last_use_.wait(); }
+  Ref<id<MTLBuffer> > make_staging(std::size_t n) { return new_staging_buffer([buffer_.get() device], n); }
 
   Ref<id<MTLCommandQueue> > queue_;
   Ref<id<MTLBuffer> > buffer_;
-  std::mutex mutex_;
-  Ref<id<MTLCommandBuffer> > pending_;
+  LastUse last_use_;
 };
+
+// ---- textures -----------------------------------------------------------------------------
+
+// The Metal pixel format of one of our texel formats (texture.hpp), by kind and channel count.
+MTLPixelFormat pixel_format(const TextureFormat& f) {
+  struct Row {
+    unsigned kind;
+    MTLPixelFormat r, rg, rgba;
+  };
+  static const Row rows[] = {
+      {MG_TEXEL_FLOAT32, MTLPixelFormatR32Float, MTLPixelFormatRG32Float, MTLPixelFormatRGBA32Float},
+      {MG_TEXEL_FLOAT16, MTLPixelFormatR16Float, MTLPixelFormatRG16Float, MTLPixelFormatRGBA16Float},
+      {MG_TEXEL_UNORM8, MTLPixelFormatR8Unorm, MTLPixelFormatRG8Unorm, MTLPixelFormatRGBA8Unorm},
+      {MG_TEXEL_SNORM8, MTLPixelFormatR8Snorm, MTLPixelFormatRG8Snorm, MTLPixelFormatRGBA8Snorm},
+      {MG_TEXEL_UNORM16, MTLPixelFormatR16Unorm, MTLPixelFormatRG16Unorm, MTLPixelFormatRGBA16Unorm},
+      {MG_TEXEL_SNORM16, MTLPixelFormatR16Snorm, MTLPixelFormatRG16Snorm, MTLPixelFormatRGBA16Snorm},
+      {MG_TEXEL_UINT32, MTLPixelFormatR32Uint, MTLPixelFormatRG32Uint, MTLPixelFormatRGBA32Uint},
+      {MG_TEXEL_SINT32, MTLPixelFormatR32Sint, MTLPixelFormatRG32Sint, MTLPixelFormatRGBA32Sint},
+      {MG_TEXEL_UINT16, MTLPixelFormatR16Uint, MTLPixelFormatRG16Uint, MTLPixelFormatRGBA16Uint},
+      {MG_TEXEL_SINT16, MTLPixelFormatR16Sint, MTLPixelFormatRG16Sint, MTLPixelFormatRGBA16Sint},
+      {MG_TEXEL_UINT8, MTLPixelFormatR8Uint, MTLPixelFormatRG8Uint, MTLPixelFormatRGBA8Uint},
+      {MG_TEXEL_SINT8, MTLPixelFormatR8Sint, MTLPixelFormatRG8Sint, MTLPixelFormatRGBA8Sint},
+  };
+  for (const Row& row : rows)
+    if (row.kind == f.code >> 4) return f.channels == 1 ? row.r : f.channels == 2 ? row.rg : row.rgba;
+  throw std::invalid_argument("[create_texture] format '" + f.name + "' has no Metal pixel format");
+}
+
+MTLTextureType metal_texture_type(TextureType t) {
+  switch (t) {
+    case TextureType::tex1d: return MTLTextureType1D;
+    case TextureType::tex1d_array: return MTLTextureType1DArray;
+    case TextureType::tex2d: return MTLTextureType2D;
+    case TextureType::tex2d_array: return MTLTextureType2DArray;
+    case TextureType::tex3d: return MTLTextureType3D;
+  }
+  return MTLTextureType2D;
+}
+
+// Encodes copies between a buffer holding texels in our layout (rows, then slices, packed)
+// and the texture. Array layers are one copy each; a 3D texture is one copy of all its images.
+void encode_texel_copy(id<MTLBlitCommandEncoder> enc, id<MTLBuffer> buffer, id<MTLTexture> texture,
+                       const TextureLayout& l, bool to_texture) {
+  const bool is3d = l.desc.type == TextureType::tex3d;
+  const MTLSize size = MTLSizeMake(l.desc.width, l.desc.height, is3d ? l.desc.depth : 1);
+  const NSUInteger bytes_per_image = is3d ? l.slice_pitch : 0;  // Apple: 0 unless 3D
+  const MTLOrigin origin = MTLOriginMake(0, 0, 0);
+  for (NSUInteger layer = 0; layer < l.desc.array_length; ++layer) {
+    const NSUInteger offset = layer * l.slice_pitch;
+    if (to_texture)
+      [enc copyFromBuffer:buffer
+                 sourceOffset:offset
+            sourceBytesPerRow:l.row_pitch
+          sourceBytesPerImage:bytes_per_image
+                   sourceSize:size
+                    toTexture:texture
+             destinationSlice:layer
+             destinationLevel:0
+            destinationOrigin:origin];
+    else
+      [enc copyFromTexture:texture
+                       sourceSlice:layer
+                       sourceLevel:0
+                      sourceOrigin:origin
+                        sourceSize:size
+                          toBuffer:buffer
+                 destinationOffset:offset
+            destinationBytesPerRow:l.row_pitch
+          destinationBytesPerImage:bytes_per_image];
+  }
+}
+
+// A texture: an MTLTexture (private storage: Metal lays texels out as it likes) and, for
+// storage "shared", a host mirror in our linear layout that `.contents` aliases. Like CUDA's
+// shared buffers, the two are kept coherent lazily: host writes are copied in before the next
+// dispatch that binds the texture, kernel writes are copied out when the host next looks
+// (at once, in the same command buffer, while a numpy view is open).
+class MetalTexture final : public Allocation {
+ public:
+  MetalTexture(id<MTLDevice> dev, Ref<id<MTLCommandQueue> > queue, const TextureLayout& layout)
+      : queue_(std::move(queue)), layout_(layout) {
+    nbytes = layout.nbytes;
+    Pool pool;
+    Ref<MTLTextureDescriptor*> d = Ref<MTLTextureDescriptor*>::adopt([[MTLTextureDescriptor alloc] init]);
+    [d.get() setTextureType:metal_texture_type(layout.desc.type)];
+    [d.get() setPixelFormat:pixel_format(layout.format)];
+    [d.get() setWidth:layout.desc.width];
+    [d.get() setHeight:layout.desc.height];
+    [d.get() setDepth:layout.desc.depth];
+    [d.get() setArrayLength:layout.desc.array_length];
+    [d.get() setMipmapLevelCount:1];
+    [d.get() setStorageMode:MTLStorageModePrivate];
+    // Kernels may declare any access; Metal checks the usage against it.
+    [d.get() setUsage:MTLTextureUsageShaderRead | MTLTextureUsageShaderWrite];
+    texture_ = Ref<id<MTLTexture> >::adopt([dev newTextureWithDescriptor:d.get()]);
+    if (!texture_)
+      throw std::invalid_argument("[create_texture] Metal could not create a " +
+                                  std::string(texture_type_name(layout.desc.type)) + " of " +
+                                  std::to_string(layout.desc.width) + " x " + std::to_string(layout.desc.height) +
+                                  " x " + std::to_string(layout.desc.depth) + " x " +
+                                  std::to_string(layout.desc.array_length) + " " + layout.format.name +
+                                  " texels (Metal allows 16384 wide and high, 2048 deep or layers)");
+    if (layout.desc.storage == Storage::shared) {
+      mirror_ = new_staging_buffer(dev, nbytes);
+      host = [mirror_.get() contents];
+      std::memset(host, 0, nbytes);  // metalgpu textures start zeroed on every backend
+      host_dirty_ = true;            // ... and the first dispatch copies those zeros in
+    } else {
+      Ref<id<MTLBuffer> > zeros = new_staging_buffer(dev, nbytes);
+      std::memset([zeros.get() contents], 0, nbytes);
+      Blit blit(queue_.get());
+      encode_texel_copy(blit.encoder(), zeros.get(), texture_.get(), layout_, true);
+      blit.finish("clearing a private texture");
+    }
+    device = host ? host : (void*)texture_.get();
+  }
+
+  id<MTLTexture> texture() const { return texture_.get(); }
+
+  void write(std::size_t offset, const void* src, std::size_t n) override {
+    settle();
+    if (host) {
+      std::memcpy(static_cast<char*>(host) + offset, src, n);
+      host_dirty_ = true;
+      device_newer_ = false;
+      return;
+    }
+    std::vector<char> whole;
+    if (offset != 0 || n != nbytes) {  // a part: keep the texels around it
+      whole.resize(nbytes);
+      read(0, whole.data(), nbytes);
+      std::memcpy(whole.data() + offset, src, n);
+      src = whole.data();
+    }
+    Pool pool;
+    Ref<id<MTLBuffer> > staging = new_staging_buffer([texture_.get() device], nbytes);
+    std::memcpy([staging.get() contents], src, nbytes);
+    Blit blit(queue_.get());
+    encode_texel_copy(blit.encoder(), staging.get(), texture_.get(), layout_, true);
+    blit.finish("uploading a texture");
+  }
+
+  void read(std::size_t offset, void* dst, std::size_t n) const override {
+    auto* self = const_cast<MetalTexture*>(this);
+    self->settle();
+    if (host) {
+      if (device_newer_) self->pull_host();
+      std::memcpy(dst, static_cast<const char*>(host) + offset, n);
+      return;
+    }
+    Pool pool;
+    Ref<id<MTLBuffer> > staging = new_staging_buffer([texture_.get() device], nbytes);
+    Blit blit(queue_.get());
+    encode_texel_copy(blit.encoder(), staging.get(), texture_.get(), layout_, false);
+    blit.finish("reading back a texture");
+    std::memcpy(dst, static_cast<const char*>([staging.get() contents]) + offset, n);
+  }
+
+  // Between textures of the same type, size and format (checked by Texture::copy_to).
+  void copy_to(Allocation& other) const override {
+    auto* o = dynamic_cast<MetalTexture*>(&other);
+    if (!o) return Allocation::copy_to(other);
+    auto* self = const_cast<MetalTexture*>(this);
+    self->settle();
+    o->settle();
+    self->push_host();  // the source's newest texels may sit in its mirror
+    Pool pool;
+    Blit blit(queue_.get());
+    [blit.encoder() copyFromTexture:texture_.get() toTexture:o->texture_.get()];
+    blit.finish("copying between textures");
+    o->host_dirty_ = false;
+    o->device_newer_ = o->mirror_ ? true : false;
+    if (o->views_ > 0) o->pull_host();
+  }
+
+  void host_will_access() override {
+    settle();
+    if (device_newer_) pull_host();
+    host_dirty_ = true;  // whoever asked for the pointer may write through it
+  }
+  void view_opened() override { ++views_; }
+  void view_closed() override { --views_; }
+
+  // Dispatch side, all encoded into the dispatch's own command buffer.
+  bool needs_push() const { return mirror_ && (host_dirty_ || views_ > 0) && !device_newer_; }
+  void encode_push(id<MTLBlitCommandEncoder> enc) {
+    encode_texel_copy(enc, mirror_.get(), texture_.get(), layout_, true);
+    host_dirty_ = false;
+  }
+  // After a kernel that may write the texture: a host with a live view gets the texels in the
+  // same command buffer (returns true: encode_pull follows), others when they next look.
+  bool written_needs_pull() {
+    if (!mirror_) return false;
+    if (views_ > 0) return true;
+    device_newer_ = true;
+    return false;
+  }
+  void encode_pull(id<MTLBlitCommandEncoder> enc) {
+    encode_texel_copy(enc, mirror_.get(), texture_.get(), layout_, false);
+    device_newer_ = false;
+  }
+  void used_by(const Ref<id<MTLCommandBuffer> >& cb) { last_use_.set(cb); }
+
+ private:
+  void settle() { last_use_.wait(); }
+  void push_host() {
+    if (!needs_push()) return;
+    Pool pool;
+    Blit blit(queue_.get());
+    encode_push(blit.encoder());
+    blit.finish("uploading a texture");
+  }
+  void pull_host() {
+    Pool pool;
+    Blit blit(queue_.get());
+    encode_pull(blit.encoder());
+    blit.finish("reading back a texture");
+  }
+
+  Ref<id<MTLCommandQueue> > queue_;
+  TextureLayout layout_;
+  Ref<id<MTLTexture> > texture_;
+  Ref<id<MTLBuffer> > mirror_;  // storage "shared" only
+  std::atomic<int> views_{0};
+  bool host_dirty_ = false;    // the mirror may be newer than the texture
+  bool device_newer_ = false;  // the texture is newer than the mirror
+  LastUse last_use_;
+};
+
+// The sampler state for sampler descriptor bits (mg_abi.h), as Metal understands them.
+Ref<MTLSamplerDescriptor*> sampler_descriptor(std::uint32_t bits) {
+  static const MTLSamplerAddressMode modes[] = {
+      MTLSamplerAddressModeClampToEdge,   // MG_ADDRESS_CLAMP_TO_EDGE
+      MTLSamplerAddressModeRepeat,        // MG_ADDRESS_REPEAT
+      MTLSamplerAddressModeMirrorRepeat,  // MG_ADDRESS_MIRRORED_REPEAT
+      MTLSamplerAddressModeClampToZero,   // MG_ADDRESS_CLAMP_TO_ZERO
+      MTLSamplerAddressModeClampToBorderColor,  // MG_ADDRESS_CLAMP_TO_BORDER
+  };
+  static const MTLSamplerBorderColor borders[] = {MTLSamplerBorderColorTransparentBlack,
+                                                  MTLSamplerBorderColorOpaqueBlack, MTLSamplerBorderColorOpaqueWhite};
+  auto address = [&](int axis) {
+    unsigned m = (bits >> MG_SAMPLER_ADDRESS_SHIFT(axis)) & 7u;
+    return modes[m < 5 ? m : 0];
+  };
+  Ref<MTLSamplerDescriptor*> d = Ref<MTLSamplerDescriptor*>::adopt([[MTLSamplerDescriptor alloc] init]);
+  [d.get() setNormalizedCoordinates:(bits & MG_SAMPLER_NORMALIZED) ? YES : NO];
+  [d.get() setSAddressMode:address(0)];
+  [d.get() setTAddressMode:address(1)];
+  [d.get() setRAddressMode:address(2)];
+  [d.get() setMagFilter:(bits & MG_SAMPLER_MAG_LINEAR) ? MTLSamplerMinMagFilterLinear : MTLSamplerMinMagFilterNearest];
+  [d.get() setMinFilter:(bits & MG_SAMPLER_MIN_LINEAR) ? MTLSamplerMinMagFilterLinear : MTLSamplerMinMagFilterNearest];
+  unsigned border = (bits >> MG_SAMPLER_BORDER_SHIFT) & 3u;
+  [d.get() setBorderColor:borders[border < 3 ? border : 0]];
+  return d;
+}
+
+// Metal defines sampling with pixel coordinates only for clamp_to_edge / clamp_to_zero and equal
+// min and mag filters (MTLSamplerDescriptor.normalizedCoordinates); say so rather than let the
+// GPU return undefined texels.
+void check_pixel_sampler(std::uint32_t bits, int slot) {
+  if (bits & MG_SAMPLER_NORMALIZED) return;
+  for (int axis = 0; axis < 3; ++axis) {
+    unsigned m = (bits >> MG_SAMPLER_ADDRESS_SHIFT(axis)) & 7u;
+    if (m != MG_ADDRESS_CLAMP_TO_EDGE && m != MG_ADDRESS_CLAMP_TO_ZERO)
+      throw std::invalid_argument("[run_function] sampler(" + std::to_string(slot) +
+                                  ") uses pixel coordinates (normalized=False) with an address mode other than "
+                                  "clamp_to_edge or clamp_to_zero, which Metal leaves undefined");
+  }
+  if (bool(bits & MG_SAMPLER_MAG_LINEAR) != bool(bits & MG_SAMPLER_MIN_LINEAR))
+    throw std::invalid_argument("[run_function] sampler(" + std::to_string(slot) +
+                                ") uses pixel coordinates with different min and mag filters, which Metal "
+                                "leaves undefined");
+}
 
 // ---- libraries and pipelines --------------------------------------------------------------
 
@@ -574,6 +860,9 @@ class MetalBackend final : public Backend {
   std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) override {
     return std::make_shared<MetalAllocation>(dev_, queue_, nbytes, storage);
   }
+  std::shared_ptr<Allocation> allocate_texture(const TextureLayout& layout) override {
+    return std::make_shared<MetalTexture>(dev_, queue_, layout);
+  }
 
   // Metal compiles whole libraries (newLibraryWithSource), so the check at load of a large
   // library is simply that compile; the result is cached and reused by build().
@@ -607,11 +896,34 @@ class MetalBackend final : public Backend {
       bufs[s] = dynamic_cast<MetalAllocation*>(launch.buffers[s].get());
       if (!bufs[s]) throw std::invalid_argument("[run_function] buffer(" + std::to_string(s) + ") is not a Metal buffer");
     }
+    MetalTexture* texs[MG_MAX_TEXTURES] = {};
+    std::vector<MetalTexture*> distinct;  // each texture once, however many slots bind it
+    bool written[MG_MAX_TEXTURES] = {};   // by index into `distinct`
+    for (int t = 0; t < MG_MAX_TEXTURES; ++t) {
+      if (!launch.textures[t]) continue;
+      texs[t] = dynamic_cast<MetalTexture*>(launch.textures[t].get());
+      if (!texs[t]) throw std::invalid_argument("[run_function] texture(" + std::to_string(t) + ") is not a Metal texture");
+      auto at = std::find(distinct.begin(), distinct.end(), texs[t]);
+      if (at == distinct.end()) at = distinct.insert(distinct.end(), texs[t]);
+      written[at - distinct.begin()] |= launch.texture_may_write[t];
+    }
+    for (int t = 0; t < MG_MAX_SAMPLERS; ++t)
+      if (a.samplers[t] & MG_SAMPLER_VALID) check_pixel_sampler(a.samplers[t], t);
     Pool pool;
+    id<MTLSamplerState> samplers[MG_MAX_SAMPLERS] = {};  // the backend's cache keeps them
+    for (int t = 0; t < MG_MAX_SAMPLERS; ++t)
+      if (a.samplers[t] & MG_SAMPLER_VALID) samplers[t] = sampler_state(a.samplers[t]);
     // Values longer than setBytes allows (4 KB) travel in a buffer of their own.
     std::vector<Ref<id<MTLBuffer> > > big_values;
     id<MTLCommandBuffer> cb = [queue_.get() commandBuffer];
     if (!cb) throw std::runtime_error("[metal] the command queue gave no command buffer");
+    // Host writes to shared textures' mirrors reach the textures first, in this command buffer.
+    if (std::any_of(distinct.begin(), distinct.end(), [](MetalTexture* t) { return t->needs_push(); })) {
+      id<MTLBlitCommandEncoder> blit = [cb blitCommandEncoder];
+      for (MetalTexture* t : distinct)
+        if (t->needs_push()) t->encode_push(blit);
+      [blit endEncoding];
+    }
     id<MTLComputeCommandEncoder> enc = [cb computeCommandEncoder];
     [enc setComputePipelineState:k->pso.get()];
     for (int s = 0; s < MG_MAX_BUFFERS; ++s) {
@@ -629,16 +941,30 @@ class MetalBackend final : public Backend {
         }
       }
     }
+    for (int t = 0; t < MG_MAX_TEXTURES; ++t)
+      if (texs[t]) [enc setTexture:texs[t]->texture() atIndex:NSUInteger(t)];
+    for (int t = 0; t < MG_MAX_SAMPLERS; ++t)
+      if (samplers[t]) [enc setSamplerState:samplers[t] atIndex:NSUInteger(t)];
     for (int i = 0; i < MG_MAX_THREADGROUP_SLOTS; ++i)
       if (a.threadgroup_sizes[i]) [enc setThreadgroupMemoryLength:round_up(a.threadgroup_sizes[i], 16) atIndex:NSUInteger(i)];
     MTLSize tg = MTLSizeMake(a.tg[0], a.tg[1], a.tg[2]);
     if (nonuniform_) [enc dispatchThreads:MTLSizeMake(a.grid[0], a.grid[1], a.grid[2]) threadsPerThreadgroup:tg];
     else [enc dispatchThreadgroups:MTLSizeMake(a.groups[0], a.groups[1], a.groups[2]) threadsPerThreadgroup:tg];
     [enc endEncoding];
+    // Kernel writes reach the mirrors of textures the host has a view of, in this command buffer.
+    std::vector<MetalTexture*> pull;
+    for (std::size_t i = 0; i < distinct.size(); ++i)
+      if (written[i] && distinct[i]->written_needs_pull()) pull.push_back(distinct[i]);
+    if (!pull.empty()) {
+      id<MTLBlitCommandEncoder> blit = [cb blitCommandEncoder];
+      for (MetalTexture* t : pull) t->encode_pull(blit);
+      [blit endEncoding];
+    }
     [cb commit];
     Ref<id<MTLCommandBuffer> > held = Ref<id<MTLCommandBuffer> >::retain(cb);
     for (auto* b : bufs)
       if (b) b->used_by(held);
+    for (MetalTexture* t : distinct) t->used_by(held);
     track(held);
     if (launch.wait) {
       [cb waitUntilCompleted];
@@ -684,6 +1010,17 @@ class MetalBackend final : public Backend {
     inflight_.push_back(cb);
   }
 
+  // One MTLSamplerState per distinct sampler description, made on first use and kept.
+  id<MTLSamplerState> sampler_state(std::uint32_t bits) {
+    std::lock_guard<std::mutex> lock(samplers_mutex_);
+    auto it = samplers_.find(bits);
+    if (it != samplers_.end()) return it->second.get();
+    Ref<MTLSamplerDescriptor*> d = sampler_descriptor(bits);
+    Ref<id<MTLSamplerState> > state = Ref<id<MTLSamplerState> >::adopt([dev_ newSamplerStateWithDescriptor:d.get()]);
+    if (!state) throw std::runtime_error("[metal] newSamplerStateWithDescriptor failed");
+    return samplers_.emplace(bits, state).first->second.get();
+  }
+
   // MTLLibrary per shader source, shared by every constants set of it.
   Ref<id<MTLLibrary> > library_for(const std::string& key, const std::string& source, const msl::Translation& tr) {
     if (auto it = libraries_.find(key); it != libraries_.end()) return it->second;
@@ -713,6 +1050,8 @@ class MetalBackend final : public Backend {
   std::unordered_map<std::string, std::shared_ptr<MetalProgram> > programs_;
   std::mutex inflight_mutex_;
   std::vector<Ref<id<MTLCommandBuffer> > > inflight_;
+  std::mutex samplers_mutex_;
+  std::unordered_map<std::uint32_t, Ref<id<MTLSamplerState> > > samplers_;
 };
 
 }  // namespace

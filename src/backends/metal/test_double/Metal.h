@@ -77,7 +77,97 @@ enum {
 };
 
 typedef NSUInteger MTLArgumentType;
-enum { MTLArgumentTypeBuffer = 0, MTLArgumentTypeThreadgroupMemory = 1 };
+enum {
+  MTLArgumentTypeBuffer = 0,
+  MTLArgumentTypeThreadgroupMemory = 1,
+  MTLArgumentTypeTexture = 2,
+  MTLArgumentTypeSampler = 3,
+};
+
+typedef struct {
+  NSUInteger x, y, z;
+} MTLOrigin;
+
+static inline MTLOrigin MTLOriginMake(NSUInteger x, NSUInteger y, NSUInteger z) {
+  MTLOrigin o;
+  o.x = x;
+  o.y = y;
+  o.z = z;
+  return o;
+}
+
+typedef NSUInteger MTLPixelFormat;
+enum {
+  MTLPixelFormatInvalid = 0,
+  MTLPixelFormatR8Unorm = 10,
+  MTLPixelFormatR8Snorm = 12,
+  MTLPixelFormatR8Uint = 13,
+  MTLPixelFormatR8Sint = 14,
+  MTLPixelFormatR16Unorm = 20,
+  MTLPixelFormatR16Snorm = 22,
+  MTLPixelFormatR16Uint = 23,
+  MTLPixelFormatR16Sint = 24,
+  MTLPixelFormatR16Float = 25,
+  MTLPixelFormatRG8Unorm = 30,
+  MTLPixelFormatRG8Snorm = 32,
+  MTLPixelFormatRG8Uint = 33,
+  MTLPixelFormatRG8Sint = 34,
+  MTLPixelFormatR32Uint = 53,
+  MTLPixelFormatR32Sint = 54,
+  MTLPixelFormatR32Float = 55,
+  MTLPixelFormatRG16Unorm = 60,
+  MTLPixelFormatRG16Snorm = 62,
+  MTLPixelFormatRG16Uint = 63,
+  MTLPixelFormatRG16Sint = 64,
+  MTLPixelFormatRG16Float = 65,
+  MTLPixelFormatRGBA8Unorm = 70,
+  MTLPixelFormatRGBA8Snorm = 72,
+  MTLPixelFormatRGBA8Uint = 73,
+  MTLPixelFormatRGBA8Sint = 74,
+  MTLPixelFormatRG32Uint = 103,
+  MTLPixelFormatRG32Sint = 104,
+  MTLPixelFormatRG32Float = 105,
+  MTLPixelFormatRGBA16Unorm = 110,
+  MTLPixelFormatRGBA16Snorm = 112,
+  MTLPixelFormatRGBA16Uint = 113,
+  MTLPixelFormatRGBA16Sint = 114,
+  MTLPixelFormatRGBA16Float = 115,
+  MTLPixelFormatRGBA32Uint = 123,
+  MTLPixelFormatRGBA32Sint = 124,
+  MTLPixelFormatRGBA32Float = 125,
+};
+
+typedef NSUInteger MTLTextureType;
+enum {
+  MTLTextureType1D = 0,
+  MTLTextureType1DArray = 1,
+  MTLTextureType2D = 2,
+  MTLTextureType2DArray = 3,
+  MTLTextureType3D = 7,
+};
+
+typedef NSUInteger MTLTextureUsage;
+enum { MTLTextureUsageUnknown = 0, MTLTextureUsageShaderRead = 1, MTLTextureUsageShaderWrite = 2 };
+
+typedef NSUInteger MTLSamplerMinMagFilter;
+enum { MTLSamplerMinMagFilterNearest = 0, MTLSamplerMinMagFilterLinear = 1 };
+
+typedef NSUInteger MTLSamplerAddressMode;
+enum {
+  MTLSamplerAddressModeClampToEdge = 0,
+  MTLSamplerAddressModeMirrorClampToEdge = 1,
+  MTLSamplerAddressModeRepeat = 2,
+  MTLSamplerAddressModeMirrorRepeat = 3,
+  MTLSamplerAddressModeClampToZero = 4,
+  MTLSamplerAddressModeClampToBorderColor = 5,
+};
+
+typedef NSUInteger MTLSamplerBorderColor;
+enum {
+  MTLSamplerBorderColorTransparentBlack = 0,
+  MTLSamplerBorderColorOpaqueBlack = 1,
+  MTLSamplerBorderColorOpaqueWhite = 2,
+};
 
 typedef NSUInteger MTLPipelineOption;
 enum { MTLPipelineOptionNone = 0, MTLPipelineOptionArgumentInfo = 1 << 0, MTLPipelineOptionBufferTypeInfo = 1 << 1 };
@@ -107,7 +197,11 @@ enum {
 @protocol MTLLibrary;
 @protocol MTLFunction;
 @protocol MTLComputePipelineState;
+@protocol MTLTexture;
+@protocol MTLSamplerState;
 @class MTLCompileOptions;
+@class MTLTextureDescriptor;
+@class MTLSamplerDescriptor;
 @class MTLFunctionConstantValues;
 @class MTLComputePipelineReflection;
 
@@ -121,6 +215,20 @@ typedef MTLComputePipelineReflection* MTLAutoreleasedComputePipelineReflection;
 @protocol MTLBuffer <MTLResource>
 @property (readonly) NSUInteger length;
 - (void*)contents;
+@end
+
+@protocol MTLTexture <MTLResource>
+@property (readonly) MTLTextureType textureType;
+@property (readonly) MTLPixelFormat pixelFormat;
+@property (readonly) NSUInteger width;
+@property (readonly) NSUInteger height;
+@property (readonly) NSUInteger depth;
+@property (readonly) NSUInteger arrayLength;
+@property (readonly) MTLTextureUsage usage;
+@end
+
+@protocol MTLSamplerState <NSObject>
+@property (readonly) id<MTLDevice> device;
 @end
 
 @protocol MTLFunction <NSObject>
@@ -154,6 +262,8 @@ typedef MTLComputePipelineReflection* MTLAutoreleasedComputePipelineReflection;
 - (void)setBuffer:(id<MTLBuffer>)buffer offset:(NSUInteger)offset atIndex:(NSUInteger)index;
 - (void)setBytes:(const void*)bytes length:(NSUInteger)length atIndex:(NSUInteger)index;
 - (void)setThreadgroupMemoryLength:(NSUInteger)length atIndex:(NSUInteger)index;
+- (void)setTexture:(id<MTLTexture>)texture atIndex:(NSUInteger)index;
+- (void)setSamplerState:(id<MTLSamplerState>)sampler atIndex:(NSUInteger)index;
 - (void)dispatchThreadgroups:(MTLSize)threadgroupsPerGrid threadsPerThreadgroup:(MTLSize)threadsPerThreadgroup;
 - (void)dispatchThreads:(MTLSize)threadsPerGrid threadsPerThreadgroup:(MTLSize)threadsPerThreadgroup;
 @end
@@ -165,6 +275,25 @@ typedef MTLComputePipelineReflection* MTLAutoreleasedComputePipelineReflection;
      destinationOffset:(NSUInteger)destinationOffset
                   size:(NSUInteger)size;
 - (void)fillBuffer:(id<MTLBuffer>)buffer range:(NSRange)range value:(uint8_t)value;
+- (void)copyFromBuffer:(id<MTLBuffer>)sourceBuffer
+           sourceOffset:(NSUInteger)sourceOffset
+      sourceBytesPerRow:(NSUInteger)sourceBytesPerRow
+    sourceBytesPerImage:(NSUInteger)sourceBytesPerImage
+             sourceSize:(MTLSize)sourceSize
+              toTexture:(id<MTLTexture>)destinationTexture
+       destinationSlice:(NSUInteger)destinationSlice
+       destinationLevel:(NSUInteger)destinationLevel
+      destinationOrigin:(MTLOrigin)destinationOrigin;
+- (void)copyFromTexture:(id<MTLTexture>)sourceTexture
+                 sourceSlice:(NSUInteger)sourceSlice
+                 sourceLevel:(NSUInteger)sourceLevel
+                sourceOrigin:(MTLOrigin)sourceOrigin
+                  sourceSize:(MTLSize)sourceSize
+                    toBuffer:(id<MTLBuffer>)destinationBuffer
+           destinationOffset:(NSUInteger)destinationOffset
+      destinationBytesPerRow:(NSUInteger)destinationBytesPerRow
+    destinationBytesPerImage:(NSUInteger)destinationBytesPerImage;
+- (void)copyFromTexture:(id<MTLTexture>)sourceTexture toTexture:(id<MTLTexture>)destinationTexture;
 @end
 
 @protocol MTLCommandBuffer <NSObject>
@@ -196,6 +325,8 @@ typedef MTLComputePipelineReflection* MTLAutoreleasedComputePipelineReflection;
 - (id<MTLCommandQueue>)newCommandQueue;
 - (id<MTLBuffer>)newBufferWithLength:(NSUInteger)length options:(MTLResourceOptions)options;
 - (id<MTLBuffer>)newBufferWithBytes:(const void*)pointer length:(NSUInteger)length options:(MTLResourceOptions)options;
+- (id<MTLTexture>)newTextureWithDescriptor:(MTLTextureDescriptor*)descriptor;
+- (id<MTLSamplerState>)newSamplerStateWithDescriptor:(MTLSamplerDescriptor*)descriptor;
 - (id<MTLLibrary>)newLibraryWithSource:(NSString*)source options:(MTLCompileOptions*)options error:(NSError**)error;
 - (id<MTLComputePipelineState>)newComputePipelineStateWithFunction:(id<MTLFunction>)computeFunction
                                                               error:(NSError**)error;
@@ -215,6 +346,39 @@ typedef MTLComputePipelineReflection* MTLAutoreleasedComputePipelineReflection;
 @property (readwrite, nonatomic) BOOL fastMathEnabled;
 @property (readwrite, nonatomic) MTLLanguageVersion languageVersion;
 @property (readwrite, nonatomic, copy) NSDictionary* preprocessorMacros;
+@end
+
+@interface MTLTextureDescriptor : NSObject {
+  MTLTextureType textureType_;
+  MTLPixelFormat pixelFormat_;
+  NSUInteger width_, height_, depth_, arrayLength_, mipmapLevelCount_;
+  MTLStorageMode storageMode_;
+  MTLTextureUsage usage_;
+}
+@property (readwrite, nonatomic) MTLTextureType textureType;
+@property (readwrite, nonatomic) MTLPixelFormat pixelFormat;
+@property (readwrite, nonatomic) NSUInteger width;
+@property (readwrite, nonatomic) NSUInteger height;
+@property (readwrite, nonatomic) NSUInteger depth;
+@property (readwrite, nonatomic) NSUInteger arrayLength;
+@property (readwrite, nonatomic) NSUInteger mipmapLevelCount;
+@property (readwrite, nonatomic) MTLStorageMode storageMode;
+@property (readwrite, nonatomic) MTLTextureUsage usage;
+@end
+
+@interface MTLSamplerDescriptor : NSObject {
+  MTLSamplerMinMagFilter minFilter_, magFilter_;
+  MTLSamplerAddressMode sAddressMode_, tAddressMode_, rAddressMode_;
+  MTLSamplerBorderColor borderColor_;
+  BOOL normalizedCoordinates_;
+}
+@property (readwrite, nonatomic) MTLSamplerMinMagFilter minFilter;
+@property (readwrite, nonatomic) MTLSamplerMinMagFilter magFilter;
+@property (readwrite, nonatomic) MTLSamplerAddressMode sAddressMode;
+@property (readwrite, nonatomic) MTLSamplerAddressMode tAddressMode;
+@property (readwrite, nonatomic) MTLSamplerAddressMode rAddressMode;
+@property (readwrite, nonatomic) MTLSamplerBorderColor borderColor;
+@property (readwrite, nonatomic) BOOL normalizedCoordinates;
 @end
 
 @interface MTLFunctionConstantValues : NSObject {
@@ -253,3 +417,5 @@ MG_DOUBLE_EXTERN NSArray* MTLCopyAllDevices(void);  // NSArray<id<MTLDevice>>*
 
 // Not Metal API: how many objects of the double are alive (leak checks in tests).
 MG_DOUBLE_EXTERN long mg_metal_double_live_objects(void);
+// Not Metal API: how many texture blits (buffer <-> texture, texture -> texture) have run.
+MG_DOUBLE_EXTERN long mg_metal_double_texture_copies(void);

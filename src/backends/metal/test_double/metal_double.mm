@@ -35,6 +35,7 @@
 namespace {
 
 std::atomic<long> g_live{0};
+std::atomic<long> g_texture_copies{0};  // texture blits executed
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -114,6 +115,74 @@ struct Command {
   [preprocessorMacros_ release];
   preprocessorMacros_ = c;
 }
+@end
+
+// Defaults as Apple documents them (textureType 2D, RGBA8Unorm, 1 x 1 x 1, one level and layer,
+// shader-read usage; storage managed on macOS).
+@implementation MTLTextureDescriptor
+- (id)init {
+  if ((self = [super init])) {
+    ++g_live;
+    textureType_ = MTLTextureType2D;
+    pixelFormat_ = MTLPixelFormatRGBA8Unorm;
+    width_ = height_ = depth_ = arrayLength_ = mipmapLevelCount_ = 1;
+    storageMode_ = MTLStorageModeManaged;
+    usage_ = MTLTextureUsageShaderRead;
+  }
+  return self;
+}
+- (void)dealloc {
+  --g_live;
+  [super dealloc];
+}
+- (MTLTextureType)textureType { return textureType_; }
+- (void)setTextureType:(MTLTextureType)v { textureType_ = v; }
+- (MTLPixelFormat)pixelFormat { return pixelFormat_; }
+- (void)setPixelFormat:(MTLPixelFormat)v { pixelFormat_ = v; }
+- (NSUInteger)width { return width_; }
+- (void)setWidth:(NSUInteger)v { width_ = v; }
+- (NSUInteger)height { return height_; }
+- (void)setHeight:(NSUInteger)v { height_ = v; }
+- (NSUInteger)depth { return depth_; }
+- (void)setDepth:(NSUInteger)v { depth_ = v; }
+- (NSUInteger)arrayLength { return arrayLength_; }
+- (void)setArrayLength:(NSUInteger)v { arrayLength_ = v; }
+- (NSUInteger)mipmapLevelCount { return mipmapLevelCount_; }
+- (void)setMipmapLevelCount:(NSUInteger)v { mipmapLevelCount_ = v; }
+- (MTLStorageMode)storageMode { return storageMode_; }
+- (void)setStorageMode:(MTLStorageMode)v { storageMode_ = v; }
+- (MTLTextureUsage)usage { return usage_; }
+- (void)setUsage:(MTLTextureUsage)v { usage_ = v; }
+@end
+
+// Defaults as Apple documents them: nearest filtering, clamp_to_edge, normalised coordinates,
+// transparent black border.
+@implementation MTLSamplerDescriptor
+- (id)init {
+  if ((self = [super init])) {
+    ++g_live;
+    normalizedCoordinates_ = YES;
+  }
+  return self;
+}
+- (void)dealloc {
+  --g_live;
+  [super dealloc];
+}
+- (MTLSamplerMinMagFilter)minFilter { return minFilter_; }
+- (void)setMinFilter:(MTLSamplerMinMagFilter)v { minFilter_ = v; }
+- (MTLSamplerMinMagFilter)magFilter { return magFilter_; }
+- (void)setMagFilter:(MTLSamplerMinMagFilter)v { magFilter_ = v; }
+- (MTLSamplerAddressMode)sAddressMode { return sAddressMode_; }
+- (void)setSAddressMode:(MTLSamplerAddressMode)v { sAddressMode_ = v; }
+- (MTLSamplerAddressMode)tAddressMode { return tAddressMode_; }
+- (void)setTAddressMode:(MTLSamplerAddressMode)v { tAddressMode_ = v; }
+- (MTLSamplerAddressMode)rAddressMode { return rAddressMode_; }
+- (void)setRAddressMode:(MTLSamplerAddressMode)v { rAddressMode_ = v; }
+- (MTLSamplerBorderColor)borderColor { return borderColor_; }
+- (void)setBorderColor:(MTLSamplerBorderColor)v { borderColor_ = v; }
+- (BOOL)normalizedCoordinates { return normalizedCoordinates_; }
+- (void)setNormalizedCoordinates:(BOOL)v { normalizedCoordinates_ = v; }
 @end
 
 // One set value: index (or -1) / name, type, bytes.
@@ -250,6 +319,156 @@ static NSUInteger constant_size(MTLDataType t) {
 }
 - (NSArray*)arguments { return arguments_; }
 @end
+
+// ---- textures and samplers ----------------------------------------------------------------
+
+namespace {
+
+// What the double knows of a pixel format: metalgpu's texel kind (the CPU runtime reads texels
+// by it), channels and bytes per channel.
+struct PixelFormatInfo {
+  unsigned kind = 0, channels = 0, channel_bytes = 0;
+  unsigned bytes() const { return channels * channel_bytes; }
+  explicit operator bool() const { return channels != 0; }
+};
+
+PixelFormatInfo pixel_format_info(MTLPixelFormat pf) {
+  struct Kind {
+    unsigned kind, channel_bytes;
+    MTLPixelFormat formats[3];  // 1, 2, 4 channels
+  };
+  static const Kind kinds[] = {
+      {MG_TEXEL_FLOAT32, 4, {MTLPixelFormatR32Float, MTLPixelFormatRG32Float, MTLPixelFormatRGBA32Float}},
+      {MG_TEXEL_FLOAT16, 2, {MTLPixelFormatR16Float, MTLPixelFormatRG16Float, MTLPixelFormatRGBA16Float}},
+      {MG_TEXEL_UNORM8, 1, {MTLPixelFormatR8Unorm, MTLPixelFormatRG8Unorm, MTLPixelFormatRGBA8Unorm}},
+      {MG_TEXEL_SNORM8, 1, {MTLPixelFormatR8Snorm, MTLPixelFormatRG8Snorm, MTLPixelFormatRGBA8Snorm}},
+      {MG_TEXEL_UNORM16, 2, {MTLPixelFormatR16Unorm, MTLPixelFormatRG16Unorm, MTLPixelFormatRGBA16Unorm}},
+      {MG_TEXEL_SNORM16, 2, {MTLPixelFormatR16Snorm, MTLPixelFormatRG16Snorm, MTLPixelFormatRGBA16Snorm}},
+      {MG_TEXEL_UINT32, 4, {MTLPixelFormatR32Uint, MTLPixelFormatRG32Uint, MTLPixelFormatRGBA32Uint}},
+      {MG_TEXEL_SINT32, 4, {MTLPixelFormatR32Sint, MTLPixelFormatRG32Sint, MTLPixelFormatRGBA32Sint}},
+      {MG_TEXEL_UINT16, 2, {MTLPixelFormatR16Uint, MTLPixelFormatRG16Uint, MTLPixelFormatRGBA16Uint}},
+      {MG_TEXEL_SINT16, 2, {MTLPixelFormatR16Sint, MTLPixelFormatRG16Sint, MTLPixelFormatRGBA16Sint}},
+      {MG_TEXEL_UINT8, 1, {MTLPixelFormatR8Uint, MTLPixelFormatRG8Uint, MTLPixelFormatRGBA8Uint}},
+      {MG_TEXEL_SINT8, 1, {MTLPixelFormatR8Sint, MTLPixelFormatRG8Sint, MTLPixelFormatRGBA8Sint}},
+  };
+  static const unsigned channel_counts[3] = {1, 2, 4};
+  for (const Kind& k : kinds)
+    for (int c = 0; c < 3; ++c)
+      if (k.formats[c] == pf) return PixelFormatInfo{k.kind, channel_counts[c], k.channel_bytes};
+  return {};
+}
+
+bool is_array_type(MTLTextureType t) { return t == MTLTextureType1DArray || t == MTLTextureType2DArray; }
+
+// The texture type a kernel parameter declares ("texture2d<float, access::read>" -> 2D), and
+// whether it reads and writes (access::sample and access::read read; write and read_write write).
+bool parameter_texture_type(const std::string& declared, MTLTextureType* type, bool* reads, bool* writes) {
+  std::string t;
+  for (char c : declared)
+    if (c != ' ') t += c;
+  if (t.rfind("metal::", 0) == 0) t = t.substr(7);
+  std::string base = t.substr(0, t.find('<'));
+  static const std::pair<const char*, MTLTextureType> types[] = {
+      {"texture1d", MTLTextureType1D}, {"texture1d_array", MTLTextureType1DArray}, {"texture2d", MTLTextureType2D},
+      {"texture2d_array", MTLTextureType2DArray}, {"texture3d", MTLTextureType3D}};
+  bool found = false;
+  for (const auto& [name, tt] : types)
+    if (base == name) {
+      *type = tt;
+      found = true;
+    }
+  *writes = t.find("access::write") != std::string::npos || t.find("access::read_write") != std::string::npos;
+  *reads = !(t.find("access::write") != std::string::npos);
+  return found;
+}
+
+}  // namespace
+
+@interface MGDoubleTexture : NSObject <MTLTexture> {
+ @public
+  id<MTLDevice> device_;  // not retained: devices live for the process
+  MTLTextureType type_;
+  MTLPixelFormat format_;
+  PixelFormatInfo info_;
+  NSUInteger width_, height_, depth_, layers_;
+  MTLTextureUsage usage_;
+  MTLStorageMode mode_;
+  // Texels in rows padded to 64 bytes - a layout of the double's own, unlike the packed rows
+  // metalgpu's host mirrors use, so only correct blits move texels between the two.
+  char* memory_;
+  std::size_t row_pitch_, slice_pitch_;
+}
+@end
+@implementation MGDoubleTexture
+- (id)initWithDevice:(id<MTLDevice>)dev descriptor:(MTLTextureDescriptor*)d info:(PixelFormatInfo)info {
+  if ((self = [super init])) {
+    ++g_live;
+    device_ = dev;
+    type_ = [d textureType];
+    format_ = [d pixelFormat];
+    info_ = info;
+    width_ = [d width];
+    height_ = [d height];
+    depth_ = [d depth];
+    layers_ = [d arrayLength];
+    usage_ = [d usage];
+    mode_ = [d storageMode];
+    row_pitch_ = (width_ * info.bytes() + 63) / 64 * 64;
+    slice_pitch_ = row_pitch_ * height_;
+    void* p = nullptr;
+    // Metal leaves a new texture's contents undefined: the double fills it with a pattern.
+    if (posix_memalign(&p, 64, slice_pitch_ * depth_ * layers_) == 0) std::memset(p, 0xA5, slice_pitch_ * depth_ * layers_);
+    memory_ = static_cast<char*>(p);
+  }
+  return self;
+}
+- (void)dealloc {
+  std::free(memory_);
+  --g_live;
+  [super dealloc];
+}
+- (id<MTLDevice>)device { return device_; }
+- (MTLStorageMode)storageMode { return mode_; }
+- (MTLTextureType)textureType { return type_; }
+- (MTLPixelFormat)pixelFormat { return format_; }
+- (NSUInteger)width { return width_; }
+- (NSUInteger)height { return height_; }
+- (NSUInteger)depth { return depth_; }
+- (NSUInteger)arrayLength { return layers_; }
+- (MTLTextureUsage)usage { return usage_; }
+// Not Metal API: the texture as the CPU runtime reads it.
+- (mg_texture)mgTexture {
+  mg_texture t{};
+  t.data = memory_;
+  t.width = unsigned(width_);
+  t.height = unsigned(height_);
+  t.depth = unsigned(depth_);
+  t.array_length = unsigned(layers_);
+  t.format = MG_TEXEL_FORMAT(info_.kind, info_.channels);
+  t.row_pitch = unsigned(row_pitch_);
+  t.slice_pitch = unsigned(slice_pitch_);
+  return t;
+}
+@end
+
+@interface MGDoubleSampler : NSObject <MTLSamplerState> {
+ @public
+  id<MTLDevice> device_;
+  unsigned bits_;  // metalgpu's sampler descriptor bits (mg_abi.h)
+}
+@end
+@implementation MGDoubleSampler
+- (id)init {
+  if ((self = [super init])) ++g_live;
+  return self;
+}
+- (void)dealloc {
+  --g_live;
+  [super dealloc];
+}
+- (id<MTLDevice>)device { return device_; }
+@end
+
 
 // ---- objects behind the protocols ---------------------------------------------------------
 
@@ -473,6 +692,8 @@ struct LibraryState {
   NSUInteger offsets_[MG_MAX_BUFFERS];
   std::vector<std::string>* bytes_;  // by index; empty = not set
   unsigned tg_lengths_[MG_MAX_THREADGROUP_SLOTS];
+  id<MTLTexture> textures_[MG_MAX_TEXTURES];         // retained
+  id<MTLSamplerState> samplers_[MG_MAX_SAMPLERS];    // retained
   BOOL ended_;
 }
 @end
@@ -489,11 +710,15 @@ struct DispatchCommand final : Command {
   MGDoublePipeline* pipeline = nil;
   id<MTLBuffer> buffers[MG_MAX_BUFFERS] = {};
   NSUInteger offsets[MG_MAX_BUFFERS] = {};
+  MGDoubleTexture* textures[MG_MAX_TEXTURES] = {};
+  MGDoubleSampler* samplers[MG_MAX_SAMPLERS] = {};
   std::vector<std::string> bytes;
   mg_launch args{};
   ~DispatchCommand() override {
     [pipeline release];
     for (auto b : buffers) [b release];
+    for (auto t : textures) [t release];
+    for (auto m : samplers) [m release];
   }
   std::string run() override {
     metalgpu::Launch launch;
@@ -504,6 +729,10 @@ struct DispatchCommand final : Command {
       if (buffers[s]) launch.args.slots[s] = static_cast<char*>(((MGDoubleBuffer*)buffers[s])->memory_) + offsets[s];
       else if (!bytes[std::size_t(s)].empty()) launch.args.slots[s] = bytes[std::size_t(s)].data();
     }
+    for (int t = 0; t < MG_MAX_TEXTURES; ++t)
+      if (textures[t]) launch.args.textures[t] = [textures[t] mgTexture];
+    for (int t = 0; t < MG_MAX_SAMPLERS; ++t)
+      if (samplers[t]) launch.args.samplers[t] = samplers[t]->bits_;
     metalgpu::detail::RunState run;
     try {
       engine().dispatch(launch, run);
@@ -527,6 +756,25 @@ struct CopyCommand final : Command {
   std::string run() override {
     if (fill) std::memset(static_cast<char*>(dst->memory_) + dst_offset, value, size);
     else std::memmove(static_cast<char*>(dst->memory_) + dst_offset, static_cast<char*>(src->memory_) + src_offset, size);
+    return {};
+  }
+};
+
+// Copies `images` x `rows` rows of `row_bytes` between two strided memories (texture blits).
+struct RegionCopy final : Command {
+  id src_owner = nil, dst_owner = nil;  // retained
+  const char* src = nullptr;
+  char* dst = nullptr;
+  std::size_t src_row = 0, src_image = 0, dst_row = 0, dst_image = 0, row_bytes = 0, rows = 0, images = 0;
+  ~RegionCopy() override {
+    [src_owner release];
+    [dst_owner release];
+  }
+  std::string run() override {
+    ++g_texture_copies;
+    for (std::size_t i = 0; i < images; ++i)
+      for (std::size_t r = 0; r < rows; ++r)
+        std::memcpy(dst + i * dst_image + r * dst_row, src + i * src_image + r * src_row, row_bytes);
     return {};
   }
 };
@@ -630,6 +878,8 @@ struct CopyCommand final : Command {
   }
   [pipeline_ release];
   for (auto b : buffers_) [b release];
+  for (auto t : textures_) [t release];
+  for (auto m : samplers_) [m release];
   delete bytes_;
   [cb_ release];
   --g_live;
@@ -662,6 +912,18 @@ struct CopyCommand final : Command {
   (*bytes_)[index].assign(static_cast<const char*>(bytes), length);
   (*bytes_)[index].resize(std::max<std::size_t>(length, 16) + 16, '\0');  // a kernel may read a whole vector
 }
+- (void)setTexture:(id<MTLTexture>)texture atIndex:(NSUInteger)index {
+  if (index >= MG_MAX_TEXTURES) return [cb_ fail:"setTexture: index beyond the double's 16 texture slots"];
+  [texture retain];
+  [textures_[index] release];
+  textures_[index] = texture;
+}
+- (void)setSamplerState:(id<MTLSamplerState>)sampler atIndex:(NSUInteger)index {
+  if (index >= MG_MAX_SAMPLERS) return [cb_ fail:"setSamplerState: index out of range (16 sampler slots)"];
+  [sampler retain];
+  [samplers_[index] release];
+  samplers_[index] = sampler;
+}
 - (void)setThreadgroupMemoryLength:(NSUInteger)length atIndex:(NSUInteger)index {
   if (index >= MG_MAX_THREADGROUP_SLOTS) return [cb_ fail:"setThreadgroupMemoryLength: index out of range"];
   if (length % 16) return [cb_ fail:"setThreadgroupMemoryLength: length must be a multiple of 16"];
@@ -686,12 +948,31 @@ struct CopyCommand final : Command {
       return [cb_ fail:"buffer(" + std::to_string(p.slot) + ") of kernel " + k.name + " is not bound"];
     if (p.role == metalgpu::msl::ParamRole::threadgroup_memory && !tg_lengths_[p.slot])
       return [cb_ fail:"threadgroup(" + std::to_string(p.slot) + ") of kernel " + k.name + " has no length"];
+    if (p.role == metalgpu::msl::ParamRole::sampler && !samplers_[p.slot])
+      return [cb_ fail:"sampler(" + std::to_string(p.slot) + ") of kernel " + k.name + " is not bound"];
+    if (p.role == metalgpu::msl::ParamRole::texture) {
+      const std::string where = "texture(" + std::to_string(p.slot) + ") of kernel " + k.name;
+      id<MTLTexture> t = textures_[p.slot];
+      if (!t) return [cb_ fail:where + " is not bound"];
+      MTLTextureType declared = MTLTextureType2D;
+      bool reads = false, writes = false;
+      if (!parameter_texture_type(p.element_type, &declared, &reads, &writes))
+        return [cb_ fail:where + " has a texture type the double does not know: " + p.element_type];
+      // Metal's validation layer rejects these; the double reports them as a failed command buffer.
+      if ([t textureType] != declared) return [cb_ fail:where + " is bound to a texture of another type"];
+      if (writes && !([t usage] & MTLTextureUsageShaderWrite))
+        return [cb_ fail:where + " is written, but the texture lacks MTLTextureUsageShaderWrite"];
+      if (reads && !([t usage] & MTLTextureUsageShaderRead))
+        return [cb_ fail:where + " is read, but the texture lacks MTLTextureUsageShaderRead"];
+    }
   }
   cmd->pipeline = [pipeline_ retain];
   for (int s = 0; s < MG_MAX_BUFFERS; ++s) {
     cmd->buffers[s] = [buffers_[s] retain];
     cmd->offsets[s] = offsets_[s];
   }
+  for (int t = 0; t < MG_MAX_TEXTURES; ++t) cmd->textures[t] = (MGDoubleTexture*)[textures_[t] retain];
+  for (int t = 0; t < MG_MAX_SAMPLERS; ++t) cmd->samplers[t] = (MGDoubleSampler*)[samplers_[t] retain];
   cmd->bytes = *bytes_;
   auto& a = cmd->args;
   for (int i = 0; i < MG_MAX_THREADGROUP_SLOTS; ++i) a.threadgroup_sizes[i] = tg_lengths_[i];
@@ -756,6 +1037,98 @@ struct CopyCommand final : Command {
   c->size = size;
   cb_->commands_->push_back(std::unique_ptr<Command>(c));
 }
+// Checks one buffer <-> texture blit as Apple documents it; "" if fine. Fills `c` with the
+// texture side of the copy.
+- (std::string)checkBuffer:(id<MTLBuffer>)buffer
+                    offset:(NSUInteger)offset
+               bytesPerRow:(NSUInteger)bpr
+             bytesPerImage:(NSUInteger)bpi
+                      size:(MTLSize)size
+                   texture:(id<MTLTexture>)texture
+                     slice:(NSUInteger)slice
+                     level:(NSUInteger)level
+                    origin:(MTLOrigin)origin
+                      copy:(RegionCopy*)c
+                 toTexture:(BOOL)to_texture {
+  auto* t = (MGDoubleTexture*)texture;
+  const NSUInteger px = t->info_.bytes();
+  if (level != 0) return "mipmap level out of range (the texture has one level)";
+  if (offset % px) return "the buffer offset must be a multiple of the pixel size";
+  if (bpr % px || bpr < size.width * px) return "bytesPerRow must be a multiple of the pixel size and hold a row";
+  if (t->type_ != MTLTextureType3D && bpi != 0) return "bytesPerImage must be 0 unless the texture is 3D";
+  if (t->type_ == MTLTextureType3D && size.depth > 1 && (bpi % px || bpi < bpr * size.height))
+    return "bytesPerImage must be a multiple of the pixel size and hold an image";
+  if (slice >= (is_array_type(t->type_) ? t->layers_ : 1)) return "slice out of range";
+  if (origin.x + size.width > t->width_ || origin.y + size.height > t->height_ || origin.z + size.depth > t->depth_ ||
+      !size.width || !size.height || !size.depth)
+    return "the region lies outside the texture";
+  const std::size_t end = offset + (size.depth - 1) * bpi + (size.height - 1) * bpr + size.width * px;
+  if (end > [buffer length]) return "the copy reaches past the end of the buffer";
+  char* texels = t->memory_ + slice * t->slice_pitch_ + origin.z * t->slice_pitch_ + origin.y * t->row_pitch_ +
+                 origin.x * px;
+  char* linear = static_cast<char*>(((MGDoubleBuffer*)buffer)->memory_) + offset;
+  c->row_bytes = size.width * px;
+  c->rows = size.height;
+  c->images = size.depth;
+  if (to_texture) {
+    c->src = linear, c->src_row = bpr, c->src_image = bpi;
+    c->dst = texels, c->dst_row = t->row_pitch_, c->dst_image = t->slice_pitch_;
+  } else {
+    c->src = texels, c->src_row = t->row_pitch_, c->src_image = t->slice_pitch_;
+    c->dst = linear, c->dst_row = bpr, c->dst_image = bpi;
+  }
+  return {};
+}
+- (void)copyFromBuffer:(id<MTLBuffer>)src
+           sourceOffset:(NSUInteger)offset
+      sourceBytesPerRow:(NSUInteger)bpr
+    sourceBytesPerImage:(NSUInteger)bpi
+             sourceSize:(MTLSize)size
+              toTexture:(id<MTLTexture>)texture
+       destinationSlice:(NSUInteger)slice
+       destinationLevel:(NSUInteger)level
+      destinationOrigin:(MTLOrigin)origin {
+  auto c = std::make_unique<RegionCopy>();
+  std::string why = [self checkBuffer:src offset:offset bytesPerRow:bpr bytesPerImage:bpi size:size texture:texture
+                                slice:slice level:level origin:origin copy:c.get() toTexture:YES];
+  if (!why.empty()) return [cb_ fail:"copyFromBuffer:...toTexture: " + why];
+  c->src_owner = [src retain];
+  c->dst_owner = [texture retain];
+  cb_->commands_->push_back(std::move(c));
+}
+- (void)copyFromTexture:(id<MTLTexture>)texture
+                 sourceSlice:(NSUInteger)slice
+                 sourceLevel:(NSUInteger)level
+                sourceOrigin:(MTLOrigin)origin
+                  sourceSize:(MTLSize)size
+                    toBuffer:(id<MTLBuffer>)dst
+           destinationOffset:(NSUInteger)offset
+      destinationBytesPerRow:(NSUInteger)bpr
+    destinationBytesPerImage:(NSUInteger)bpi {
+  auto c = std::make_unique<RegionCopy>();
+  std::string why = [self checkBuffer:dst offset:offset bytesPerRow:bpr bytesPerImage:bpi size:size texture:texture
+                                slice:slice level:level origin:origin copy:c.get() toTexture:NO];
+  if (!why.empty()) return [cb_ fail:"copyFromTexture:...toBuffer: " + why];
+  c->src_owner = [texture retain];
+  c->dst_owner = [dst retain];
+  cb_->commands_->push_back(std::move(c));
+}
+- (void)copyFromTexture:(id<MTLTexture>)source toTexture:(id<MTLTexture>)destination {
+  auto* a = (MGDoubleTexture*)source;
+  auto* b = (MGDoubleTexture*)destination;
+  // Apple: same pixel format, sample count and dimensions (all slices and levels are copied).
+  if (a->format_ != b->format_ || a->type_ != b->type_ || a->width_ != b->width_ || a->height_ != b->height_ ||
+      a->depth_ != b->depth_ || a->layers_ != b->layers_)
+    return [cb_ fail:"copyFromTexture:toTexture: the textures differ in format, type or size"];
+  auto c = std::make_unique<RegionCopy>();
+  c->src = a->memory_;
+  c->dst = b->memory_;
+  c->row_bytes = a->slice_pitch_ * a->depth_ * a->layers_;  // identical layouts: one block
+  c->rows = c->images = 1;
+  c->src_owner = [source retain];
+  c->dst_owner = [destination retain];
+  cb_->commands_->push_back(std::move(c));
+}
 - (void)fillBuffer:(id<MTLBuffer>)buffer range:(NSRange)range value:(uint8_t)value {
   if (range.location % 4 || range.length % 4) return [cb_ fail:"fillBuffer: range must be multiples of 4 on macOS"];
   if (range.location + range.length > [buffer length]) return [cb_ fail:"fillBuffer: range outside the buffer"];
@@ -818,6 +1191,54 @@ struct CopyCommand final : Command {
   if (b) std::memcpy(b->memory_, pointer, length);
   return b;
 }
+- (id<MTLTexture>)newTextureWithDescriptor:(MTLTextureDescriptor*)d {
+  PixelFormatInfo info = pixel_format_info([d pixelFormat]);
+  MTLTextureType type = [d textureType];
+  const bool is1d = type == MTLTextureType1D || type == MTLTextureType1DArray;
+  const bool known = is1d || type == MTLTextureType2D || type == MTLTextureType2DArray || type == MTLTextureType3D;
+  // Apple's limits on recent GPUs: 16384 wide and high, 2048 deep and 2048 layers.
+  const NSUInteger max_side = type == MTLTextureType3D ? 2048 : 16384;
+  bool ok = info && known && [d mipmapLevelCount] == 1 && [d width] >= 1 && [d height] >= 1 && [d depth] >= 1 &&
+            [d arrayLength] >= 1 && [d width] <= max_side && [d height] <= max_side && [d depth] <= 2048 &&
+            [d arrayLength] <= 2048 && (!is1d || [d height] == 1) && (type == MTLTextureType3D || [d depth] == 1) &&
+            (is_array_type(type) || [d arrayLength] == 1);
+  if (!ok) return nil;
+  MGDoubleTexture* t = [[MGDoubleTexture alloc] initWithDevice:self descriptor:d info:info];
+  if (!t->memory_) {
+    [t release];
+    return nil;
+  }
+  return t;
+}
+- (id<MTLSamplerState>)newSamplerStateWithDescriptor:(MTLSamplerDescriptor*)d {
+  // Back to metalgpu's sampler bits, which the CPU runtime samples with.
+  unsigned bits = MG_SAMPLER_VALID | ([d normalizedCoordinates] ? MG_SAMPLER_NORMALIZED : 0u);
+  const MTLSamplerAddressMode modes[3] = {[d sAddressMode], [d tAddressMode], [d rAddressMode]};
+  for (int axis = 0; axis < 3; ++axis) {
+    unsigned m;
+    switch (modes[axis]) {
+      case MTLSamplerAddressModeClampToEdge: m = MG_ADDRESS_CLAMP_TO_EDGE; break;
+      case MTLSamplerAddressModeRepeat: m = MG_ADDRESS_REPEAT; break;
+      case MTLSamplerAddressModeMirrorRepeat: m = MG_ADDRESS_MIRRORED_REPEAT; break;
+      case MTLSamplerAddressModeClampToZero: m = MG_ADDRESS_CLAMP_TO_ZERO; break;
+      case MTLSamplerAddressModeClampToBorderColor: m = MG_ADDRESS_CLAMP_TO_BORDER; break;
+      default: return nil;  // mirror_clamp_to_edge: not in the CPU runtime
+    }
+    // Apple: with pixel coordinates, only clamp_to_edge and clamp_to_zero are defined.
+    if (![d normalizedCoordinates] && m != MG_ADDRESS_CLAMP_TO_EDGE && m != MG_ADDRESS_CLAMP_TO_ZERO) {
+      NSLog(@"[metal test double] a sampler with pixel coordinates and repeat/mirror/border addressing is undefined");
+      return nil;
+    }
+    bits |= m << MG_SAMPLER_ADDRESS_SHIFT(axis);
+  }
+  if ([d magFilter] == MTLSamplerMinMagFilterLinear) bits |= MG_SAMPLER_MAG_LINEAR;
+  if ([d minFilter] == MTLSamplerMinMagFilterLinear) bits |= MG_SAMPLER_MIN_LINEAR;
+  bits |= unsigned([d borderColor] & 3u) << MG_SAMPLER_BORDER_SHIFT;
+  MGDoubleSampler* s = [[MGDoubleSampler alloc] init];
+  s->device_ = self;
+  s->bits_ = bits;
+  return s;
+}
 - (id<MTLLibrary>)newLibraryWithSource:(NSString*)source options:(MTLCompileOptions*)options error:(NSError**)error {
   std::string failure;
   MGDoubleLibrary* lib = [[MGDoubleLibrary alloc] init];
@@ -867,8 +1288,12 @@ struct CopyCommand final : Command {
         if (param.role == metalgpu::msl::ParamRole::builtin) continue;
         bool buffer = param.role == metalgpu::msl::ParamRole::buffer;
         NSUInteger size = buffer ? fn->desc_->slot_sizes[param.slot] : 0;
+        MTLArgumentType type = buffer                                                   ? MTLArgumentTypeBuffer
+                               : param.role == metalgpu::msl::ParamRole::texture ? MTLArgumentTypeTexture
+                               : param.role == metalgpu::msl::ParamRole::sampler ? MTLArgumentTypeSampler
+                                                                                  : MTLArgumentTypeThreadgroupMemory;
         MTLArgument* a = [[MTLArgument alloc] initWithName:[NSString stringWithUTF8String:param.name.c_str()]
-                                                      type:buffer ? MTLArgumentTypeBuffer : MTLArgumentTypeThreadgroupMemory
+                                                      type:type
                                                      index:NSUInteger(param.slot)
                                                       size:size];
         [args addObject:a];
@@ -908,3 +1333,7 @@ extern "C" NSArray* MTLCopyAllDevices(void) {
 }
 
 extern "C" __attribute__((visibility("default"))) long mg_metal_double_live_objects(void) { return g_live.load(); }
+
+extern "C" __attribute__((visibility("default"))) long mg_metal_double_texture_copies(void) {
+  return g_texture_copies.load();
+}
