@@ -21,8 +21,8 @@ std::uint32_t dimension(py::handle v, const char* what) {
 
 // int | (x,) | (x, y) | (x, y, z) | MetalSize
 Size3 to_size(py::handle obj, const char* what) {
-  if (py::isinstance<Size3>(obj)) return obj.cast<Size3>();
   if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) return {dimension(obj, what), 1, 1};
+  if (py::isinstance<Size3>(obj)) return obj.cast<Size3>();
   if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
     py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
     if (seq.size() < 1 || seq.size() > 3)
@@ -40,7 +40,9 @@ Size3 to_size(py::handle obj, const char* what) {
 
 Binding to_binding(py::handle item, std::size_t i) {
   if (item.is_none()) return Binding::none();
-  if (py::isinstance<PyBuffer>(item)) {
+  // The Buffer type, looked up once: this runs for every argument of every dispatch.
+  static PyTypeObject* const buffer_type = reinterpret_cast<PyTypeObject*>(py::type::of<PyBuffer>().ptr());
+  if (PyObject_TypeCheck(item.ptr(), buffer_type)) {
     auto& b = item.cast<PyBuffer&>();
     drop_unused_view(b);
     return Binding::of(b.buffer);
@@ -227,17 +229,24 @@ void init_interface(py::module_& m) {
         }
         o.textures = to_textures(textures);
         o.samplers = to_samplers(samplers);
-        if (!py::isinstance<py::list>(buffers) && !py::isinstance<py::tuple>(buffers))
+        if (!PyList_Check(buffers.ptr()) && !PyTuple_Check(buffers.ptr()))
           throw TypeMismatch("[run_function] buffers must be a list; got " +
                              py::str(py::type::of(buffers).attr("__name__")).cast<std::string>());
-        py::sequence seq = py::reinterpret_borrow<py::sequence>(buffers);
-        if (seq.size() > 31)
-          throw std::invalid_argument("[run_function] " + std::to_string(seq.size()) +
+        // A list or a tuple: its items are read in place.
+        const std::size_t count = std::size_t(PySequence_Fast_GET_SIZE(buffers.ptr()));
+        PyObject** items = PySequence_Fast_ITEMS(buffers.ptr());
+        if (count > 31)
+          throw std::invalid_argument("[run_function] " + std::to_string(count) +
                                       " buffers given; Metal has 31 buffer slots (0..30)");
         std::vector<Binding> bindings;
-        bindings.reserve(seq.size());
-        for (std::size_t i = 0; i < seq.size(); ++i) bindings.push_back(to_binding(seq[i], i));
-        py::gil_scoped_release nogil;
+        bindings.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) bindings.push_back(to_binding(items[i], i));
+        // A dispatch that waits, or runs on this machine's cores, lets other Python threads run;
+        // a queued GPU dispatch returns in microseconds, less than releasing the GIL costs.
+        if (wait || self.backend() == "cpu") {
+          py::gil_scoped_release nogil;
+          return self.run_function(g, bindings, o);
+        }
         return self.run_function(g, bindings, o);
       }, py::arg("grid"), py::arg("buffers"), py::arg("function_name") = py::none(),
          py::arg("wait_for_completion") = true, py::kw_only(), py::arg("threadgroup") = py::none(),

@@ -108,10 +108,10 @@ std::string encode_scalar(Scalar s, const Binding& b, const Where& w) {
 }
 
 // Raw-byte buffers ("uchar", "char") may be bound to anything, and anything to `void*`.
-bool dtype_compatible(const DType& have, const std::string& declared) {
-  if (declared.empty() || declared == "void") return true;
-  auto want = DType::parse(declared);
-  if (!want) return true;  // a struct or a template parameter: nothing to compare with
+// `declared` is empty for void, structs and template parameters: nothing to compare with.
+bool dtype_compatible(const DType& have, const std::optional<DType>& declared) {
+  if (!declared) return true;
+  const DType* want = &*declared;
   if (have == *want) return true;
   if (have.lanes == 1 && (have.scalar == Scalar::uint8 || have.scalar == Scalar::int8)) return true;
   if (want->lanes == 1 && (want->scalar == Scalar::uint8 || want->scalar == Scalar::int8)) return true;
@@ -122,19 +122,31 @@ bool dtype_compatible(const DType& have, const std::string& declared) {
 
 }  // namespace
 
-void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl::KernelInfo& kernel,
-                    const mg_kernel_desc& desc, const void* owner) {
+KernelPlan make_plan(const msl::KernelInfo& kernel) {
+  KernelPlan plan;
+  for (const auto& p : kernel.params) {
+    if (p.role == msl::ParamRole::texture || p.role == msl::ParamRole::sampler) plan.uses_textures = true;
+    if (p.role != msl::ParamRole::buffer || p.slot < 0 || p.slot >= MG_MAX_BUFFERS) continue;
+    KernelPlan::Slot& s = plan.slots[p.slot];
+    s.param = &p;
+    if (!p.element_type.empty() && p.element_type != "void") s.declared = DType::parse(p.element_type);
+    s.read_only = p.is_const || p.address_space == "constant";
+  }
+  return plan;
+}
+
+void bind_arguments(Launch& launch, std::span<const Binding> bindings, const KernelPlan& plan,
+                    const msl::KernelInfo& kernel, const mg_kernel_desc& desc, const void* owner) {
   if (bindings.size() > MG_MAX_BUFFERS)
     throw std::invalid_argument("[run_function] " + std::to_string(bindings.size()) +
                                 " buffers given; Metal has 31 buffer slots (0..30)");
-  const msl::KernelParam* by_slot[MG_MAX_BUFFERS] = {};
-  for (const auto& p : kernel.params)
-    if (p.role == msl::ParamRole::buffer) by_slot[p.slot] = &p;
-
-  launch.inline_bytes.reserve(MG_MAX_BUFFERS);
+  // Values are kept in launch.inline_bytes, and slots point into them: no reallocation after.
+  std::size_t values = 0;
+  for (const Binding& b : bindings) values += b.kind != Binding::Kind::empty && b.kind != Binding::Kind::buffer;
+  if (values) launch.inline_bytes.reserve(values);
   for (int& i : launch.inline_index) i = -1;
   for (int slot = 0; slot < MG_MAX_BUFFERS; ++slot) {
-    const msl::KernelParam* param = by_slot[slot];
+    const msl::KernelParam* param = plan.slots[slot].param;
     const Where where{slot, kernel, param};
     const Binding* b = slot < int(bindings.size()) ? &bindings[slot] : nullptr;
     if (!b || b->kind == Binding::Kind::empty) {
@@ -149,14 +161,15 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
       if (!state || !state->alloc)
         throw ReleasedError("[run_function] the Buffer given for " + where.str() + " was " +
                             (state ? state->released_why : std::string("never created")));
-      auto owner_impl = state->owner.lock();
-      if (owner_impl.get() != owner && owner_impl &&
-          owner_impl->backend_name != static_cast<const detail::InterfaceImpl*>(owner)->backend_name)
-        throw std::invalid_argument("[run_function] the Buffer given for " + where.str() +
-                                    " belongs to a " + owner_impl->backend_name + " Interface");
+      if (state->owner_address != owner) {
+        auto owner_impl = state->owner.lock();
+        if (owner_impl && owner_impl->backend_name != static_cast<const detail::InterfaceImpl*>(owner)->backend_name)
+          throw std::invalid_argument("[run_function] the Buffer given for " + where.str() + " belongs to a " +
+                                      owner_impl->backend_name + " Interface");
+      }
       if (!state->alloc->device)
         throw std::invalid_argument("[run_function] the Buffer given for " + where.str() + " has no device memory");
-      if (param && !dtype_compatible(state->dtype, param->element_type))
+      if (param && !dtype_compatible(state->dtype, plan.slots[slot].declared))
         throw TypeMismatch("[run_function] " + where.str() + " is declared " + param->element_type +
                            "; got a Buffer of " + state->dtype.name());
       if (param && param->reference && want_size > state->alloc->nbytes)
@@ -165,7 +178,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
       launch.args.slots[slot] = state->alloc->device;
       launch.buffers[slot] = state->alloc;
       // Unknown parameters (unused slots) count as written: the safe side for coherence.
-      launch.may_write[slot] = !param || !(param->is_const || param->address_space == "constant");
+      launch.may_write[slot] = !param || !plan.slots[slot].read_only;
       continue;
     }
     if (!param) continue;  // a value for a slot the kernel does not use
@@ -179,7 +192,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl
                                     " (" + std::to_string(want_size) + " bytes); got " +
                                     std::to_string(bytes.size()) + " bytes");
     } else {
-      auto type = DType::parse(param->element_type);
+      const std::optional<DType>& type = plan.slots[slot].declared;
       if (!type || type->lanes != 1)
         throw TypeMismatch("[run_function] " + where.str() + " is declared " + param->element_type +
                            "; a Python number cannot be converted to it (pass bytes, a numpy scalar or a Buffer)");
@@ -234,8 +247,9 @@ const char* value_class_name(char c) {
 }  // namespace
 
 void bind_textures(Launch& launch, const std::vector<Texture>& textures,
-                   const std::vector<std::optional<Sampler>>& samplers, const msl::KernelInfo& kernel,
-                   const void* owner) {
+                   const std::vector<std::optional<Sampler>>& samplers, const KernelPlan& plan,
+                   const msl::KernelInfo& kernel, const void* owner) {
+  if (textures.empty() && samplers.empty() && !plan.uses_textures) return;
   if (textures.size() > MG_MAX_TEXTURES)
     throw std::invalid_argument("[run_function] " + std::to_string(textures.size()) +
                                 " textures given; there are 16 texture slots (0..15)");

@@ -1,6 +1,7 @@
 // Dispatch preparation shared by all backends: geometry and argument binding.
 #pragma once
 
+#include <optional>
 #include <span>
 
 #include "core/backend.hpp"
@@ -21,15 +22,28 @@ void set_geometry(mg_launch& args, Size3 grid, Size3 threadgroup, std::uint32_t 
 void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, std::size_t>>& sizes,
                             const msl::KernelInfo& kernel, std::uint64_t device_max);
 
+// What binding needs to know of a kernel's parameters, worked out once per pipeline rather
+// than on every dispatch.
+struct KernelPlan {
+  struct Slot {
+    const msl::KernelParam* param = nullptr;  // the [[buffer(n)]] parameter, if any
+    std::optional<DType> declared;            // its element type, where it names one we know
+    bool read_only = false;                   // const or constant: the kernel cannot write it
+  };
+  Slot slots[MG_MAX_BUFFERS];
+  bool uses_textures = false;  // has texture or sampler parameters
+};
+KernelPlan make_plan(const msl::KernelInfo& kernel);
+
 // Fills the buffer slots of `launch` from `bindings`, converting values to the declared
 // parameter types and checking what each slot receives.
-void bind_arguments(Launch& launch, std::span<const Binding> bindings, const msl::KernelInfo& kernel,
-                    const mg_kernel_desc& desc, const void* owner);
+void bind_arguments(Launch& launch, std::span<const Binding> bindings, const KernelPlan& plan,
+                    const msl::KernelInfo& kernel, const mg_kernel_desc& desc, const void* owner);
 
 // Fills the texture and sampler slots of `launch`: every texture or sampler parameter of the
 // kernel needs one; textures are checked against the declared texture type and element type.
 void bind_textures(Launch& launch, const std::vector<Texture>& textures,
-                   const std::vector<std::optional<Sampler>>& samplers, const msl::KernelInfo& kernel,
-                   const void* owner);
+                   const std::vector<std::optional<Sampler>>& samplers, const KernelPlan& plan,
+                   const msl::KernelInfo& kernel, const void* owner);
 
 }  // namespace metalgpu

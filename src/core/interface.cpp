@@ -52,12 +52,16 @@ std::string list_names(const msl::Translation& tr) {
   return s.empty() ? "none" : s;
 }
 
+using detail::Pipeline;
+
+bool same_constants(const Constants& a, const Constants& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].first != b[i].first || a[i].second.value != b[i].second.value) return false;
+  return true;
+}
+
 // Looks up `name` in the loaded library and builds (or fetches) its pipeline.
-struct Pipeline {
-  std::shared_ptr<Program> program;
-  const mg_kernel_desc* desc;
-  const msl::KernelInfo* kernel;
-};
 
 Pipeline resolve(detail::InterfaceImpl& s, const std::string& name, const Constants& constants, const char* op) {
   if (!s.library)
@@ -78,24 +82,25 @@ Pipeline resolve(detail::InterfaceImpl& s, const std::string& name, const Consta
   }
   const mg_kernel_desc* desc = program->find(name);
   if (!desc) throw std::runtime_error("[" + std::string(op) + "] kernel '" + name + "' is missing from its compiled module");
-  return {program, desc, kernel};
+  return {program, desc, kernel, std::make_shared<const KernelPlan>(make_plan(*kernel))};
 }
 
 }  // namespace
 
 bool Run::done() const {
-  if (!state_->done && state_->query && state_->query(*state_)) state_->done = true;
+  if (!state_->done && state_->completion && state_->completion->ready()) wait();
   return state_->done;
 }
 void Run::wait() const {
-  if (!state_->done && state_->wait) state_->wait(*state_);
+  if (!state_->done && state_->completion) state_->completion->wait(*state_);
   state_->done = true;
 }
 double Run::gpu_time() const {
   wait();
-  if (state_->timer) {
-    state_->gpu_time = state_->timer();
-    state_->timer = nullptr;
+  if (state_->completion) {
+    double t = state_->completion->device_seconds();
+    if (t >= 0) state_->gpu_time = t;
+    state_->completion.reset();
   }
   return state_->gpu_time;
 }
@@ -148,19 +153,17 @@ void Interface::load_shader_from_string(const std::string& source, const ShaderO
   s.base_program = std::move(base);
   s.function.clear();
   s.constants.clear();
-  s.program.reset();
-  s.desc = nullptr;
-  s.kernel = nullptr;
+  s.current = Pipeline{};
+  s.by_name.clear();
 }
 
 void Interface::set_function(const std::string& name, const Constants& constants) {
   auto& s = need(impl_);
   Pipeline p = resolve(s, name, constants, "set_function");
+  if (!same_constants(constants, s.constants)) s.by_name.clear();  // built with the old values
   s.function = name;
   s.constants = constants;
-  s.program = p.program;
-  s.desc = p.desc;
-  s.kernel = p.kernel;
+  s.current = std::move(p);
 }
 
 std::vector<std::string> Interface::function_names() const {
@@ -188,6 +191,7 @@ Buffer Interface::create_buffer(std::size_t count, DType dtype, Storage storage)
   state->dtype = dtype;
   state->storage = storage;
   state->owner = impl_;
+  state->owner_address = impl_.get();
   std::lock_guard<std::mutex> lock(s.buffers_mutex);
   // Forget buffers that are gone, so a long-lived Interface does not accumulate entries.
   if (s.buffers.size() >= 64 && (s.buffers.size() & (s.buffers.size() - 1)) == 0)
@@ -208,6 +212,7 @@ Buffer Interface::wrap(void* host, std::size_t count, DType dtype, std::shared_p
   state->dtype = dtype;
   state->storage = Storage::shared;
   state->owner = impl_;
+  state->owner_address = impl_.get();
   std::lock_guard<std::mutex> lock(s.buffers_mutex);
   s.buffers.push_back(state);
   return Buffer(std::move(state));
@@ -215,9 +220,14 @@ Buffer Interface::wrap(void* host, std::size_t count, DType dtype, std::shared_p
 
 Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const DispatchOptions& options) {
   auto& s = need(impl_);
-  Pipeline p{s.program, s.desc, s.kernel};
-  if (!options.function.empty() && options.function != s.function)
-    p = resolve(s, options.function, s.constants, "run_function");
+  const Pipeline* chosen = &s.current;
+  if (!options.function.empty() && options.function != s.function) {
+    auto it = s.by_name.find(options.function);
+    if (it == s.by_name.end())
+      it = s.by_name.emplace(options.function, resolve(s, options.function, s.constants, "run_function")).first;
+    chosen = &it->second;
+  }
+  const Pipeline& p = *chosen;
   if (!p.desc) {
     if (!s.library) throw std::invalid_argument("[run_function] no shader is loaded: call load_shader() first");
     throw std::invalid_argument("[run_function] no function is set: call set_function() or pass function_name=");
@@ -233,8 +243,8 @@ Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const
     tg.width = std::min(tg.width, std::max(1u, p.kernel->max_total_threads / (tg.height * tg.depth)));
   set_geometry(launch.args, grid, tg, max_threads, *p.kernel);
   set_threadgroup_memory(launch.args, options.threadgroup_memory, *p.kernel, s.device.max_threadgroup_memory);
-  bind_arguments(launch, bindings, *p.kernel, *p.desc, impl_.get());
-  bind_textures(launch, options.textures, options.samplers, *p.kernel, impl_.get());
+  bind_arguments(launch, bindings, *p.plan, *p.kernel, *p.desc, impl_.get());
+  bind_textures(launch, options.textures, options.samplers, *p.plan, *p.kernel, impl_.get());
   auto state = std::make_shared<detail::RunState>();
   launch.wait = options.wait && s.batch_depth == 0;
   launch.profile = s.profiling;

@@ -5,9 +5,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/backend.hpp"
+#include "core/dispatch.hpp"
 #include "metalgpu/interface.hpp"
 #include "msl/translator.hpp"
 
@@ -21,6 +23,9 @@ struct BufferState {
   DType dtype;
   Storage storage = Storage::shared;
   std::weak_ptr<InterfaceImpl> owner;
+  // The owner's address, to recognise it without locking `owner`: while alloc is set, the owner
+  // is alive (it clears alloc when it goes), so the address cannot belong to another Interface.
+  const InterfaceImpl* owner_address = nullptr;
   std::string released_why;  // set when alloc is dropped: "released" / "its Interface was deleted"
 };
 
@@ -33,12 +38,35 @@ struct TextureState {
   std::string released_why;
 };
 
+struct RunState;
+
+// Work a backend finishes later (GPU backends): one object per queued dispatch, so a dispatch
+// costs one allocation for it, not one per callback.
+class Completion {
+ public:
+  virtual ~Completion() = default;
+  // Blocks until the work is done; sets state.gpu_time (host-measured where no device timing);
+  // throws if the device reported a failure.
+  virtual void wait(RunState& state) = 0;
+  // True once the work is done, without blocking.
+  virtual bool ready() = 0;
+  // Seconds measured by the device (timestamps), or a negative number for "none": called once,
+  // after wait().
+  virtual double device_seconds() { return -1; }
+};
+
 struct RunState {
   bool done = true;
   double gpu_time = 0;
-  std::function<void(RunState&)> wait;   // set by backends that complete later
-  std::function<bool(RunState&)> query;  // true once complete
-  std::function<double()> timer;         // computes gpu_time on first read (device timestamps)
+  std::unique_ptr<Completion> completion;  // null once there is nothing left to ask
+};
+
+// A kernel ready to dispatch: its compiled program, descriptor, parsed signature and plan.
+struct Pipeline {
+  std::shared_ptr<Program> program;
+  const mg_kernel_desc* desc = nullptr;
+  const msl::KernelInfo* kernel = nullptr;
+  std::shared_ptr<const KernelPlan> plan;
 };
 
 struct InterfaceImpl {
@@ -52,9 +80,10 @@ struct InterfaceImpl {
   // The current function (set_function), its pipeline and the constants it was built with.
   std::string function;
   Constants constants;
-  std::shared_ptr<Program> program;
-  const mg_kernel_desc* desc = nullptr;
-  const msl::KernelInfo* kernel = nullptr;
+  Pipeline current;
+  // Pipelines of other kernels run through run_function(function_name=...) with the same
+  // constants, so naming a kernel costs a lookup, not a build, from the second dispatch on.
+  std::unordered_map<std::string, Pipeline> by_name;
 
   std::mutex buffers_mutex;
   std::vector<std::weak_ptr<BufferState>> buffers;

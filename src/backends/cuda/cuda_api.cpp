@@ -47,6 +47,7 @@ void load_driver(Loaded& l) {
   bind(lib, d.cuStreamCreate, "cuStreamCreate", &missing);
   bind(lib, d.cuStreamDestroy, "cuStreamDestroy_v2", &missing);
   bind(lib, d.cuStreamSynchronize, "cuStreamSynchronize", &missing);
+  bind(lib, d.cuStreamQuery, "cuStreamQuery", &missing);
   bind(lib, d.cuMemAlloc, "cuMemAlloc_v2", &missing);
   bind(lib, d.cuMemFree, "cuMemFree_v2", &missing);
   bind(lib, d.cuMemAllocHost, "cuMemAllocHost_v2", &missing);

@@ -195,8 +195,10 @@ class CudaAllocation final : public Allocation {
   void view_opened() override { ++views_; }
   void view_closed() override { --views_; }
 
-  // Before a dispatch on `stream`: the device copy must hold what the host may have written.
+  // Before a dispatch on `stream`: the device copy must hold what the host may have written,
+  // and work queued on another Interface's stream must be finished first.
   void before_dispatch(const std::shared_ptr<Stream>& stream) {
+    if (pending_ && pending_ != stream) settle();
     if (host && (host_dirty_ || views_ > 0) && !device_newer_) {
       MG_CU(cuMemcpyHtoDAsync(dptr_, host, nbytes, stream->s));
       host_dirty_ = false;
@@ -204,7 +206,7 @@ class CudaAllocation final : public Allocation {
   }
   // After a dispatch that may write this buffer, enqueued on `stream`.
   void after_dispatch(const std::shared_ptr<Stream>& stream) {
-    pending_ = stream;
+    mark_used(stream);
     if (!host) return;
     if (views_ > 0) {
       MG_CU(cuMemcpyDtoHAsync(host, dptr_, nbytes, stream->s));
@@ -213,7 +215,9 @@ class CudaAllocation final : public Allocation {
       device_newer_ = true;
     }
   }
-  void mark_used(const std::shared_ptr<Stream>& stream) { pending_ = stream; }
+  void mark_used(const std::shared_ptr<Stream>& stream) {
+    if (pending_ != stream) pending_ = stream;
+  }
   CUdeviceptr dptr() const { return dptr_; }
 
  private:
@@ -246,6 +250,36 @@ class CudaAllocation final : public Allocation {
   bool host_dirty_ = false;    // the host mirror may be newer than the device copy
   bool device_newer_ = false;  // the device copy is newer than the host mirror
   std::shared_ptr<Stream> pending_;  // a stream with queued work on this buffer
+};
+
+// Work queued on a stream, as a Run waits for it; with device timestamps when profiling.
+class StreamCompletion final : public detail::Completion {
+ public:
+  StreamCompletion(std::shared_ptr<Stream> stream, std::chrono::steady_clock::time_point start,
+                   std::shared_ptr<std::pair<CUevent, CUevent>> events)
+      : stream_(std::move(stream)), start_(start), events_(std::move(events)) {}
+  void wait(detail::RunState& r) override {
+    stream_->dev->make_current();
+    check(driver().cuStreamSynchronize(stream_->s), "cuStreamSynchronize");
+    if (!events_) r.gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  bool ready() override {
+    stream_->dev->make_current();
+    CUresult r = events_ ? driver().cuEventQuery(events_->second) : driver().cuStreamQuery(stream_->s);
+    return r != kErrorNotReady;  // done, or failed: wait() reports the failure
+  }
+  double device_seconds() override {
+    if (!events_) return -1;
+    stream_->dev->make_current();
+    float ms = 0;
+    check(driver().cuEventElapsedTime(&ms, events_->first, events_->second), "cuEventElapsedTime");
+    return double(ms) * 1e-3;
+  }
+
+ private:
+  std::shared_ptr<Stream> stream_;
+  std::chrono::steady_clock::time_point start_;
+  std::shared_ptr<std::pair<CUevent, CUevent>> events_;
 };
 
 // Timing events, recycled: creating events per dispatch costs more than the launch itself.
@@ -457,43 +491,17 @@ class CudaBackend final : public Backend {
       if (launch.texture_may_write[s]) b->after_dispatch(stream_);
       else b->mark_used(stream_);
     }
-    auto ctx = dev_;
-    if (ev)
-      run.timer = [ev, ctx] {
-        ctx->make_current();
-        float ms = 0;
-        check(driver().cuEventElapsedTime(&ms, ev->first, ev->second), "cuEventElapsedTime");
-        return double(ms) * 1e-3;
-      };
     if (launch.wait) {
       // The stream, not just the kernel: copies back to host views follow it.
       MG_CU(cuStreamSynchronize(stream_->s));
-      if (!ev) run.gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - host_start).count();
+      if (ev) run.completion = std::make_unique<StreamCompletion>(stream_, host_start, std::move(ev));
+      else run.gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - host_start).count();
       run.done = true;
       return;
     }
-    // Keep the buffers and the stream alive until the work is done: the Run owns them now.
-    auto held = std::make_shared<std::vector<std::shared_ptr<Allocation>>>();
-    for (auto& b : launch.buffers)
-      if (b) held->push_back(b);
-    for (auto& b : launch.textures)
-      if (b) held->push_back(b);
-    auto stream = stream_;
+    // The buffers need not be held: an allocation waits for its pending stream before it frees.
     run.done = false;
-    run.wait = [held, ctx, stream, host_start, timed = bool(ev)](detail::RunState& r) {
-      ctx->make_current();
-      check(driver().cuStreamSynchronize(stream->s), "cuStreamSynchronize");
-      if (!timed)
-        r.gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - host_start).count();
-      held->clear();
-      r.done = true;
-    };
-    run.query = [ev, ctx](detail::RunState& r) {
-      ctx->make_current();
-      if (ev && driver().cuEventQuery(ev->second) != 0) return false;
-      r.wait(r);
-      return true;
-    };
+    run.completion = std::make_unique<StreamCompletion>(stream_, host_start, std::move(ev));
   }
 
   void synchronize() override {

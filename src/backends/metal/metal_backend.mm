@@ -842,6 +842,24 @@ void check_completed(id<MTLCommandBuffer> cb) {
     throw std::runtime_error("[metal] the dispatch failed: " + describe_error([cb error]));
 }
 
+// A committed command buffer, as a Run waits for it.
+class CommandBufferCompletion final : public detail::Completion {
+ public:
+  explicit CommandBufferCompletion(Ref<id<MTLCommandBuffer> > cb) : cb_(std::move(cb)) {}
+  void wait(detail::RunState& r) override {
+    [cb_.get() waitUntilCompleted];
+    r.gpu_time = gpu_seconds(cb_.get());
+    check_completed(cb_.get());
+  }
+  bool ready() override {
+    MTLCommandBufferStatus st = [cb_.get() status];
+    return st == MTLCommandBufferStatusCompleted || st == MTLCommandBufferStatusError;
+  }
+
+ private:
+  Ref<id<MTLCommandBuffer> > cb_;
+};
+
 class MetalBackend final : public Backend {
  public:
   MetalBackend(id<MTLDevice> dev, const DeviceInfo& info) : dev_(dev), info_(info) {
@@ -974,18 +992,7 @@ class MetalBackend final : public Backend {
       return;
     }
     run.done = false;
-    run.wait = [held](detail::RunState& r) {
-      [held.get() waitUntilCompleted];
-      r.done = true;
-      r.gpu_time = gpu_seconds(held.get());
-      check_completed(held.get());
-    };
-    run.query = [held](detail::RunState& r) {
-      MTLCommandBufferStatus st = [held.get() status];
-      if (st != MTLCommandBufferStatusCompleted && st != MTLCommandBufferStatusError) return false;
-      r.wait(r);
-      return true;
-    };
+    run.completion = std::make_unique<CommandBufferCompletion>(held);
   }
 
   void synchronize() override {
