@@ -409,3 +409,22 @@ def test_run_kernel_kernel_dir_form(backend, tmp_path):
     np.testing.assert_array_equal(out, (x * 2).reshape(3, 4))
     with pytest.raises(FileNotFoundError):
         mg.run_kernel("missing", "twice", [x], 12, 12, backend=backend, kernel_dir=tmp_path)
+
+
+def test_function_name_uses_the_current_constants(iface):
+    """run_function(function_name=...) keeps the kernels it has built, for the constants of the
+    last set_function: new constants build new pipelines."""
+    iface.load_shader_from_string("""#include <metal_stdlib>
+using namespace metal;
+constant int k [[function_constant(0)]];
+kernel void once(device int* out [[buffer(0)]], uint i [[thread_position_in_grid]]) { out[i] = k; }
+kernel void twice(device int* out [[buffer(0)]], uint i [[thread_position_in_grid]]) { out[i] = 2 * k; }
+""")
+    out = iface.create_buffer(4, "int")
+    for value in (1, 5, 1):
+        iface.set_function("once", constants={0: value})
+        for _ in range(2):
+            iface.run_function(4, [out], function_name="twice")
+            assert list(out.contents) == [2 * value] * 4
+            iface.run_function(4, [out])
+            assert list(out.contents) == [value] * 4

@@ -124,6 +124,15 @@ class Interface(_core.Interface):
             raise TypeError(f"wrap() takes a numpy array; got {type(array).__name__}")
         return self._wrap(array.reshape(-1) if array.ndim != 1 else array, metal_name(array.dtype))
 
+    def run_function(self, grid, buffers, function_name=None, wait_for_completion=True, *, threadgroup=None,
+                     threadgroup_memory=None, textures=None, samplers=None) -> Run:
+        """Dispatches the current function (or `function_name`) over `grid` threads with
+        `buffers` bound to [[buffer(0)]], [[buffer(1)]], ...; waits unless
+        wait_for_completion=False. Returns a Run."""
+        # Python matches the keywords: pybind11 takes about a microsecond longer for them.
+        return self._run(grid, buffers, function_name, wait_for_completion, threadgroup, threadgroup_memory,
+                         textures, samplers)
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Dispatches inside the block are encoded together and submitted at its end."""

@@ -114,6 +114,45 @@ ShaderOptions to_options(py::object include_dirs, py::object defines) {
   return o;
 }
 
+// run_function's body. Bound twice: as _core.Interface.run_function (keyword arguments
+// through pybind11), and as the positional _run that metalgpu.Interface.run_function calls -
+// pybind11 spends about a microsecond matching keyword arguments, as much as a GPU launch.
+Run run_function(Interface& self, py::handle grid, py::object buffers, py::object function_name, bool wait,
+                 py::object threadgroup, py::object threadgroup_memory, py::object textures, py::object samplers) {
+  Size3 g = to_size(grid, "grid");
+  DispatchOptions o;
+  o.wait = wait;
+  if (!threadgroup.is_none()) o.threadgroup = to_size(threadgroup, "threadgroup");
+  if (!function_name.is_none()) o.function = function_name.cast<std::string>();
+  if (!threadgroup_memory.is_none()) {
+    if (!py::isinstance<py::dict>(threadgroup_memory))
+      throw TypeMismatch("[run_function] threadgroup_memory must be a dict {index: nbytes}");
+    for (auto [k, v] : py::reinterpret_borrow<py::dict>(threadgroup_memory))
+      o.threadgroup_memory.emplace_back(k.cast<int>(), v.cast<std::size_t>());
+  }
+  o.textures = to_textures(textures);
+  o.samplers = to_samplers(samplers);
+  if (!PyList_Check(buffers.ptr()) && !PyTuple_Check(buffers.ptr()))
+    throw TypeMismatch("[run_function] buffers must be a list; got " +
+                       py::str(py::type::of(buffers).attr("__name__")).cast<std::string>());
+  // A list or a tuple: its items are read in place.
+  const std::size_t count = std::size_t(PySequence_Fast_GET_SIZE(buffers.ptr()));
+  PyObject** items = PySequence_Fast_ITEMS(buffers.ptr());
+  if (count > 31)
+    throw std::invalid_argument("[run_function] " + std::to_string(count) +
+                                " buffers given; Metal has 31 buffer slots (0..30)");
+  std::vector<Binding> bindings;
+  bindings.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) bindings.push_back(to_binding(items[i], i));
+  // A dispatch that waits, or runs on this machine's cores, lets other Python threads run;
+  // a queued GPU dispatch returns in microseconds, less than releasing the GIL costs.
+  if (wait || self.backend() == "cpu") {
+    py::gil_scoped_release nogil;
+    return self.run_function(g, bindings, o);
+  }
+  return self.run_function(g, bindings, o);
+}
+
 }  // namespace
 
 void init_interface(py::module_& m) {
@@ -213,45 +252,11 @@ void init_interface(py::module_& m) {
         b.interface_ref = py::weakref(self);
         return b;
       })
-      .def("run_function", [](Interface& self, py::handle grid, py::object buffers, py::object function_name,
-                              bool wait, py::object threadgroup, py::object threadgroup_memory,
-                              py::object textures, py::object samplers) {
-        Size3 g = to_size(grid, "grid");
-        DispatchOptions o;
-        o.wait = wait;
-        if (!threadgroup.is_none()) o.threadgroup = to_size(threadgroup, "threadgroup");
-        if (!function_name.is_none()) o.function = function_name.cast<std::string>();
-        if (!threadgroup_memory.is_none()) {
-          if (!py::isinstance<py::dict>(threadgroup_memory))
-            throw TypeMismatch("[run_function] threadgroup_memory must be a dict {index: nbytes}");
-          for (auto [k, v] : py::reinterpret_borrow<py::dict>(threadgroup_memory))
-            o.threadgroup_memory.emplace_back(k.cast<int>(), v.cast<std::size_t>());
-        }
-        o.textures = to_textures(textures);
-        o.samplers = to_samplers(samplers);
-        if (!PyList_Check(buffers.ptr()) && !PyTuple_Check(buffers.ptr()))
-          throw TypeMismatch("[run_function] buffers must be a list; got " +
-                             py::str(py::type::of(buffers).attr("__name__")).cast<std::string>());
-        // A list or a tuple: its items are read in place.
-        const std::size_t count = std::size_t(PySequence_Fast_GET_SIZE(buffers.ptr()));
-        PyObject** items = PySequence_Fast_ITEMS(buffers.ptr());
-        if (count > 31)
-          throw std::invalid_argument("[run_function] " + std::to_string(count) +
-                                      " buffers given; Metal has 31 buffer slots (0..30)");
-        std::vector<Binding> bindings;
-        bindings.reserve(count);
-        for (std::size_t i = 0; i < count; ++i) bindings.push_back(to_binding(items[i], i));
-        // A dispatch that waits, or runs on this machine's cores, lets other Python threads run;
-        // a queued GPU dispatch returns in microseconds, less than releasing the GIL costs.
-        if (wait || self.backend() == "cpu") {
-          py::gil_scoped_release nogil;
-          return self.run_function(g, bindings, o);
-        }
-        return self.run_function(g, bindings, o);
-      }, py::arg("grid"), py::arg("buffers"), py::arg("function_name") = py::none(),
+      .def("run_function", &run_function, py::arg("grid"), py::arg("buffers"), py::arg("function_name") = py::none(),
          py::arg("wait_for_completion") = true, py::kw_only(), py::arg("threadgroup") = py::none(),
          py::arg("threadgroup_memory") = py::none(), py::arg("textures") = py::none(),
          py::arg("samplers") = py::none())
+      .def("_run", &run_function)
       .def_property("profiling", &Interface::profiling, &Interface::set_profiling,
                     "Device timestamps for Run.gpu_time (GPU backends; off by default: they cost about "
                     "as much as a launch). Without them gpu_time is measured on the host.")
