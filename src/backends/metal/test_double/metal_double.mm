@@ -1079,6 +1079,27 @@ struct RegionCopy final : Command {
   }
   return {};
 }
+// One buffer <-> texture blit, checked, with both resources retained until it has run.
+- (void)addCopyBetween:(id<MTLBuffer>)buffer
+                offset:(NSUInteger)offset
+           bytesPerRow:(NSUInteger)bpr
+         bytesPerImage:(NSUInteger)bpi
+                  size:(MTLSize)size
+               texture:(id<MTLTexture>)texture
+                 slice:(NSUInteger)slice
+                 level:(NSUInteger)level
+                origin:(MTLOrigin)origin
+             toTexture:(BOOL)to_texture {
+  auto c = std::make_unique<RegionCopy>();
+  std::string why = [self checkBuffer:buffer offset:offset bytesPerRow:bpr bytesPerImage:bpi size:size texture:texture
+                                slice:slice level:level origin:origin copy:c.get() toTexture:to_texture];
+  if (!why.empty())
+    return [cb_ fail:std::string(to_texture ? "copyFromBuffer:...toTexture: " : "copyFromTexture:...toBuffer: ") + why];
+  id b = buffer, t = texture;
+  c->src_owner = [(to_texture ? b : t) retain];
+  c->dst_owner = [(to_texture ? t : b) retain];
+  cb_->commands_->push_back(std::move(c));
+}
 - (void)copyFromBuffer:(id<MTLBuffer>)src
            sourceOffset:(NSUInteger)offset
       sourceBytesPerRow:(NSUInteger)bpr
@@ -1088,13 +1109,8 @@ struct RegionCopy final : Command {
        destinationSlice:(NSUInteger)slice
        destinationLevel:(NSUInteger)level
       destinationOrigin:(MTLOrigin)origin {
-  auto c = std::make_unique<RegionCopy>();
-  std::string why = [self checkBuffer:src offset:offset bytesPerRow:bpr bytesPerImage:bpi size:size texture:texture
-                                slice:slice level:level origin:origin copy:c.get() toTexture:YES];
-  if (!why.empty()) return [cb_ fail:"copyFromBuffer:...toTexture: " + why];
-  c->src_owner = [src retain];
-  c->dst_owner = [texture retain];
-  cb_->commands_->push_back(std::move(c));
+  [self addCopyBetween:src offset:offset bytesPerRow:bpr bytesPerImage:bpi size:size texture:texture slice:slice
+                  level:level origin:origin toTexture:YES];
 }
 - (void)copyFromTexture:(id<MTLTexture>)texture
                  sourceSlice:(NSUInteger)slice
@@ -1105,13 +1121,8 @@ struct RegionCopy final : Command {
            destinationOffset:(NSUInteger)offset
       destinationBytesPerRow:(NSUInteger)bpr
     destinationBytesPerImage:(NSUInteger)bpi {
-  auto c = std::make_unique<RegionCopy>();
-  std::string why = [self checkBuffer:dst offset:offset bytesPerRow:bpr bytesPerImage:bpi size:size texture:texture
-                                slice:slice level:level origin:origin copy:c.get() toTexture:NO];
-  if (!why.empty()) return [cb_ fail:"copyFromTexture:...toBuffer: " + why];
-  c->src_owner = [texture retain];
-  c->dst_owner = [dst retain];
-  cb_->commands_->push_back(std::move(c));
+  [self addCopyBetween:dst offset:offset bytesPerRow:bpr bytesPerImage:bpi size:size texture:texture slice:slice
+                  level:level origin:origin toTexture:NO];
 }
 - (void)copyFromTexture:(id<MTLTexture>)source toTexture:(id<MTLTexture>)destination {
   auto* a = (MGDoubleTexture*)source;
