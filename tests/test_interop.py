@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import mmap
 
 import numpy as np
 import pytest
@@ -83,30 +84,52 @@ def test_array_interface_keeps_memory_alive(lib):
     np.testing.assert_array_equal(arr, np.arange(6))
 
 
+def _page_aligned(count: int, dtype) -> np.ndarray:
+    """A numpy array of `count` items starting on a page boundary (Metal's rule for wrap)."""
+    nbytes = count * np.dtype(dtype).itemsize
+    raw = np.zeros(nbytes + mmap.PAGESIZE, dtype=np.uint8)
+    start = (-raw.ctypes.data) % mmap.PAGESIZE
+    return raw[start:start + nbytes].view(dtype)
+
+
 def test_wrap_without_copy(iface):
-    if iface.backend != "cpu":
+    if iface.backend == "cuda":
         with pytest.raises(ValueError, match="array_to_buffer"):
             iface.wrap(np.zeros(4, dtype=np.float32))
         return
     iface.load_shader_from_string(SOURCE)
     iface.set_function("add_one")
-    data = np.arange(32, dtype=np.float32)
+    count = 2 * mmap.PAGESIZE // 4  # whole pages, as Metal requires
+    data = _page_aligned(count, np.float32)
+    data[:] = np.arange(count)
     buf = iface.wrap(data)
     assert np.shares_memory(buf.contents, data)
-    iface.run_function(32, [buf])
-    np.testing.assert_array_equal(data, np.arange(32) + 1)
+    iface.run_function(count, [buf])
+    np.testing.assert_array_equal(data, np.arange(count) + 1)
+
+
+def test_wrap_on_metal_needs_whole_pages(iface):
+    if iface.backend != "metal":
+        pytest.skip("Metal's page rule")
+    with pytest.raises(ValueError, match="page"):
+        iface.wrap(_page_aligned(100, np.float32))  # aligned, but not a whole page
+    with pytest.raises(ValueError, match="page"):
+        iface.wrap(_page_aligned(mmap.PAGESIZE // 4 + 1, np.float32)[1:])  # a page, but not aligned
 
 
 def test_wrap_keeps_the_array_alive(iface):
-    if iface.backend != "cpu":
+    if iface.backend == "cuda":
         pytest.skip("wrap needs host-addressable memory")
-    buf = iface.wrap(np.full(8, 3.0, dtype=np.float32))  # nothing else holds the array
+    data = _page_aligned(mmap.PAGESIZE // 4, np.float32)
+    data[:] = 3.0
+    buf = iface.wrap(data)
+    del data  # nothing else holds the array now
     gc.collect()
-    np.testing.assert_array_equal(buf.contents, np.full(8, 3.0))
+    np.testing.assert_array_equal(buf.contents, 3.0)
 
 
 def test_wrap_refuses_what_it_cannot_alias(iface):
-    if iface.backend != "cpu":
+    if iface.backend == "cuda":
         pytest.skip("wrap needs host-addressable memory")
     with pytest.raises(ValueError, match="contiguous"):
         iface.wrap(np.zeros((4, 4), dtype=np.float32)[:, 1])

@@ -118,8 +118,9 @@ class Interface(_core.Interface):
         return buf
 
     def wrap(self, array: np.ndarray) -> Buffer:
-        """A Buffer over `array`'s own memory, without a copy (cpu backend; the array must be
-        C-contiguous and writable). The Buffer keeps the array alive."""
+        """A Buffer over `array`'s own memory, without a copy (cpu and metal backends; the array
+        must be C-contiguous and writable, and on metal start on a page boundary and hold a whole
+        number of pages). The Buffer keeps the array alive."""
         if not isinstance(array, np.ndarray):
             raise TypeError(f"wrap() takes a numpy array; got {type(array).__name__}")
         return self._wrap(array.reshape(-1) if array.ndim != 1 else array, metal_name(array.dtype))

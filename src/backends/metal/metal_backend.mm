@@ -16,6 +16,8 @@
 #import <Metal/Metal.h>
 #endif
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -229,8 +231,25 @@ class MetalAllocation final : public Allocation {
     // bind buffer() either way.
     device = host ? host : (void*)buffer_.get();
   }
+  // Memory the caller owns (Interface.wrap), used in place: page-aligned, a whole number of
+  // pages (Apple's rule for newBufferWithBytesNoCopy); `owner` keeps it alive.
+  MetalAllocation(id<MTLDevice> dev, Ref<id<MTLCommandQueue> > queue, void* memory, std::size_t bytes,
+                  std::shared_ptr<void> owner)
+      : queue_(std::move(queue)), owner_(std::move(owner)) {
+    nbytes = bytes;
+    buffer_ = Ref<id<MTLBuffer> >::adopt([dev newBufferWithBytesNoCopy:memory
+                                                                length:bytes
+                                                               options:MTLResourceStorageModeShared
+                                                           deallocator:nil]);
+    if (!buffer_)
+      throw std::invalid_argument("[wrap] Metal refused to use the array's memory in place "
+                                  "(newBufferWithBytesNoCopy:); use array_to_buffer() (one copy)");
+    host = device = memory;
+  }
   ~MetalAllocation() override {
-    // A command buffer that uses this MTLBuffer retains it until it completes.
+    // A command buffer that uses this MTLBuffer retains it until it completes; memory that is
+    // only borrowed must also stay with its owner until then.
+    if (owner_) settle();
   }
 
   id<MTLBuffer> buffer() const { return buffer_.get(); }
@@ -295,6 +314,7 @@ class MetalAllocation final : public Allocation {
   Ref<id<MTLBuffer> > make_staging(std::size_t n) { return new_staging_buffer([buffer_.get() device], n); }
 
   Ref<id<MTLCommandQueue> > queue_;
+  std::shared_ptr<void> owner_;  // wrapped memory's owner; released after buffer_
   Ref<id<MTLBuffer> > buffer_;
   LastUse last_use_;
 };
@@ -877,6 +897,18 @@ class MetalBackend final : public Backend {
 
   std::shared_ptr<Allocation> allocate(std::size_t nbytes, Storage storage) override {
     return std::make_shared<MetalAllocation>(dev_, queue_, nbytes, storage);
+  }
+  // numpy memory in place, where Metal allows it (Apple GPUs share the host's memory).
+  std::shared_ptr<Allocation> wrap(void* memory, std::size_t nbytes, std::shared_ptr<void> owner) override {
+    const std::size_t page = std::size_t(getpagesize());
+    const std::size_t misalignment = reinterpret_cast<std::uintptr_t>(memory) % page;
+    if (misalignment || nbytes % page)
+      throw std::invalid_argument("[wrap] Metal uses an array's memory in place only when it starts on a page boundary "
+                                  "and holds a whole number of pages (" + std::to_string(page) +
+                                  " bytes here); this array starts " + std::to_string(misalignment) +
+                                  " bytes into a page and holds " + std::to_string(nbytes) +
+                                  " bytes. Use array_to_buffer() (one copy), or allocate page-aligned memory");
+    return std::make_shared<MetalAllocation>(dev_, queue_, memory, nbytes, std::move(owner));
   }
   std::shared_ptr<Allocation> allocate_texture(const TextureLayout& layout) override {
     return std::make_shared<MetalTexture>(dev_, queue_, layout);

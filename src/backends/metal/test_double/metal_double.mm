@@ -18,6 +18,8 @@
 // that Apple's Metal compiler accepts our generated source, or that the GPU agrees.
 #import "backends/metal/test_double/Metal.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -481,6 +483,7 @@ bool parameter_texture_type(const std::string& declared, MTLTextureType* type, b
   void* memory_;
   NSUInteger length_;
   MTLStorageMode mode_;
+  BOOL borrowed_;  // newBufferWithBytesNoCopy: the caller's memory, not freed here
 }
 @end
 @implementation MGDoubleBuffer
@@ -495,8 +498,19 @@ bool parameter_texture_type(const std::string& declared, MTLTextureType* type, b
   }
   return self;
 }
+- (id)initWithDevice:(id<MTLDevice>)dev borrowing:(void*)memory length:(NSUInteger)length {
+  if ((self = [super init])) {
+    ++g_live;
+    device_ = dev;
+    length_ = length;
+    mode_ = MTLStorageModeShared;
+    memory_ = memory;
+    borrowed_ = YES;
+  }
+  return self;
+}
 - (void)dealloc {
-  std::free(memory_);
+  if (!borrowed_) std::free(memory_);
   --g_live;
   [super dealloc];
 }
@@ -1201,6 +1215,17 @@ struct RegionCopy final : Command {
   MGDoubleBuffer* b = (MGDoubleBuffer*)[self newBufferWithLength:length options:options];
   if (b) std::memcpy(b->memory_, pointer, length);
   return b;
+}
+- (id<MTLBuffer>)newBufferWithBytesNoCopy:(void*)pointer
+                                   length:(NSUInteger)length
+                                  options:(MTLResourceOptions)options
+                              deallocator:(id)deallocator {
+  // Apple: a page-aligned pointer, and a length that makes a page-aligned region.
+  const NSUInteger page = NSUInteger(getpagesize());
+  if (!pointer || !length || reinterpret_cast<std::uintptr_t>(pointer) % page || length % page ||
+      ((options >> 4) & 0xf) == MTLStorageModePrivate || deallocator)
+    return nil;
+  return [[MGDoubleBuffer alloc] initWithDevice:self borrowing:pointer length:length];
 }
 - (id<MTLTexture>)newTextureWithDescriptor:(MTLTextureDescriptor*)d {
   PixelFormatInfo info = pixel_format_info([d pixelFormat]);
