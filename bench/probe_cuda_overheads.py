@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 import metalgpu as mg
+from bench_cuda import median_time  # this folder is on sys.path when run as a script
 
 SRC = r"""
 struct Big { unsigned char bytes[%d]; };
@@ -35,12 +36,7 @@ kernel void k_cos(const device float* a [[buffer(0)]], device float* out [[buffe
 
 
 def med(fn, reps):
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+    return median_time(fn, reps, warmup=0)
 
 
 def main() -> int:

@@ -48,11 +48,15 @@ kernel void affine(device float* out [[buffer(0)]], uint i [[thread_position_in_
 """
 
 
-def _double_live_objects() -> int:
-    lib = ctypes.CDLL(mg._core.__file__)
-    fn = lib.mg_metal_double_live_objects
+def _double_counter(name: str) -> int:
+    """One of the Metal test double's counters (mg_metal_double_<name>)."""
+    fn = getattr(ctypes.CDLL(mg._core.__file__), f"mg_metal_double_{name}")
     fn.restype = ctypes.c_long
     return int(fn())
+
+
+def _double_live_objects() -> int:
+    return _double_counter("live_objects")
 
 
 @pytest.fixture
@@ -258,10 +262,7 @@ kernel void smp(texture2d<float> t [[texture(0)]], sampler s [[sampler(0)]], dev
 
 
 def _double_texture_copies() -> int:
-    lib = ctypes.CDLL(mg._core.__file__)
-    fn = lib.mg_metal_double_texture_copies
-    fn.restype = ctypes.c_long
-    return int(fn())
+    return _double_counter("texture_copies")
 
 
 def test_private_textures_in_kernels(metal):
