@@ -1,6 +1,10 @@
 #include "msl/parser.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -73,6 +77,91 @@ bool is_cooperative_call(const std::string& s) {
          s.rfind("quad_", 0) == 0 || s.rfind("simdgroup_", 0) == 0;
 }
 
+// Integer constant expressions of literals (what attribute arguments hold after macro
+// expansion): + - * / % << >> & | ^ ~ ! and parentheses. False if it is anything else.
+class IntegerExpression {
+ public:
+  explicit IntegerExpression(const std::string& s) : s_(s) {}
+  bool evaluate(long long* out) {
+    long long v = 0;
+    if (!binary(0, &v)) return false;
+    skip();
+    if (i_ != s_.size()) return false;
+    *out = v;
+    return true;
+  }
+
+ private:
+  void skip() {
+    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
+  }
+  bool take(const char* op) {
+    skip();
+    std::size_t n = std::strlen(op);
+    if (s_.compare(i_, n, op) != 0) return false;
+    // `<` must not take the first half of `<<`, nor `&` of `&&`.
+    if (n == 1 && i_ + 1 < s_.size() && s_[i_ + 1] == op[0] && (op[0] == '<' || op[0] == '>' ||
+                                                                 op[0] == '&' || op[0] == '|'))
+      return false;
+    i_ += n;
+    return true;
+  }
+  // Precedence climbing over the binary operators, loosest first.
+  bool binary(int level, long long* v) {
+    static const char* const kLevels[][3] = {{"|", nullptr, nullptr}, {"^", nullptr, nullptr},
+                                             {"&", nullptr, nullptr}, {"<<", ">>", nullptr},
+                                             {"+", "-", nullptr},     {"*", "/", "%"}};
+    constexpr int kCount = int(sizeof kLevels / sizeof kLevels[0]);
+    if (level == kCount) return unary(v);
+    if (!binary(level + 1, v)) return false;
+    for (;;) {
+      const char* op = nullptr;
+      for (const char* candidate : kLevels[level])
+        if (candidate && take(candidate)) { op = candidate; break; }
+      if (!op) return true;
+      long long r = 0;
+      if (!binary(level + 1, &r)) return false;
+      const std::string o = op;
+      if ((o == "/" || o == "%") && r == 0) return false;
+      if ((o == "<<" || o == ">>") && (r < 0 || r > 62)) return false;
+      if (o == "|") *v |= r; else if (o == "^") *v ^= r; else if (o == "&") *v &= r;
+      else if (o == "<<") *v = (long long)((unsigned long long)*v << r); else if (o == ">>") *v >>= r;
+      else if (o == "+") *v += r; else if (o == "-") *v -= r; else if (o == "*") *v *= r;
+      else if (o == "/") *v /= r; else *v %= r;
+    }
+  }
+  bool unary(long long* v) {
+    if (++depth_ > 200) return false;
+    bool ok;
+    if (take("-")) { ok = unary(v); *v = -*v; }
+    else if (take("+")) ok = unary(v);
+    else if (take("~")) { ok = unary(v); *v = ~*v; }
+    else if (take("!")) { ok = unary(v); *v = !*v; }
+    else if (take("(")) ok = binary(0, v) && take(")");
+    else ok = literal(v);
+    --depth_;
+    return ok;
+  }
+  bool literal(long long* v) {
+    skip();
+    if (i_ >= s_.size() || !std::isdigit(static_cast<unsigned char>(s_[i_]))) return false;
+    const char* begin = s_.c_str() + i_;
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long u = std::strtoull(begin, &end, 0);
+    if (errno != 0 || u > (unsigned long long)LLONG_MAX) return false;
+    i_ += std::size_t(end - begin);
+    while (i_ < s_.size() && std::strchr("uUlL", s_[i_])) ++i_;
+    *v = (long long)u;
+    return true;
+  }
+  const std::string& s_;
+  std::size_t i_ = 0;
+  int depth_ = 0;
+};
+
+bool evaluate_integer(const std::string& text, long long* out) { return IntegerExpression(text).evaluate(out); }
+
 }  // namespace
 
 struct SourceModel::Scope {
@@ -86,7 +175,47 @@ SourceModel::SourceModel(Lexed lexed, std::string main_path)
   actions_.assign(lexed_.tokens.size(), TokenAction::keep);
   analyse();
   drop_address_space_overloads();
+  rewrite_range_designators();
   find_swizzles();
+}
+
+// GNU range designators, `float s[N] = { [0 ... N - 1] = 0.0f };` (ggml), which C++ compilers
+// other than clang reject: the array is declared, then filled by a loop.
+void SourceModel::rewrite_range_designators() {
+  auto& toks = lexed_.tokens;
+  for (std::size_t i = 1; i + 3 < toks.size(); ++i) {
+    if (!is(i, "{") || !is(i - 1, "=") || !is(i + 1, "[") || is(i + 2, "[")) continue;
+    const std::size_t lbracket = i + 1, rbracket = matching(lbracket), close = matching(i);
+    std::size_t dots = std::string::npos;
+    for (std::size_t k = lbracket + 1; k < rbracket; ++k)
+      if (is(k, "...")) dots = k;
+    if (dots == std::string::npos || !is(rbracket + 1, "=") || close + 1 >= toks.size() || !is(close + 1, ";"))
+      continue;
+    // One designator covering the array; the value runs to the closing brace.
+    bool single = true;
+    for (std::size_t k = rbracket + 2, d = 0; k < close; ++k) {
+      if (is(k, "(") || is(k, "[") || is(k, "{")) ++d;
+      else if (is(k, ")") || is(k, "]") || is(k, "}")) --d;
+      else if (d == 0 && is(k, ",") && k + 1 != close) single = false;
+    }
+    const std::size_t eq = i - 1;
+    if (!single || eq < 2 || !is(eq - 1, "]")) continue;
+    std::size_t dim_open = eq - 1;
+    for (int d = 0; dim_open > 0; --dim_open) {
+      if (is(dim_open, "]")) ++d;
+      else if (is(dim_open, "[") && --d == 0) break;
+    }
+    if (dim_open == 0 || toks[dim_open - 1].kind != TokenKind::identifier) continue;
+    const std::string name = toks[dim_open - 1].text;
+    std::size_t value_end = close;
+    if (is(close - 1, ",")) --value_end;
+    for (std::size_t k = eq; k <= close; ++k) actions_[k] = TokenAction::drop;
+    actions_[close + 1] = TokenAction::replace;
+    replacements_[close + 1] = "; for (int __mg_i = (" + text(lbracket + 1, dots) + "); __mg_i <= (" +
+                               text(dots + 1, rbracket) + "); ++__mg_i) " + name + "[__mg_i] = (" +
+                               text(rbracket + 2, value_end) + ");";
+    i = close + 1;
+  }
 }
 
 const KernelInfo* SourceModel::find_kernel(const std::string& name) const {
@@ -273,6 +402,16 @@ void SourceModel::analyse() {
       if (n == ";" || n == "[" || n == "," || n == "=" || n == ":") field_names_.insert(id);
     }
 
+    if (id == "template" && kind == Scope::cls && paren == 0 && i + 2 < toks.size() && is(i + 1, "<") &&
+        is(i + 2, ">")) {
+      // `template <> R f(X x)` inside a class (explicit specialization at class scope, which
+      // Apple's compiler and clang accept and g++ does not): a non-template overload, which
+      // calls with those argument types prefer just as they would the specialization.
+      for (std::size_t k = i; k <= i + 2; ++k) actions_[k] = TokenAction::drop;
+      i += 2;
+      continue;
+    }
+
     if (id == "is_function_constant_defined" && i + 1 < toks.size() && is(i + 1, "(")) {
       std::size_t close = matching(i + 1);
       std::string name = text(i + 2, close);
@@ -334,6 +473,13 @@ void SourceModel::analyse() {
           stmt = i + 1;
         } else {
           actions_[i] = TokenAction::program_constant;
+          for (std::size_t k = stmt, e = statement_end(i); k < e; ++k)
+            if (is(k, "const") || is(k, "constexpr")) {
+              // `constant constexpr const T x = ...;`: only the storage goes in front.
+              actions_[i] = TokenAction::replace;
+              replacements_[i] = "MG_CONSTANT_SPACE";
+              break;
+            }
           // `static constant T x[]`: the target's specifier already says static.
           for (std::size_t k = stmt, e = statement_end(i); k < e; ++k)
             if (is(k, "static") && (k < i || is(k - 1, "constexpr") || is(k - 1, "constant") ||
@@ -344,8 +490,26 @@ void SourceModel::analyse() {
       }
     }
 
+    if (id == "coherent") {
+      // `coherent(system) device T*`: memory coherence across devices; one address space here.
+      actions_[i] = TokenAction::drop;
+      if (i + 1 < toks.size() && is(i + 1, "(")) {
+        std::size_t close = matching(i + 1);
+        for (std::size_t k = i + 1; k <= close; ++k) actions_[k] = TokenAction::drop;
+        i = close;
+      }
+      continue;
+    }
+
     if (kAddressSpaces.count(id)) {
       actions_[i] = TokenAction::drop;
+      const bool qualifies_this = i > 0 && (is(i - 1, ")") || (is(i - 1, "const") && i > 1 && is(i - 2, ")")));
+      if (id == "constant" && !qualifies_this && !declaration_has_const(i)) {
+        // `constant T*` points at read-only data: keep it const, so a helper taking
+        // `constant T*` accepts it and writes through it are rejected as on Metal.
+        actions_[i] = TokenAction::replace;
+        replacements_[i] = "const";
+      }
       if (id == "constant" && kind == Scope::cls && paren == 0) {
         // `static const constant float max = ...;` in a struct: C++ wants constexpr for that.
         bool has_static = false, has_constexpr = false, has_init = false;
@@ -376,6 +540,35 @@ void SourceModel::analyse() {
     for (const auto& p : k.params) uses_threadgroup_memory |= p.role == ParamRole::threadgroup_memory;
     k.cooperative = cooperative_ || uses_threadgroup_memory;
   }
+}
+
+// Whether the decl-specifiers around the address space at `at` already say const
+// (`const constant T&`, `constant const T*`, `constant T const*`): a second const is an error.
+bool SourceModel::declaration_has_const(std::size_t at) const {
+  const auto& toks = lexed_.tokens;
+  auto stops = [&](std::size_t k) {
+    const Token& t = toks[k];
+    if (t.kind == TokenKind::end) return true;
+    if (t.kind != TokenKind::punct) return false;
+    return t.text != "::";
+  };
+  for (std::size_t k = at; k-- > 0;) {
+    if (stops(k)) break;
+    if (is(k, "const")) return true;
+  }
+  int angle = 0;
+  for (std::size_t k = at + 1; k < toks.size(); ++k) {
+    if (is(k, "<")) { ++angle; continue; }
+    if (angle > 0) {
+      if (is(k, ">")) --angle;
+      else if (is(k, ">>")) angle -= 2;
+      else if (is(k, ";") || is(k, "{")) break;
+      continue;
+    }
+    if (stops(k)) break;
+    if (is(k, "const")) return true;
+  }
+  return false;
 }
 
 // `threadgroup T name[...];` declares storage; `threadgroup T* p = ...;` only qualifies a pointer.
@@ -433,43 +626,129 @@ void SourceModel::find_swizzles() {
   }
 }
 
-// Metal overloads member functions on the object's address space (`T get() thread`,
-// `T get() device`, MLX's complex64_t constructors ...). Without address spaces those are
-// one function defined several times: keep the first of each, drop the others.
+// What distinguishes a function from its address-space overloads once address spaces are
+// gone: the tokens from `start` to the parameter list's ')' at `close`, with address spaces
+// removed (`constant` counting as const), parameter names and default arguments dropped.
+std::string SourceModel::overload_key(std::size_t start, std::size_t close) const {
+  const auto& toks = lexed_.tokens;
+  std::size_t open = close;
+  for (int depth = 0; open > start; --open) {
+    if (is(open, ")")) ++depth;
+    else if (is(open, "(") && --depth == 0) break;
+  }
+  std::string key;
+  for (std::size_t k = start; k < open; ++k)
+    if (!(toks[k].kind == TokenKind::identifier && kAddressSpaces.count(toks[k].text))) key += toks[k].text + " ";
+  key += "(";
+  int depth = 0;
+  std::size_t a = open + 1;
+  for (std::size_t k = open + 1; k <= close; ++k) {
+    if (k != close && (is(k, "(") || is(k, "[") || is(k, "{") || is(k, "<"))) ++depth;
+    else if (k != close && (is(k, ")") || is(k, "]") || is(k, "}") || is(k, ">"))) --depth;
+    else if (is(k, ">>")) depth -= 2;
+    if (!((is(k, ",") && depth == 0) || k == close)) continue;
+    std::vector<std::string> words;
+    bool is_const = false, in_prefix = true;
+    int d = 0;
+    for (std::size_t m = a; m < k; ++m) {
+      const std::string& w = toks[m].text;
+      if (toks[m].kind == TokenKind::punct) {
+        if (w == "<" || w == "(" || w == "[") ++d;
+        else if (w == ">" || w == ")" || w == "]") --d;
+        if (d == 0 && w == "=") break;  // default argument
+        if (d == 0 && (w == "*" || w == "&" || w == "&&")) in_prefix = false;
+      }
+      if (toks[m].kind == TokenKind::identifier && kAddressSpaces.count(w)) {
+        is_const |= w == "constant" && in_prefix;
+        continue;
+      }
+      if (in_prefix && d == 0 && w == "const") {
+        is_const = true;
+        continue;
+      }
+      words.push_back(w);
+    }
+    // The declarator name, if any: a trailing identifier that is not the whole type.
+    if (words.size() >= 2 && !words.back().empty() &&
+        (std::isalpha(static_cast<unsigned char>(words.back()[0])) || words.back()[0] == '_') &&
+        words[words.size() - 2] != "::" && words.back() != "const")
+      words.pop_back();
+    if (is_const) key += "const ";
+    for (const auto& w : words) key += w + " ";
+    key += ",";
+    a = k + 1;
+  }
+  return key + ")";
+}
+
+// Metal overloads functions on address spaces: member functions on the object's
+// (`T get() thread`, `T get() device`, MLX's complex64_t constructors ...), free functions and
+// operators on their parameters' (`operator+=(thread complex_t&, ...)` beside a `device` one,
+// `elem_to_loc` for `constant` and `device` strides). Without address spaces those are one
+// function defined several times: keep the first of each, drop the others.
 void SourceModel::drop_address_space_overloads() {
   auto& toks = lexed_.tokens;
   std::vector<std::size_t> braces;  // open '{' indices
   std::set<std::pair<std::size_t, std::string>> seen;
-  std::unordered_map<std::size_t, bool> is_class;
-  auto class_body = [&](std::size_t open) {  // does this '{' open a struct/class/union body?
-    auto it = is_class.find(open);
-    if (it != is_class.end()) return it->second;
-    bool record = false;
+  std::unordered_map<std::size_t, int> scope_kind;  // 1 record body, 2 namespace body, 0 other
+  auto kind_of = [&](std::size_t open) {
+    auto it = scope_kind.find(open);
+    if (it != scope_kind.end()) return it->second;
+    int kind = 0;
     for (std::size_t k = open; k-- > 0;) {
       if (is(k, ";") || is(k, "}") || is(k, "{") || is(k, ")")) break;
-      if (is(k, "struct") || is(k, "class") || is(k, "union")) record = true;
+      if (is(k, "struct") || is(k, "class") || is(k, "union")) kind = 1;
+      if (is(k, "namespace")) { kind = 2; break; }
     }
-    return is_class[open] = record;
+    return scope_kind[open] = kind;
   };
+  constexpr std::size_t kGlobal = std::size_t(-1);
   for (std::size_t c = 0; c < toks.size() && toks[c].kind != TokenKind::end; ++c) {
     if (toks[c].kind != TokenKind::punct) continue;
+    if (toks[c].text == "{" && kind_of(c) == 1 && (braces.empty() || kind_of(braces.back()) == 2)) {
+      // `template <class T> struct pointer_element<device T*> {...};` beside a `thread T*`
+      // one: the same specialization once address spaces are gone.
+      std::size_t start = c;
+      while (start > 0 && !is(start - 1, ";") && !is(start - 1, "}") && !is(start - 1, "{")) --start;
+      bool specialization = false, spaces = false;
+      std::string key;
+      for (std::size_t k = start; k < c; ++k) {
+        const bool space = toks[k].kind == TokenKind::identifier && kAddressSpaces.count(toks[k].text);
+        spaces |= space;
+        if (is(k, "<") && k > start && toks[k - 1].kind == TokenKind::identifier && !is(k - 1, "template"))
+          specialization = true;
+        if (!space) key += toks[k].text + " ";
+      }
+      const std::size_t close = matching(c);
+      if (specialization && spaces && !seen.insert({braces.empty() ? std::size_t(-1) : braces.back(), key}).second) {
+        std::size_t last = close + 1 < toks.size() && is(close + 1, ";") ? close + 1 : close;
+        for (std::size_t k = start; k <= last; ++k) actions_[k] = TokenAction::drop;
+        c = last;
+        continue;
+      }
+    }
     if (toks[c].text == "{") braces.push_back(c);
     else if (toks[c].text == "}" && !braces.empty()) braces.pop_back();
-    if (toks[c].text != ")" || braces.empty()) continue;
+    if (toks[c].text != ")") continue;
+    const int kind = braces.empty() ? 2 : kind_of(braces.back());
+    if (kind == 0) continue;
+    const std::size_t scope = braces.empty() ? kGlobal : braces.back();
     std::size_t q = c + 1;
     while (q < toks.size() && (is(q, "const") || is(q, "volatile"))) ++q;
     const bool qualified =
         q < toks.size() && toks[q].kind == TokenKind::identifier && kAddressSpaces.count(toks[q].text);
     std::size_t after = qualified ? q + 1 : q;
     while (after < toks.size() && (is(after, "const") || is(after, "volatile"))) ++after;
-    if (after >= toks.size() || !(is(after, "{") || is(after, ":") || is(after, ";") ||
-                                  is(after, "noexcept") || is(after, "=") || is(after, "->")))
+    if (after >= toks.size()) continue;
+    const bool member_end = is(after, ":") || is(after, ";") || is(after, "=");
+    if (!(is(after, "{") || is(after, "noexcept") || is(after, "->") || (kind == 1 && member_end)))
       continue;
-    if (!class_body(braces.back())) continue;
-    // Start of the member declaration: after the previous ';', '}', '{' or access label.
-    std::size_t start = c;
+    // Start of the declaration: after the previous ';', '}', '{' or access label.
+    const std::size_t floor = scope == kGlobal ? 0 : scope + 1;
+    // From the parameter list's ')' itself, so braces inside it (`T x = T{}`) stay nested.
+    std::size_t start = c + 1;
     int depth = 0;
-    while (start > braces.back() + 1) {
+    while (start > floor) {
       const std::size_t k = start - 1;
       if (is(k, ")") || is(k, "]") || is(k, ">")) ++depth;
       else if (is(k, ">>")) depth += 2;
@@ -489,16 +768,15 @@ void SourceModel::drop_address_space_overloads() {
       else if (d == 0 && is(end, "{")) { end = matching(end); break; }
       else if (d == 0 && is(end, ";")) break;
     }
-    std::string key;
-    for (std::size_t k = start; k <= c; ++k)
-      if (!(toks[k].kind == TokenKind::identifier && kAddressSpaces.count(toks[k].text)))
-        key += toks[k].text + " ";
+    const bool definition = end < toks.size() && is(end, "}");
+    if (kind == 2 && !definition) continue;  // a namespace-scope declaration may repeat
+    std::string key = overload_key(start, c);
     for (std::size_t k = c + 1; k < after; ++k)
       if (is(k, "const") || is(k, "volatile")) key += toks[k].text + " ";
-    if (!seen.insert({braces.back(), key}).second) {
+    if (!seen.insert({scope, key}).second) {
       for (std::size_t k = start; k <= end && k < toks.size(); ++k) actions_[k] = TokenAction::drop;
     }
-    c = end < toks.size() && is(end, "}") ? end : c;
+    c = definition ? end : c;
   }
 }
 
@@ -548,6 +826,34 @@ std::size_t SourceModel::postfix_start(std::size_t dot) const {
     if (start >= 1 && is(start - 1, "::")) return start - 1;
     return start;
   }
+}
+
+// A parameter's type as emitted: attributes and the name gone, address spaces rewritten.
+std::string SourceModel::param_type_text(std::size_t begin, std::size_t end) const {
+  std::vector<std::size_t> kept;
+  for (std::size_t i = begin; i < end; ++i) {
+    if (is(i, "[") && i + 1 < end && is(i + 1, "[")) {
+      i = matching(i);
+      continue;
+    }
+    kept.push_back(i);
+  }
+  if (kept.size() >= 2 && lexed_.tokens[kept.back()].kind == TokenKind::identifier &&
+      !is(kept[kept.size() - 2], "::"))
+    kept.pop_back();  // the parameter's name
+  bool has_const = false;
+  for (std::size_t i : kept) has_const |= is(i, "const");
+  std::string out;
+  for (std::size_t i : kept) {
+    std::string w = lexed_.tokens[i].text;
+    if (lexed_.tokens[i].kind == TokenKind::identifier && kAddressSpaces.count(w)) {
+      if (w != "constant" || has_const) continue;
+      w = "const";
+    }
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
 }
 
 KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const std::string& kernel) {
@@ -609,9 +915,9 @@ KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const s
   }
   for (auto& [name, args] : attrs) {
     auto index = [&]() {
-      char* endp = nullptr;
-      long v = args.empty() ? -1 : std::strtol(args[0].c_str(), &endp, 0);
-      if (args.empty() || *endp != '\0' || v < 0) fail(begin, "bad index in [[" + name + "]] of " + where);
+      long long v = -1;
+      if (args.empty() || !evaluate_integer(args[0], &v) || v < 0 || v > 65535)
+        fail(begin, "bad index in [[" + name + "]] of " + where);
       return int(v);
     };
     if (name == "buffer") {
@@ -721,28 +1027,33 @@ std::size_t SourceModel::handle_instantiation(std::size_t begin, std::size_t end
   std::vector<std::pair<std::string, std::vector<std::string>>> attrs;
   for (std::size_t k = begin; k < end; ++k)
     if (is(k, "[") && is(k + 1, "[")) k = parse_attribute(k, &attrs);
-  // The instantiated function is the trailing `name<args>` (before a parameter list, if any).
+  // The instantiated function is the trailing `name<args>` or, when its template arguments
+  // are deduced from the parameter list (`template [[kernel]] void f(device T*, ...);`), `name`.
   std::size_t j = end - 1;
+  std::size_t params_open = std::string::npos;
   if (is(j, ")")) {
     int depth = 0;
     for (; j > begin; --j) {
       if (is(j, ")")) ++depth;
       if (is(j, "(") && --depth == 0) break;
     }
+    params_open = j;
     --j;
   }
-  if (!is(j, ">") && !is(j, ">>"))  // `f<vec<float, 4>>`: the lexer keeps '>>' whole
+  std::size_t name_tok = j, lt = std::string::npos;
+  if (is(j, ">") || is(j, ">>")) {  // `f<vec<float, 4>>`: the lexer keeps '>>' whole
+    int depth = 0;
+    for (lt = j; lt > begin; --lt) {
+      if (is(lt, ">")) ++depth;
+      if (is(lt, ">>")) depth += 2;
+      if (is(lt, "<") && --depth == 0) break;
+    }
+    if (lt == begin || toks[lt - 1].kind != TokenKind::identifier)
+      fail(begin, "cannot read the instantiated kernel's name");
+    name_tok = lt - 1;
+  } else if (params_open == std::string::npos || toks[j].kind != TokenKind::identifier) {
     fail(begin, "cannot read the instantiated kernel's template arguments");
-  int depth = 0;
-  std::size_t lt = j;
-  for (; lt > begin; --lt) {
-    if (is(lt, ">")) ++depth;
-    if (is(lt, ">>")) depth += 2;
-    if (is(lt, "<") && --depth == 0) break;
   }
-  if (lt == begin || toks[lt - 1].kind != TokenKind::identifier)
-    fail(begin, "cannot read the instantiated kernel's name");
-  std::size_t name_tok = lt - 1;
   std::size_t call_begin = name_tok;
   while (call_begin >= begin + 2 && is(call_begin - 1, "::") &&
          toks[call_begin - 2].kind == TokenKind::identifier)
@@ -752,16 +1063,67 @@ std::size_t SourceModel::handle_instantiation(std::size_t begin, std::size_t end
   if (it == templates_.end())
     fail(begin, "instantiation of '" + fname + "', which is not a kernel template defined above");
   KernelInfo info = it->second.info;
-  info.call = text(call_begin, j + 1);
+  info.call = text(call_begin, (lt == std::string::npos ? name_tok : j) + 1);
   info.name = info.call;
   info.line = toks[begin].line;
   info.file = toks[begin].file;
   for (auto& [name, args] : attrs)
     if (name == "host_name" && !args.empty() && args[0].size() >= 2)
       info.name = string_value(args[0]);
-  // Template arguments, to spell parameter types concretely (for the host's type checks).
-  std::vector<std::string> args;
-  {
+  if (params_open != std::string::npos) {
+    // The instantiation spells every parameter type concretely; the template's declaration
+    // holds the attributes ([[buffer(n)]], built-ins) where the instantiation has none.
+    std::vector<KernelParam> concrete;
+    const std::size_t close = matching(params_open);
+    int depth = 0;
+    std::size_t start = params_open + 1;
+    for (std::size_t k = params_open + 1; k <= close; ++k) {
+      if (is(k, "(") || is(k, "[") || is(k, "{") || is(k, "<")) ++depth;
+      else if ((is(k, ")") || is(k, "]") || is(k, "}") || is(k, ">")) && k != close) --depth;
+      else if (is(k, ">>")) depth -= 2;
+      if ((is(k, ",") && depth == 0) || k == close) {
+        if (k > start) concrete.push_back(parse_param(start, k, info.name));
+        start = k + 1;
+      }
+    }
+    if (lt == std::string::npos) {
+      // Deduced template arguments: the entry point names the function by its type.
+      info.fn_type = "void(*)(";
+      int d = 0;
+      std::size_t from = params_open + 1;
+      bool first = true;
+      for (std::size_t k = params_open + 1; k <= close; ++k) {
+        if (is(k, "(") || is(k, "[") || is(k, "{") || is(k, "<")) ++d;
+        else if ((is(k, ")") || is(k, "]") || is(k, "}") || is(k, ">")) && k != close) --d;
+        else if (is(k, ">>")) d -= 2;
+        if ((is(k, ",") && d == 0) || k == close) {
+          if (k > from) info.fn_type += (first ? "" : ", ") + param_type_text(from, k);
+          first = false;
+          from = k + 1;
+        }
+      }
+      info.fn_type += ")";
+    }
+    if (concrete.size() != info.params.size())
+      fail(begin, "the instantiation of '" + fname + "' has " + std::to_string(concrete.size()) +
+                      " parameters; the kernel template has " + std::to_string(info.params.size()));
+    for (std::size_t a = 0; a < concrete.size(); ++a) {
+      KernelParam& p = info.params[a];
+      const KernelParam& c = concrete[a];
+      const bool has_attributes = c.slot >= 0 || !c.builtin.empty() || !c.function_constant.empty();
+      if (has_attributes) {
+        p = c;
+        continue;
+      }
+      p.element_type = c.element_type;
+      p.address_space = c.address_space;
+      p.pointer = c.pointer;
+      p.reference = c.reference;
+      p.is_const = c.is_const;
+    }
+  } else if (lt != std::string::npos) {
+    // Template arguments, to spell parameter types concretely (for the host's type checks).
+    std::vector<std::string> args;
     int d = 0;
     std::size_t start = lt + 1;
     for (std::size_t k = lt + 1; k <= j; ++k) {
@@ -774,11 +1136,11 @@ std::size_t SourceModel::handle_instantiation(std::size_t begin, std::size_t end
         start = k + 1;
       }
     }
-  }
-  const auto& names = it->second.template_params;
-  for (auto& p : info.params) {
-    for (std::size_t a = 0; a < names.size() && a < args.size(); ++a)
-      if (p.element_type == names[a]) p.element_type = args[a];
+    const auto& names = it->second.template_params;
+    for (auto& p : info.params) {
+      for (std::size_t a = 0; a < names.size() && a < args.size(); ++a)
+        if (p.element_type == names[a]) p.element_type = args[a];
+    }
   }
   if (find_kernel(info.name)) fail(begin, "kernel '" + info.name + "' is defined twice");
   kernels_.push_back(std::move(info));
@@ -803,14 +1165,20 @@ std::size_t SourceModel::handle_function_constant(std::size_t begin, std::size_t
   fc.name = lexed_.tokens[attr_at - 1].text;
   std::string type;
   for (std::size_t k = begin; k + 1 < attr_at; ++k) {
-    if (is(k, "constant") || is(k, "static") || is(k, "const")) continue;
+    if (is(k, "constant") || is(k, "static") || is(k, "const") || is(k, "constexpr")) continue;
     if (!type.empty()) type += ' ';
     type += lexed_.tokens[k].text;
   }
   fc.type = type;
   for (auto& [name, args] : attrs)
-    if (name == "function_constant" && !args.empty())
-      fc.index = int(std::strtol(args[0].c_str(), nullptr, 0));
+    if (name == "function_constant" && !args.empty()) {
+      // ggml writes `[[function_constant(FC_MUL_MV + 2)]]`: an expression after expansion.
+      long long v = -1;
+      if (!evaluate_integer(args[0], &v) || v < 0 || v > 65535)
+        fail(begin, "function constant '" + fc.name + "' has index '" + args[0] +
+                        "', which is not an integer constant in 0..65535");
+      fc.index = int(v);
+    }
   if (fc.index < 0) fail(begin, "function constant '" + fc.name + "' has no index");
   for (std::size_t k = begin; k <= end; ++k) actions_[k] = TokenAction::drop;
   actions_[begin] = TokenAction::constant_decl;

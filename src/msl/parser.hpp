@@ -35,6 +35,9 @@ struct KernelParam {
 struct KernelInfo {
   std::string name;   // host name: what set_function() takes
   std::string call;   // C++ expression naming the function: "adder", "unary<float, Sin>"
+  // The function's pointer type where decltype(&call) cannot name it (template arguments
+  // deduced from an instantiation's parameter list): "void(*)(const float*, uint3)".
+  std::string fn_type;
   std::vector<KernelParam> params;
   int file = 0;
   int line = 0;
@@ -81,15 +84,19 @@ class SourceModel {
   void analyse();
   void collect_field_names();
   void find_swizzles();
+  void rewrite_range_designators();
   void drop_address_space_overloads();
+  std::string overload_key(std::size_t start, std::size_t close) const;
   std::size_t postfix_start(std::size_t dot) const;
   bool declares_storage(std::size_t at) const;
+  bool declaration_has_const(std::size_t at) const;
   void check_unsupported(std::size_t i);
   std::size_t parse_attribute(std::size_t i, std::vector<std::pair<std::string, std::vector<std::string>>>* out);
   std::size_t handle_kernel(std::size_t marker, std::size_t stmt_begin);
   std::size_t handle_instantiation(std::size_t stmt_begin, std::size_t stmt_end);
   std::size_t handle_function_constant(std::size_t stmt_begin, std::size_t stmt_end);
   KernelParam parse_param(std::size_t begin, std::size_t end, const std::string& kernel);
+  std::string param_type_text(std::size_t begin, std::size_t end) const;
   std::size_t matching(std::size_t open) const;
   std::size_t statement_end(std::size_t i) const;
   [[noreturn]] void fail(std::size_t token, const std::string& message) const;

@@ -164,6 +164,11 @@ struct EntryArgs {
   std::string sizes[MG_SLOT_COUNT];
 };
 
+// The kernel function's pointer type.
+std::string function_type(const KernelInfo& k) {
+  return k.fn_type.empty() ? "decltype(&" + k.call + ")" : k.fn_type;
+}
+
 EntryArgs entry_args(const KernelInfo& k, const LaunchAccess& L) {
   EntryArgs e;
   for (std::size_t p = 0; p < k.params.size(); ++p) {
@@ -175,7 +180,7 @@ EntryArgs entry_args(const KernelInfo& k, const LaunchAccess& L) {
       case ParamRole::buffer:
         e.prologue += "  auto&& __a" + n + " = __metalgpu::slot<" + ty + ">(" + L.slot_open + slot + L.slot_close + ");\n";
         e.args += "__a" + n;
-        e.sizes[prm.slot] = "__metalgpu::slot_size<__metalgpu::arg_t<decltype(&" + k.call + "), " + n + ">>::value";
+        e.sizes[prm.slot] = "__metalgpu::slot_size<__metalgpu::arg_t<" + function_type(k) + ", " + n + ">>::value";
         break;
       case ParamRole::builtin:
         e.args += "__metalgpu::builtin_as<" + ty + ">(__t." + prm.builtin + ")";
@@ -212,7 +217,7 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::string
     out += line_directive(tr, k);
     out += "extern \"C\" MG_EXPORT void " + sym +
            "(const mg_launch* __L, unsigned long long __g0, unsigned long long __g1) {\n";
-    out += "  using __F = decltype(&" + k.call + ");\n" + e.prologue;
+    out += "  using __F = " + function_type(k) + ";\n" + e.prologue;
     // Threads that cooperate (barriers, SIMD-group functions, threadgroup memory) run as
     // fibers; the rest as a plain loop the compiler can vectorise.
     out += std::string("  __metalgpu::cpu::") + (k.cooperative ? "run_groups_cooperative" : "run_groups") +
@@ -244,7 +249,7 @@ void emit_cuda_entries(std::string& out, const Translation& tr, const std::strin
     const EntryArgs e = entry_args(k, kCudaAccess);
     out += line_directive(tr, k);
     out += "extern \"C\" __global__ void " + sym + "(const __grid_constant__ mg_launch __L) {\n";
-    out += "  using __F = decltype(&" + k.call + ");\n";
+    out += "  using __F = " + function_type(k) + ";\n";
     out += "  const __metalgpu::thread_ctx __t = __metalgpu::cuda::make_ctx(__L);\n  (void)__t;\n" + e.prologue;
     out += "  " + k.call + "(" + e.args + ");\n}\n";
     out += "extern \"C\" __device__ const unsigned " + sym + "_slot_sizes[" + std::to_string(MG_SLOT_COUNT + 1) + "] = {";

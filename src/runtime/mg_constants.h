@@ -51,6 +51,7 @@
 #define FLT_EPSILON 1.1920928955078125e-07F
 #endif
 #define HALF_MAX     (metal::numeric_limits<half>::max())
+#define MAXHALF      HALF_MAX
 #define HALF_MIN     (metal::numeric_limits<half>::min())
 #define HALF_EPSILON (metal::numeric_limits<half>::epsilon())
 #ifndef CHAR_BIT

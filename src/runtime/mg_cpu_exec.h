@@ -4,6 +4,7 @@
 
 #define MG_KERNEL_FN static inline __attribute__((always_inline))
 #define MG_CONSTANT_DATA const  // namespace-scope const: internal linkage already
+#define MG_CONSTANT_SPACE       // `constant` where the declaration says const itself
 #define MG_EXPORT __attribute__((visibility("default")))
 #define MG_LAMBDA_INLINE __attribute__((always_inline))
 // Variables declared `threadgroup` in a kernel: one instance per OS thread, shared by the

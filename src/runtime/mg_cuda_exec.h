@@ -6,6 +6,7 @@
 
 #define MG_KERNEL_FN static __device__ __forceinline__
 #define MG_CONSTANT_DATA __device__ const
+#define MG_CONSTANT_SPACE __device__
 #define MG_THREADGROUP_STORAGE __shared__
 
 namespace __metalgpu {

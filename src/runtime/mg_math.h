@@ -1,6 +1,7 @@
 // metalgpu runtime: Metal math, geometric, integer and relational functions.
-// Scalars: non-template overloads for float, half, bfloat (exact matches beat glibc's double
-// functions); templates for the other arithmetic types and for mixed-type calls; vectors
+// Scalars: non-template overloads for float and half (exact matches beat glibc's double
+// functions) - none for bfloat, as in Apple's metal_stdlib: a bfloat argument converts to float
+// and the result is float (libraries such as MLX declare their own bfloat overloads); templates for the other arithmetic types and for mixed-type calls; vectors
 // component-wise (a scalar argument is broadcast where Metal allows it).
 #pragma once
 
@@ -92,11 +93,10 @@ template<class A> struct mg_vargs<A> {
   }
 
 // ---------------------------------------------------------------- float math, 1 argument
-// Scalar: float / half / bfloat overloads plus a template for integers and double.
+// Scalar: float / half overloads plus a template for integers and double.
 #define MG_MATH1(NAME, EXPR)                                                                     \
   MG_FN float NAME(float x) { return EXPR; }                                                     \
   MG_FN half NAME(half h) { const float x = float(h); return half(EXPR); }                       \
-  MG_FN bfloat NAME(bfloat h) { const float x = float(h); return bfloat(EXPR); }                 \
   template<class S, enable_if_t<is_integral<S>::value || is_same<S, double>::value, int> = 0>    \
   MG_FN float NAME(S s) { const float x = float(s); return EXPR; }                               \
   MG_VEC1(NAME)
@@ -154,7 +154,6 @@ MG_MATH1(logb, logbf(x))
 #define MG_CLASS1(NAME, EXPR)                                                                    \
   MG_FN bool NAME(float f) { const uint32_t u = mg_f2u(f); return EXPR; }                        \
   MG_FN bool NAME(half h) { const uint32_t u = mg_f2u(float(h)); return EXPR; }                  \
-  MG_FN bool NAME(bfloat h) { const uint32_t u = mg_f2u(float(h)); return EXPR; }                \
   template<class S, enable_if_t<is_integral<S>::value || is_same<S, double>::value, int> = 0>    \
   MG_FN bool NAME(S s) { const uint32_t u = mg_f2u(float(s)); return EXPR; }                     \
   MG_VEC1(NAME)
@@ -168,7 +167,6 @@ MG_CLASS1(signbit, (u >> 31) != 0u)
 // abs: floats via fabs, integers directly.
 MG_FN float abs(float x) { return fabsf(x); }
 MG_FN half abs(half x) { return half(fabsf(float(x))); }
-MG_FN bfloat abs(bfloat x) { return bfloat(fabsf(float(x))); }
 template<class S, enable_if_t<is_integral<S>::value, int> = 0>
 MG_FN S abs(S x) { if constexpr (is_signed<S>::value) return x < 0 ? S(-x) : x; else return x; }
 template<class S, enable_if_t<is_same<S, double>::value, int> = 0>
@@ -210,6 +208,9 @@ MG_MATH2(nextafter, nextafterf(x, y))
 MG_MATH3(fma, fmaf(x, y, z))
 MG_MATH3(mix, x + (y - x) * z)
 MG_MATH3(smoothstep, mg_smoothstep_f(x, y, z))
+MG_MATH3(fmax3, fmaxf(fmaxf(x, y), z))
+MG_MATH3(fmin3, fminf(fminf(x, y), z))
+MG_MATH3(fmedian3, fmaxf(fminf(x, y), fminf(fmaxf(x, y), z)))
 #undef MG_MATH2
 #undef MG_MATH3
 
@@ -240,6 +241,16 @@ MG_FN typename mg_ctype<A, B, C>::type clamp(A x, B lo, C hi) {
 MG_VEC2(min)
 MG_VEC2(max)
 MG_VEC3(clamp)
+// max3 / min3 / median3: as max and min, over three values.
+template<class A, class B, class C, enable_if_t<mg_all_scalar<A, B, C>::value, int> = 0>
+MG_FN typename mg_ctype<A, B, C>::type max3(A a, B b, C c) { return max(max(a, b), c); }
+template<class A, class B, class C, enable_if_t<mg_all_scalar<A, B, C>::value, int> = 0>
+MG_FN typename mg_ctype<A, B, C>::type min3(A a, B b, C c) { return min(min(a, b), c); }
+template<class A, class B, class C, enable_if_t<mg_all_scalar<A, B, C>::value, int> = 0>
+MG_FN typename mg_ctype<A, B, C>::type median3(A a, B b, C c) { return max(min(a, b), min(max(a, b), c)); }
+MG_VEC3(max3)
+MG_VEC3(min3)
+MG_VEC3(median3)
 
 // Functions with output parameters.
 MG_FN float modf(float x, float& i) { return modff(x, &i); }
@@ -565,9 +576,30 @@ template<class To, class From> MG_FN To as_type(const From& f) {
 #endif
 }
 
-// metal::fast and metal::precise: the same functions (the whole program uses one mode).
-namespace fast = ::metal;
-namespace precise = ::metal;
+// metal::fast and metal::precise: namespaces of their own, as in Apple's metal_stdlib, so a
+// library may add overloads there (MLX declares bfloat ones); their functions are metal's
+// (the whole program uses one math mode).
+#define MG_MATH_MODE_NAMES                                                                       \
+  using ::metal::abs; using ::metal::acos; using ::metal::acosh; using ::metal::acospi;          \
+  using ::metal::asin; using ::metal::asinh; using ::metal::asinpi; using ::metal::atan;         \
+  using ::metal::atan2; using ::metal::atanh; using ::metal::atanpi; using ::metal::cbrt;        \
+  using ::metal::ceil; using ::metal::clamp; using ::metal::copysign; using ::metal::cos;        \
+  using ::metal::cosh; using ::metal::cospi; using ::metal::distance; using ::metal::divide;     \
+  using ::metal::exp; using ::metal::exp10; using ::metal::exp2; using ::metal::fabs;            \
+  using ::metal::fdim; using ::metal::floor; using ::metal::fma; using ::metal::fmax;            \
+  using ::metal::fmax3; using ::metal::fmedian3; using ::metal::fmin; using ::metal::fmin3;      \
+  using ::metal::fmod; using ::metal::fract; using ::metal::frexp; using ::metal::ldexp;         \
+  using ::metal::length; using ::metal::log; using ::metal::log10; using ::metal::log2;          \
+  using ::metal::logb; using ::metal::max; using ::metal::max3; using ::metal::median3;         \
+  using ::metal::min; using ::metal::min3; using ::metal::mix; using ::metal::modf;             \
+  using ::metal::nextafter; using ::metal::normalize; using ::metal::pow; using ::metal::powr;   \
+  using ::metal::rint; using ::metal::round; using ::metal::rsqrt; using ::metal::saturate;      \
+  using ::metal::sign; using ::metal::sin; using ::metal::sincos; using ::metal::sinh;          \
+  using ::metal::sinpi; using ::metal::smoothstep; using ::metal::sqrt; using ::metal::step;     \
+  using ::metal::tan; using ::metal::tanh; using ::metal::tanpi; using ::metal::trunc;
+namespace fast { MG_MATH_MODE_NAMES }
+namespace precise { MG_MATH_MODE_NAMES }
+#undef MG_MATH_MODE_NAMES
 
 } // namespace metal
 

@@ -14,9 +14,23 @@ using ::ulong;
 
 struct mg_bits_tag {};
 
-// Bit reinterpretation between float and uint32 (union punning: fine in g++, clang, nvcc).
+// Bit reinterpretation between float and uint32: constexpr where the compiler has
+// __builtin_bit_cast (bfloat and half constants in constant expressions, as Metal allows);
+// union punning otherwise (fine in g++, clang, nvcc).
+#if defined(__has_builtin)
+#  if __has_builtin(__builtin_bit_cast)
+#    define MG_HAS_BIT_CAST 1
+#  endif
+#endif
+#if MG_HAS_BIT_CAST
+#  define MG_BITS_CONSTEXPR constexpr
+MG_FN constexpr uint32_t mg_f2u(float f) { return __builtin_bit_cast(uint32_t, f); }
+MG_FN constexpr float mg_u2f(uint32_t u) { return __builtin_bit_cast(float, u); }
+#else
+#  define MG_BITS_CONSTEXPR
 MG_FN uint32_t mg_f2u(float f) { union { float f; uint32_t u; } c; c.f = f; return c.u; }
 MG_FN float mg_u2f(uint32_t u) { union { float f; uint32_t u; } c; c.u = u; return c.f; }
+#endif
 
 // Round-to-nearest-even float -> IEEE binary16 bits, and back.
 MG_FN uint16_t mg_float_to_half_bits(float f) {
@@ -54,13 +68,13 @@ MG_FN float mg_half_bits_to_float(uint16_t h) {
   return mg_u2f(sign | ((e + 112u) << 23) | (m << 13));
 #endif
 }
-MG_FN uint16_t mg_float_to_bfloat_bits(float f) {
+MG_FN MG_BITS_CONSTEXPR uint16_t mg_float_to_bfloat_bits(float f) {
   uint32_t u = mg_f2u(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);  // quiet NaN
   u += 0x7fffu + ((u >> 16) & 1u);
   return (uint16_t)(u >> 16);
 }
-MG_FN float mg_bfloat_bits_to_float(uint16_t b) { return mg_u2f((uint32_t)b << 16); }
+MG_FN MG_BITS_CONSTEXPR float mg_bfloat_bits_to_float(uint16_t b) { return mg_u2f((uint32_t)b << 16); }
 
 // Scalar classes (bfloat always; half when there is no _Float16).
 template<class T> struct mg_is_class_scalar : false_type {};
@@ -83,48 +97,52 @@ template<> struct mg_is_class_scalar<half> : true_type {};
 #endif
 
 // Operators for a 2-byte float class X holding `bits`, computing through float.
-#define MG_CLASS_SCALAR_OPS(X)                                                                   \
-  MG_FN X operator+(X a) { return a; }                                                           \
-  MG_FN X operator-(X a) { return X(mg_bits_tag(), (uint16_t)(a.bits ^ 0x8000u)); }              \
-  MG_FN X operator+(X a, X b) { return X(float(a) + float(b)); }                                 \
-  MG_FN X operator-(X a, X b) { return X(float(a) - float(b)); }                                 \
-  MG_FN X operator*(X a, X b) { return X(float(a) * float(b)); }                                 \
-  MG_FN X operator/(X a, X b) { return X(float(a) / float(b)); }                                 \
-  MG_FN bool operator==(X a, X b) { return float(a) == float(b); }                               \
-  MG_FN bool operator!=(X a, X b) { return float(a) != float(b); }                               \
-  MG_FN bool operator<(X a, X b) { return float(a) < float(b); }                                 \
-  MG_FN bool operator<=(X a, X b) { return float(a) <= float(b); }                               \
-  MG_FN bool operator>(X a, X b) { return float(a) > float(b); }                                 \
-  MG_FN bool operator>=(X a, X b) { return float(a) >= float(b); }                               \
-  MG_CLASS_SCALAR_MIX(X, +) MG_CLASS_SCALAR_MIX(X, -) MG_CLASS_SCALAR_MIX(X, *)                  \
-  MG_CLASS_SCALAR_MIX(X, /)                                                                      \
-  MG_CLASS_SCALAR_CMP(X, ==) MG_CLASS_SCALAR_CMP(X, !=) MG_CLASS_SCALAR_CMP(X, <)                \
-  MG_CLASS_SCALAR_CMP(X, <=) MG_CLASS_SCALAR_CMP(X, >) MG_CLASS_SCALAR_CMP(X, >=)
-#define MG_CLASS_SCALAR_MIX(X, OP)                                                               \
+#define MG_CLASS_SCALAR_OPS(X, CX)                                                                   \
+  MG_FN CX X operator+(X a) { return a; }                                                           \
+  MG_FN CX X operator-(X a) { return X(mg_bits_tag(), (uint16_t)(a.bits ^ 0x8000u)); }              \
+  MG_FN CX X operator+(X a, X b) { return X(float(a) + float(b)); }                                 \
+  MG_FN CX X operator-(X a, X b) { return X(float(a) - float(b)); }                                 \
+  MG_FN CX X operator*(X a, X b) { return X(float(a) * float(b)); }                                 \
+  MG_FN CX X operator/(X a, X b) { return X(float(a) / float(b)); }                                 \
+  MG_FN CX bool operator==(X a, X b) { return float(a) == float(b); }                               \
+  MG_FN CX bool operator!=(X a, X b) { return float(a) != float(b); }                               \
+  MG_FN CX bool operator<(X a, X b) { return float(a) < float(b); }                                 \
+  MG_FN CX bool operator<=(X a, X b) { return float(a) <= float(b); }                               \
+  MG_FN CX bool operator>(X a, X b) { return float(a) > float(b); }                                 \
+  MG_FN CX bool operator>=(X a, X b) { return float(a) >= float(b); }                               \
+  MG_CLASS_SCALAR_MIX(X, +, CX) MG_CLASS_SCALAR_MIX(X, -, CX) MG_CLASS_SCALAR_MIX(X, *, CX)                  \
+  MG_CLASS_SCALAR_MIX(X, /, CX)                                                                      \
+  MG_CLASS_SCALAR_CMP(X, ==, CX) MG_CLASS_SCALAR_CMP(X, !=, CX) MG_CLASS_SCALAR_CMP(X, <, CX)                \
+  MG_CLASS_SCALAR_CMP(X, <=, CX) MG_CLASS_SCALAR_CMP(X, >, CX) MG_CLASS_SCALAR_CMP(X, >=, CX)
+#define MG_CLASS_SCALAR_MIX(X, OP, CX)                                                               \
   template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
-  MG_FN typename mg_mix<X, S>::type operator OP(X a, S b) {                                      \
+  MG_FN CX typename mg_mix<X, S>::type operator OP(X a, S b) {                                      \
     typedef typename mg_mix<X, S>::type R;                                                       \
     return R(float(a) OP (is_integral<S>::value ? (float)b : b));                                \
   }                                                                                              \
   template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
-  MG_FN typename mg_mix<X, S>::type operator OP(S a, X b) {                                      \
+  MG_FN CX typename mg_mix<X, S>::type operator OP(S a, X b) {                                      \
     typedef typename mg_mix<X, S>::type R;                                                       \
     return R((is_integral<S>::value ? (float)a : a) OP float(b));                                \
-  }
-#define MG_CLASS_SCALAR_CMP(X, OP)                                                               \
+  }                                                                                              \
+  /* `float_var OP= x`: a builtin on the left (no builtin candidate takes a class operand). */   \
   template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
-  MG_FN bool operator OP(X a, S b) { return float(a) OP b; }                                     \
+  MG_FN S& operator OP##=(S& a, X b) { return a = S(a OP float(b)); }
+#define MG_CLASS_SCALAR_CMP(X, OP, CX)                                                               \
   template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
-  MG_FN bool operator OP(S a, X b) { return a OP float(b); }
-#define MG_CLASS_SCALAR_MEMBERS(X, TOF, FROMF)                                                   \
+  MG_FN CX bool operator OP(X a, S b) { return float(a) OP b; }                                     \
+  template<class S, enable_if_t<mg_is_builtin_arith<S>::value, int> = 0>                         \
+  MG_FN CX bool operator OP(S a, X b) { return a OP float(b); }
+#define MG_CLASS_SCALAR_MEMBERS(X, TOF, FROMF, CX, EXPLICIT)                                                   \
   uint16_t bits;                                                                                 \
   X() = default;                                                                                 \
   MG_FN constexpr X(mg_bits_tag, uint16_t b) : bits(b) {}                                        \
-  MG_FN X(float f) : bits(FROMF(f)) {}                                                           \
-  template<class S, enable_if_t<is_arithmetic<S>::value && !is_same<S, float>::value &&          \
-                                !is_same<S, X>::value, int> = 0>                                 \
-  MG_FN X(S s) : bits(FROMF((float)s)) {}                                                        \
-  MG_FN operator float() const { return TOF(bits); }                                             \
+  MG_FN CX EXPLICIT X(float f) : bits(FROMF(f)) {}                                                           \
+  template<class S, enable_if_t<is_arithmetic<S>::value && !is_integral<S>::value &&            \
+                                !is_same<S, float>::value && !is_same<S, X>::value, int> = 0>   \
+  MG_FN CX EXPLICIT X(S s) : bits(FROMF((float)s)) {}                                            \
+  template<class S, enable_if_t<is_integral<S>::value, int> = 0>                                 \
+  MG_FN CX X(S s) : bits(FROMF((float)s)) {}                                                     \
   MG_FN static constexpr X from_bits(uint16_t b) { return X(mg_bits_tag(), b); }                 \
   template<class S> MG_FN X& operator+=(S o) { return *this = X(*this + o); }                    \
   template<class S> MG_FN X& operator-=(S o) { return *this = X(*this - o); }                    \
@@ -135,18 +153,37 @@ template<> struct mg_is_class_scalar<half> : true_type {};
   MG_FN X operator++(int) { X t = *this; ++*this; return t; }                                    \
   MG_FN X operator--(int) { X t = *this; --*this; return t; }
 
+#if MG_HALF_IS_FLOAT16
+template<class T> struct mg_is_half : is_same<remove_cv_t<T>, _Float16> {};
+#else
+template<class T> struct mg_is_half : false_type {};  // half is a class: no conversion to it
+#endif
+
 struct bfloat {
-  MG_CLASS_SCALAR_MEMBERS(bfloat, mg_bfloat_bits_to_float, mg_float_to_bfloat_bits)
+  MG_CLASS_SCALAR_MEMBERS(bfloat, mg_bfloat_bits_to_float, mg_float_to_bfloat_bits, MG_BITS_CONSTEXPR, explicit)
+  // bfloat converts implicitly to every arithmetic type but half, as Metal's builtin bfloat
+  // does. A template, deduced from the target type, so a conversion to int does not pass
+  // through float (and `c ? b : 0.5f` is a float, as in Metal).
+  template<class I, enable_if_t<is_arithmetic<I>::value && !mg_is_half<I>::value, int> = 0>
+  MG_FN MG_BITS_CONSTEXPR operator I() const { return I(mg_bfloat_bits_to_float(bits)); }
+  template<class I, enable_if_t<mg_is_half<I>::value, int> = 0>
+  MG_FN MG_BITS_CONSTEXPR explicit operator I() const { return I(mg_bfloat_bits_to_float(bits)); }
+  // Assignment from what converts to float only through a conversion of its own (a struct
+  // with `operator bool()`): one user conversion, as a builtin bfloat would need.
+  template<class S, enable_if_t<!is_arithmetic<S>::value && !is_same<S, bfloat>::value &&
+                                    is_convertible<S, float>::value, int> = 0>
+  MG_FN bfloat& operator=(const S& s) { bits = mg_float_to_bfloat_bits(float(s)); return *this; }
 };
-MG_CLASS_SCALAR_OPS(bfloat)
+MG_CLASS_SCALAR_OPS(bfloat, MG_BITS_CONSTEXPR)
 
 #if MG_HALF_IS_FLOAT16
 typedef _Float16 half;
 #else
 struct half {
-  MG_CLASS_SCALAR_MEMBERS(half, mg_half_bits_to_float, mg_float_to_half_bits)
+  MG_CLASS_SCALAR_MEMBERS(half, mg_half_bits_to_float, mg_float_to_half_bits, , )
+  MG_FN operator float() const { return mg_half_bits_to_float(bits); }
 };
-MG_CLASS_SCALAR_OPS(half)
+MG_CLASS_SCALAR_OPS(half, )
 MG_FN float operator+(half a, bfloat b) { return float(a) + float(b); }
 MG_FN float operator-(half a, bfloat b) { return float(a) - float(b); }
 MG_FN float operator*(half a, bfloat b) { return float(a) * float(b); }

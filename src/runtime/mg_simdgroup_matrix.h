@@ -9,6 +9,10 @@ namespace metal {
 MG_FN uint mg_sgm_row(uint lane) { return ((lane >> 1) & 3u) + 4u * ((lane >> 4) & 1u); }
 MG_FN uint mg_sgm_col(uint lane) { return 2u * (lane & 1u) + 4u * ((lane >> 3) & 1u); }
 
+// uniform<T>: a value the same in every thread (a hint to Apple's compiler); the value itself.
+template <class T> using uniform = T;
+template <class T> MG_FN constexpr T make_uniform(T value) { return value; }
+
 template <class T, int Cols, int Rows> struct simdgroup_matrix;
 
 template <class T> struct simdgroup_matrix<T, 8, 8> {
@@ -30,7 +34,8 @@ typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
 typedef simdgroup_matrix<bfloat, 8, 8> simdgroup_bfloat8x8;
 
-template <class T, int Cols, int Rows> MG_FN simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value) {
+template <class T, int Cols, int Rows = Cols>
+MG_FN simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value) {
   simdgroup_matrix<T, Cols, Rows> m;
   m.mg_e = vec<T, 2>(value);
   return m;
@@ -141,6 +146,26 @@ MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_mat
   d.mg_e = r;
 }
 
+// a * b, a + b, a - b on matrices of one type (Apple's header has these operators).
+template <class T>
+MG_FN simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  simdgroup_multiply(d, a, b);
+  return d;
+}
+template <class T>
+MG_FN simdgroup_matrix<T, 8, 8> operator+(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  d.mg_e = a.mg_e + b.mg_e;
+  return d;
+}
+template <class T>
+MG_FN simdgroup_matrix<T, 8, 8> operator-(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  d.mg_e = a.mg_e - b.mg_e;
+  return d;
+}
+
 }  // namespace metal
 
 #else  // MG_CUDA
@@ -202,6 +227,26 @@ template <class TD, class TA, class TB>
 MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
                               const simdgroup_matrix<TB, 8, 8>& b) {
   d.mg_e = __metalgpu::sgm::mma<TD, TA, TB, TD, false>(a.mg_e, b.mg_e, d.mg_e);
+}
+
+// a * b, a + b, a - b on matrices of one type (Apple's header has these operators).
+template <class T>
+MG_FN simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  simdgroup_multiply(d, a, b);
+  return d;
+}
+template <class T>
+MG_FN simdgroup_matrix<T, 8, 8> operator+(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  d.mg_e = a.mg_e + b.mg_e;
+  return d;
+}
+template <class T>
+MG_FN simdgroup_matrix<T, 8, 8> operator-(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
+  simdgroup_matrix<T, 8, 8> d;
+  d.mg_e = a.mg_e - b.mg_e;
+  return d;
 }
 
 }  // namespace metal

@@ -24,6 +24,16 @@ template<class A, class B> constexpr bool is_same_v = is_same<A, B>::value;
 
 template<bool B, class T, class F> struct conditional { typedef T type; };
 template<class T, class F> struct conditional<false, T, F> { typedef F type; };
+// Address spaces are not part of types here: removing one leaves the type as it is.
+template<class T> struct remove_addrspace { typedef T type; };
+template<class T> using remove_addrspace_t = typename remove_addrspace<T>::type;
+// Apple's metal_type_traits spells these with a leading underscore (MLX uses them).
+template<class... B> struct _disjunction : false_type {};
+template<class B, class... R> struct _disjunction<B, R...>
+    : conditional<bool(B::value), B, _disjunction<R...>>::type {};
+template<class... B> struct _conjunction : true_type {};
+template<class B, class... R> struct _conjunction<B, R...>
+    : conditional<bool(B::value), _conjunction<R...>, B>::type {};
 template<bool B, class T, class F> using conditional_t = typename conditional<B, T, F>::type;
 
 template<class T> struct remove_reference { typedef T type; };

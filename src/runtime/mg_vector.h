@@ -51,6 +51,13 @@ template<int N, class... A> struct mg_parts_ok {
       sizeof...(A) >= 2 && ((mg_vinfo<A>::n >= 1) && ...) && (mg_vinfo<A>::n + ...) == N;
 };
 
+// `uint4 v = {a, b, c};`: fewer scalars than components, the rest zero (as Metal's vectors).
+template<int N, class... A> struct mg_partial_ok {
+  static constexpr bool value = sizeof...(A) >= 2 && int(sizeof...(A)) < N &&
+                                ((mg_vinfo<A>::n == 1 && !mg_vinfo<A>::is_vec) && ...);
+};
+struct mg_partial_tag {};
+
 template<class T, int... I> struct mg_swz_type { typedef vec<T, sizeof...(I)> type; };
 template<class T, int I> struct mg_swz_type<T, I> { typedef T type; };
 
@@ -97,6 +104,12 @@ template<class V, int... I> struct mg_swizzle_ref {
   MG_FN constexpr basic_vec(S s) : INIT_S {}                                                     \
   template<class... A, enable_if_t<mg_parts_ok<N, A...>::value, int> = 0>                        \
   MG_FN constexpr basic_vec(const A&... a) : INIT_PICK {}                                        \
+  template<class... A, enable_if_t<mg_partial_ok<N, A...>::value, int> = 0>                      \
+  MG_FN constexpr basic_vec(const A&... a)                                                       \
+      : basic_vec(mg_partial_tag(), typename mg_make_iseq<N - int(sizeof...(A))>::type(), a...) {} \
+  template<int... Z, class... A>                                                                 \
+  MG_FN constexpr basic_vec(mg_partial_tag, mg_iseq<Z...>, const A&... a)                        \
+      : basic_vec(T(a)..., T(Z * 0)...) {}                                                       \
   MG_FN constexpr basic_vec(const basic_vec<T, N, !P>& o) : INIT_O {}                            \
   template<class U, bool Q, enable_if_t<!is_same<U, T>::value, int> = 0>                         \
   MG_FN constexpr explicit basic_vec(const basic_vec<U, N, Q>& o) : INIT_CONV {}                 \

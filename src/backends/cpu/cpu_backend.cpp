@@ -211,8 +211,11 @@ class CpuBackend final : public Backend {
   void check_library(const msl::Translation& tr) override {
     static std::atomic<unsigned> counter{0};
     std::string scratch = scratch_dir() + "/check-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+    const std::string source = cpu_source(tr, {}, nullptr);
+    if (const char* dump = std::getenv("METALGPU_DUMP"); dump && *dump)
+      std::ofstream(std::string(dump) + "/check-" + Sha256().update(source).hex().substr(0, 40) + ".cpp") << source;
     try {
-      check_syntax(cpu_source(tr, {}, nullptr), scratch);
+      check_syntax(source, scratch);
     } catch (CompileError& e) {
       e.set_source(tr.source());
       throw;
