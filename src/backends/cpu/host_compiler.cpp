@@ -85,11 +85,13 @@ HostCompiler find_compiler() {
     hc.version = r.output.substr(0, r.output.find('\n'));
     // Metal compiles with fast math by default. -nostdinc++: generated code needs no C++
     // library, and glibc's plain <math.h> (with its SIMD declarations) is what we want.
-    hc.flags = "-std=c++17 -O3 -ffast-math -fno-math-errno -fPIC -shared -nostdinc++ "
-               "-fvisibility=hidden -fno-exceptions -fno-rtti -w";
+    hc.compile_flags = "-std=c++17 -O3 -ffast-math -fno-math-errno -fPIC -nostdinc++ "
+                       "-fvisibility=hidden -fno-exceptions -fno-rtti -w";
 #if defined(__x86_64__) || defined(__aarch64__)
-    if (!std::getenv("METALGPU_NO_MARCH_NATIVE")) hc.flags += " -march=native";
+    if (!std::getenv("METALGPU_NO_MARCH_NATIVE")) hc.compile_flags += " -march=native";
 #endif
+    hc.link_flags = "-shared -fPIC -lmvec -lm";
+    hc.flags = "compile: " + hc.compile_flags + "\nlink: " + hc.link_flags;
     return hc;
   }
   throw NotAvailable("[cpu] no C++ compiler found: set $CXX or install g++ or clang++");
@@ -126,7 +128,15 @@ const HostCompiler& host_compiler() {
 
 namespace {
 
-// Runs the compiler on `source` with the usual flags plus `extra`; throws CompileError.
+std::vector<std::string> split_flags(const std::string& flags) {
+  std::vector<std::string> out;
+  std::istringstream in(flags);
+  for (std::string flag; in >> flag;) out.push_back(flag);
+  return out;
+}
+
+// Writes `source` to `src_path` and compiles it with the compile flags plus `extra`; throws
+// CompileError. The source file is removed either way.
 void run_compiler(const std::string& source, const std::string& src_path, const std::vector<std::string>& extra) {
   const HostCompiler& hc = host_compiler();
   {
@@ -135,8 +145,7 @@ void run_compiler(const std::string& source, const std::string& src_path, const 
     if (!f) throw std::runtime_error("[cpu] cannot write " + src_path);
   }
   std::vector<std::string> argv = {hc.path};
-  std::istringstream flags(hc.flags);
-  for (std::string flag; flags >> flag;) argv.push_back(flag);
+  for (auto& flag : split_flags(hc.compile_flags)) argv.push_back(std::move(flag));
   argv.insert(argv.end(), {"-x", "c++", src_path});
   argv.insert(argv.end(), extra.begin(), extra.end());
   ProcessResult r = run_process(argv);
@@ -151,12 +160,22 @@ void check_syntax(const std::string& source, const std::string& scratch_path) {
 }
 
 void compile_shared_library(const std::string& source, const std::string& output) {
+  const std::string object = output + ".o";
   try {
-    run_compiler(source, output + ".cpp", {"-o", output, "-lmvec", "-lm"});
+    // Two steps, so that the fast-math flags reach the code generator but not the linker
+    // (see HostCompiler::link_flags).
+    run_compiler(source, output + ".cpp", {"-c", "-o", object});
+    const HostCompiler& hc = host_compiler();
+    std::vector<std::string> argv = {hc.path, "-o", output, object};
+    for (auto& flag : split_flags(hc.link_flags)) argv.push_back(std::move(flag));
+    ProcessResult r = run_process(argv);
+    if (r.status != 0) throw std::runtime_error("[cpu] linking the kernel module failed: " + r.output.substr(0, 2000));
   } catch (...) {
+    unlink(object.c_str());
     unlink(output.c_str());
     throw;
   }
+  unlink(object.c_str());
 }
 
 }  // namespace metalgpu::cpu
