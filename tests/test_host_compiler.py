@@ -43,6 +43,63 @@ RUN_KERNEL = textwrap.dedent(
 )
 
 
+# Unqualified Metal math on floats and ints, vectorisable across threads (libmvec where linked),
+# plus infinities and NaNs, which must compare and classify as on the GPU under fast math.
+RUN_MATH = textwrap.dedent(
+    """
+    import numpy as np
+    import metalgpu as mg
+    iface = mg.Interface(backend="cpu")
+    iface.load_shader_from_string('''
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void math(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
+                     device int* n [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+        float v = x[i];
+        y[i] = exp(v) + sin(v) + sqrt(abs(v)) + fabs(v) + pow(abs(v), 1.5f) + max(-INFINITY, v);
+        int k = int(i) - 50;
+        n[i] = abs(k) + min(k, 3);
+    }
+    kernel void special(device const float* x [[buffer(0)]], device int* out [[buffer(1)]],
+                        uint i [[thread_position_in_grid]]) {
+        float v = x[i];
+        out[i] = int(v == INFINITY) + 2 * int(v == -INFINITY) + 4 * int(isnan(v)) + 8 * int(v != v) +
+                 16 * int(isinf(v)) + 32 * int(max(v, -INFINITY) == v);
+    }
+    ''')
+    x = np.linspace(-3, 3, 100).astype(np.float32)
+    xb, yb, nb = iface.array_to_buffer(x), iface.create_buffer(100, "float"), iface.create_buffer(100, "int")
+    iface.set_function("math")
+    iface.run_function(100, [xb, yb, nb])
+    x64 = x.astype(np.float64)
+    want = np.exp(x64) + np.sin(x64) + np.sqrt(np.abs(x64)) + np.abs(x64) + np.abs(x64) ** 1.5 + x64
+    assert np.allclose(yb.contents, want, rtol=1e-4, atol=1e-4), (yb.contents, want)
+    k = np.arange(100) - 50
+    assert np.array_equal(nb.contents, np.abs(k) + np.minimum(k, 3))
+    s = np.array([np.inf, -np.inf, np.nan, 1.0, -0.0, 3e38], np.float32)
+    out = iface.create_buffer(len(s), "int")
+    iface.set_function("special")
+    iface.run_function(len(s), [iface.array_to_buffer(s), out])
+    assert out.contents.tolist() == [1 + 16 + 32, 2 + 16 + 32, 4 + 8, 32, 32, 32], out.contents.tolist()
+    print("math ok")
+    """
+)
+
+
+def _cxx_include_dirs() -> list[str]:
+    """g++'s C++ library include folders (what conda, spack and Homebrew wrappers add)."""
+    proc = subprocess.run([GXX, "-x", "c++", "-E", "-v", "-"], input="", capture_output=True, text=True)
+    lines = proc.stderr.splitlines()
+    start = next(i for i, line in enumerate(lines) if "#include <...> search starts here" in line)
+    dirs = []
+    for line in lines[start + 1:]:
+        if line.startswith("End of search list"):
+            break
+        if "c++" in line:
+            dirs.append(line.strip())
+    return dirs
+
+
 def _child(code: str, tmp_path: Path, cxx: str | None, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, METALGPU_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("METALGPU_BACKEND", None)
@@ -104,6 +161,34 @@ def test_no_lmvec_where_the_link_fails_without_it(tmp_path):
     proc = _child(RUN_KERNEL, tmp_path, cxx)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "kernel ok" in proc.stdout
+    # Math that g++ would vectorise through libmvec: no SIMD variant may be referenced.
+    proc = _child(RUN_MATH, tmp_path, cxx)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "math ok" in proc.stdout
+
+
+def test_math_and_infinities_with_the_default_compiler(tmp_path):
+    proc = _child(RUN_MATH, tmp_path, None)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "math ok" in proc.stdout
+
+
+def test_a_wrapper_that_adds_the_cxx_include_folders(tmp_path):
+    # The C++ library's <math.h>/<stdlib.h> put exp(float), abs(float) ... in the global
+    # namespace: unqualified Metal calls must still resolve to metal's functions.
+    dirs = _cxx_include_dirs()
+    assert dirs, "g++ reports no C++ include folder"
+    cxx = _wrapper(tmp_path, "cxx-with-includes", "set -- " + " ".join(f"-isystem {d}" for d in dirs) + ' "$@"')
+    proc = _child(RUN_MATH, tmp_path, cxx)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "math ok" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("clang++") is None, reason="clang++ is not installed")
+def test_clang(tmp_path):
+    proc = _child(RUN_MATH, tmp_path, "clang++")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "math ok" in proc.stdout
 
 
 def test_no_march_native_where_it_is_rejected(tmp_path):

@@ -276,9 +276,11 @@ HostCompiler find_compiler() {
     std::string leading;  // words of $CXX after the executable
     for (std::size_t i = 1; i < command.size(); ++i) leading += command[i] + " ";
     hc.version = first_line(r.output);
-    // Metal compiles with fast math by default. -nostdinc++: generated code needs no C++
-    // library.
-    hc.compile_flags = leading + "-std=c++17 -O3 -ffast-math -fno-math-errno -fPIC -nostdinc++ "
+    // Metal compiles with fast math by default, but infinities and NaNs still compare and
+    // classify as on the GPU (kernels use INFINITY as a sentinel): -fno-finite-math-only, or
+    // clang folds `x == INFINITY` and `max(-INFINITY, x)` as it likes. -nostdinc++: generated
+    // code needs no C++ library.
+    hc.compile_flags = leading + "-std=c++17 -O3 -ffast-math -fno-finite-math-only -fno-math-errno -fPIC -nostdinc++ "
                        "-fvisibility=hidden -fno-exceptions -fno-rtti -w";
     hc.link_flags = leading + "-shared -fPIC";
     try {
