@@ -18,16 +18,35 @@ kernel void adder(device int* arr1 [[buffer(0)]], device int* arr2 [[buffer(1)]]
 
 
 def info() -> int:
-    import metalgpu as mg
+    """Prints what can run here; exit status 1 (never a traceback) when no backend can."""
+    try:
+        import metalgpu as mg
+    except Exception as e:  # a broken install: say what failed
+        print(f"metalgpu cannot be imported: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
     print(f"metalgpu {mg.__version__}")
-    print(f"default backend: {mg._core.default_backend()}")
-    for d in mg.devices():
+    status = 0
+    try:
+        print(f"default backend: {mg._core.default_backend()}")
+    except Exception as e:  # no backend runs here (or METALGPU_BACKEND names no backend)
+        print(f"default backend: none ({e})")
+        status = 1
+    try:
+        devices = mg.devices()
+    except Exception as e:
+        print(f"  devices: cannot be listed ({type(e).__name__}: {e})")
+        devices = []
+    for d in devices:
         print(f"  {d.backend}:{d.index}  {d.name}  memory={d.memory / 2**30:.1f} GiB  "
               f"max_threads_per_threadgroup={d.max_threads_per_threadgroup}  simd_width={d.simd_width}")
-    for line in mg._core.unavailable_backends():
+    try:
+        unavailable = mg._core.unavailable_backends()
+    except Exception as e:
+        unavailable = [f"(cannot be listed: {type(e).__name__}: {e})"]
+    for line in unavailable:
         print(f"  unavailable: {line}")
-    return 0
+    return status
 
 
 def demo() -> int:

@@ -48,11 +48,14 @@ std::string default_backend() {
     throw std::invalid_argument(std::string("[metalgpu] METALGPU_BACKEND='") + env +
                                 "' is not a backend (expected metal, cuda or cpu)");
   }
+  // Each backend's own reason goes into the error: it is what the user has to fix.
+  std::string reasons;
   for (const auto& b : backend_registry()) {
     std::string why;
     if (!b.probe(&why).empty()) return b.name;
+    reasons += "\n  " + std::string(b.name) + ": " + (why.empty() ? "not available" : why);
   }
-  throw std::runtime_error("[metalgpu] no backend can run on this machine");
+  throw std::runtime_error("[metalgpu] no backend can run on this machine:" + reasons);
 }
 
 }  // namespace metalgpu

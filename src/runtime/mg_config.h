@@ -34,50 +34,75 @@ typedef long ptrdiff_t;
 typedef unsigned long uintptr_t;
 typedef long intptr_t;
 #else
+// No <math.h> (nor <stdlib.h>): a C++ library wraps those headers - libstdc++'s and libc++'s
+// add float overloads such as exp(float) and abs(float) to the global namespace - and a
+// compiler or wrapper that adds its C++ include folders brings the wrappers in despite
+// -nostdinc++. With `using namespace metal;` in user code, an unqualified exp(x) would then be
+// ambiguous between ::exp and metal::exp. Only the C library's functions the runtime calls are
+// declared instead, below: their C names (expf, not exp) collide with no Metal name, and at
+// global scope GCC and clang recognise them as builtins (GCC does not inside a namespace).
+// The macros <math.h> would define (INFINITY, NAN, FLT_MAX ...) come from mg_constants.h, as
+// for NVRTC.
 #  include <stdint.h>
 #  include <stddef.h>
-// The C float math functions the runtime calls, declared here instead of including <math.h>:
-// a C++ library's <math.h> (what a compiler or wrapper that puts C++ include folders first
-// finds) adds std:: float overloads to the global namespace, which make unqualified Metal
-// calls such as `exp(x)` ambiguous, and C's double functions (`log1p(double)`) collide with
-// user functions of the same name. Apple's metal_stdlib has neither. Under fast math, GCC on
-// x86-64 glibc may call libmvec's vector variants of the functions glibc has had them for
-// since 2.22, as glibc's own header would declare them.
-#  if defined(__x86_64__) && defined(__FAST_MATH__) && defined(__GLIBC__) && defined(__GNUC__) && \
-      !defined(__clang__) && !defined(MG_NO_LIBMVEC)
-#    define MG_LIBM_SIMD __attribute__((__simd__("notinbranch")))
-#  else
-#    define MG_LIBM_SIMD
+// glibc's vector math library (libmvec, x86-64): the backend defines MG_LIBMVEC when it links.
+// GCC then vectorises loops over these functions with their SIMD variants (_ZGVdN8v_expf ...),
+// declared as glibc's <math.h> declares them: the first five since glibc 2.22, the rest 2.35.
+#  if defined(MG_LIBMVEC) && MG_LIBMVEC && defined(__x86_64__) && defined(__GLIBC__) && \
+      defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 6
+#    define MG_SIMD_222 __attribute__((__simd__("notinbranch")))
+#    if __GLIBC__ > 2 || __GLIBC_MINOR__ >= 35
+#      define MG_SIMD_235 MG_SIMD_222
+#    endif
 #  endif
-namespace mg_libm {
+#  ifndef MG_SIMD_222
+#    define MG_SIMD_222
+#  endif
+#  ifndef MG_SIMD_235
+#    define MG_SIMD_235
+#  endif
 extern "C" {
-#  define MG_LIBM_F1(NAME) float NAME(float) noexcept;
-#  define MG_LIBM_F2(NAME) float NAME(float, float) noexcept;
-MG_LIBM_SIMD float sinf(float) noexcept;
-MG_LIBM_SIMD float cosf(float) noexcept;
-MG_LIBM_SIMD float expf(float) noexcept;
-MG_LIBM_SIMD float logf(float) noexcept;
-MG_LIBM_SIMD float powf(float, float) noexcept;
-MG_LIBM_F1(tanf) MG_LIBM_F1(asinf) MG_LIBM_F1(acosf) MG_LIBM_F1(atanf) MG_LIBM_F1(sinhf)
-MG_LIBM_F1(coshf) MG_LIBM_F1(tanhf) MG_LIBM_F1(asinhf) MG_LIBM_F1(acoshf) MG_LIBM_F1(atanhf)
-MG_LIBM_F1(exp2f) MG_LIBM_F1(exp10f) MG_LIBM_F1(log2f) MG_LIBM_F1(log10f) MG_LIBM_F1(cbrtf)
-MG_LIBM_F1(fabsf) MG_LIBM_F1(floorf) MG_LIBM_F1(ceilf) MG_LIBM_F1(roundf) MG_LIBM_F1(rintf)
-MG_LIBM_F1(truncf) MG_LIBM_F1(logbf) MG_LIBM_F1(sqrtf)
-MG_LIBM_F2(atan2f) MG_LIBM_F2(fmodf) MG_LIBM_F2(fminf) MG_LIBM_F2(fmaxf) MG_LIBM_F2(copysignf)
-MG_LIBM_F2(fdimf) MG_LIBM_F2(nextafterf)
+float sinf(float) noexcept MG_SIMD_222;
+float cosf(float) noexcept MG_SIMD_222;
+float expf(float) noexcept MG_SIMD_222;
+float logf(float) noexcept MG_SIMD_222;
+float powf(float, float) noexcept MG_SIMD_222;
+float tanf(float) noexcept MG_SIMD_235;
+float asinf(float) noexcept MG_SIMD_235;
+float acosf(float) noexcept MG_SIMD_235;
+float atanf(float) noexcept MG_SIMD_235;
+float atan2f(float, float) noexcept MG_SIMD_235;
+float sinhf(float) noexcept MG_SIMD_235;
+float coshf(float) noexcept MG_SIMD_235;
+float tanhf(float) noexcept MG_SIMD_235;
+float asinhf(float) noexcept MG_SIMD_235;
+float acoshf(float) noexcept MG_SIMD_235;
+float atanhf(float) noexcept MG_SIMD_235;
+float exp2f(float) noexcept MG_SIMD_235;
+float exp10f(float) noexcept MG_SIMD_235;
+float log2f(float) noexcept MG_SIMD_235;
+float log10f(float) noexcept MG_SIMD_235;
+float cbrtf(float) noexcept MG_SIMD_235;
+float sqrtf(float) noexcept;
+float fabsf(float) noexcept;
+float floorf(float) noexcept;
+float ceilf(float) noexcept;
+float roundf(float) noexcept;
+float rintf(float) noexcept;
+float truncf(float) noexcept;
+float fmodf(float, float) noexcept;
+float fminf(float, float) noexcept;
+float fmaxf(float, float) noexcept;
+float fdimf(float, float) noexcept;
 float fmaf(float, float, float) noexcept;
-float frexpf(float, int*) noexcept;
+float copysignf(float, float) noexcept;
+float nextafterf(float, float) noexcept;
 float ldexpf(float, int) noexcept;
+float frexpf(float, int*) noexcept;
 float modff(float, float*) noexcept;
-#  undef MG_LIBM_F1
-#  undef MG_LIBM_F2
+float logbf(float) noexcept;
 }
-}  // namespace mg_libm
-namespace metal { using namespace ::mg_libm; }
-namespace __metalgpu { using namespace ::mg_libm; }
-#  undef MG_LIBM_SIMD
 #endif
-
 // _Float16 on the host where the compiler provides it.
 #if !MG_CUDA && defined(__FLT16_MAX__) && !defined(MG_NO_FLOAT16)
 #  define MG_HALF_IS_FLOAT16 1

@@ -5,9 +5,18 @@
 // all running threads wait at a barrier is the barrier released.
 #pragma once
 
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
+
+// The C library functions used here, declared rather than taken from <stdlib.h>/<string.h>,
+// which a C++ library may wrap with global overloads (abs(float) ...): see mg_config.h.
+extern "C" {
+char* getenv(const char*) noexcept;
+long atol(const char*) noexcept;
+void* aligned_alloc(size_t, size_t) noexcept;
+void free(void*) noexcept;
+void* memset(void*, int, size_t) noexcept;
+[[noreturn]] void abort() noexcept;
+}
 
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #  include <ucontext.h>

@@ -48,7 +48,7 @@ template<int I, class A, class... R> MG_FN constexpr auto mg_pick(const A& a, co
 }
 template<int N, class... A> struct mg_parts_ok {
   static constexpr bool value =
-      sizeof...(A) >= 2 && ((mg_vinfo<A>::n >= 1) && ...) && (mg_vinfo<A>::n + ...) == N;
+      sizeof...(A) >= 2 && ((mg_vinfo<A>::n >= 1) && ...) && (0 + ... + mg_vinfo<A>::n) == N;  // binary fold: A may be empty
 };
 
 // `uint4 v = {a, b, c};`: fewer scalars than components, the rest zero (as Metal's vectors).

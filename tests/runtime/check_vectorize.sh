@@ -15,7 +15,8 @@ void k_exp(const float* in, float* out, int n) { for (int i = 0; i < n; ++i) out
 void k_log(const float* in, float* out, int n) { for (int i = 0; i < n; ++i) out[i] = log(in[i]); }
 void k_sqrt(const float* in, float* out, int n) { for (int i = 0; i < n; ++i) out[i] = sqrt(in[i]); }
 EOC
-$CXX -std=c++17 -O3 -ffast-math -march=native -nostdinc++ -fPIC ${MG_VEC_FLAGS:-} -S -o "$TMP/vec.s" "$TMP/vec.cpp"
+# MG_LIBMVEC=1: what the backend defines when its compiler probe finds libmvec.
+$CXX -std=c++17 -O3 -ffast-math -fno-finite-math-only -march=native -nostdinc++ -fPIC -DMG_LIBMVEC=1 ${MG_VEC_FLAGS:-} -S -o "$TMP/vec.s" "$TMP/vec.cpp"
 rc=0
 for f in cosf sinf expf logf; do
   if grep -Eq "call[[:space:]]+_ZGV[a-zA-Z]+[0-9]+v_$f" "$TMP/vec.s"; then

@@ -88,12 +88,19 @@ class CpuProgram final : public Program {
 
 using ModuleKernels = unsigned (*)(mg_kernel_desc*, unsigned);
 
-// Loads a compiled module; returns null (and closes it) if it is not a usable module.
-std::shared_ptr<CpuProgram> load_module(const std::string& path) {
+// Loads a compiled module; returns null (and closes it) if it is not a usable module, with the
+// reason in *error. dlerror() is read once: a second read returns null.
+std::shared_ptr<CpuProgram> load_module(const std::string& path, std::string* error) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) return nullptr;
+  if (!handle) {
+    const char* why = dlerror();
+    *error = why ? why : "dlopen failed without a message";
+    return nullptr;
+  }
   auto list = reinterpret_cast<ModuleKernels>(dlsym(handle, "mg_module_kernels"));
   if (!list) {
+    const char* why = dlerror();
+    *error = std::string("no mg_module_kernels in the module") + (why ? std::string(": ") + why : "");
     dlclose(handle);
     return nullptr;
   }
@@ -184,8 +191,9 @@ class CpuBackend final : public Backend {
     std::shared_ptr<CpuProgram> program;
     auto dir = cache_dir();
     std::string final_path = (dir ? *dir : scratch_dir()) + "/" + key + ".so";
+    std::string load_error;
     if (dir && access(final_path.c_str(), R_OK) == 0) {
-      program = load_module(final_path);
+      program = load_module(final_path, &load_error);
       if (!program) unlink(final_path.c_str());  // corrupt entry: rebuild it
     }
     if (!program) {
@@ -199,9 +207,10 @@ class CpuBackend final : public Backend {
         throw;
       }
       publish_file(temp, final_path);
-      program = load_module(final_path);
-      if (!program) throw std::runtime_error("[cpu] the compiled module " + final_path + " cannot be loaded: " +
-                                             std::string(dlerror() ? dlerror() : "unknown error"));
+      program = load_module(final_path, &load_error);
+      if (!program)
+        throw std::runtime_error("[cpu] the compiled module " + final_path + " cannot be loaded (compiler " +
+                                 hc.path + "): " + load_error);
     }
     check_cuda_translation(tr, constants, only);
     programs_[key] = program;

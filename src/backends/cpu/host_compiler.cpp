@@ -1,19 +1,25 @@
 #include "backends/cpu/host_compiler.hpp"
 
+#include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <mutex>
 #include <sstream>
 #include <vector>
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/diagnostics.hpp"
 #include "core/disk_cache.hpp"
+#include "core/hash.hpp"
 #include "metalgpu/errors.hpp"
 
 extern char** environ;
@@ -72,27 +78,224 @@ bool on_path(const std::string& exe) {
   return false;
 }
 
-HostCompiler find_compiler() {
-  std::vector<std::string> candidates;
-  if (const char* cxx = std::getenv("CXX"); cxx && *cxx) candidates.push_back(cxx);
-  for (const char* c : {"c++", "g++", "clang++"}) candidates.push_back(c);
-  for (const auto& c : candidates) {
-    if (!on_path(c)) continue;
-    ProcessResult r = run_process({c, "--version"});
-    if (r.status != 0) continue;
-    HostCompiler hc;
-    hc.path = c;
-    hc.version = r.output.substr(0, r.output.find('\n'));
-    // Metal compiles with fast math by default. -nostdinc++: generated code needs no C++
-    // library, and glibc's plain <math.h> (with its SIMD declarations) is what we want.
-    hc.flags = "-std=c++17 -O3 -ffast-math -fno-math-errno -fPIC -shared -nostdinc++ "
-               "-fvisibility=hidden -fno-exceptions -fno-rtti -w";
+std::vector<std::string> split_flags(const std::string& flags) {
+  std::vector<std::string> out;
+  std::istringstream in(flags);
+  for (std::string flag; in >> flag;) out.push_back(flag);
+  return out;
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+std::string trimmed(std::string text, std::size_t limit = 1500) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (text.size() > limit) text = text.substr(0, limit) + "...";
+  return text;
+}
+
+// Identifies a compiler executable for the probe cache: the file behind its path (a wrapper
+// script or symlink that is edited changes its size or time), and its full --version text.
+std::string compiler_identity(const std::string& exe, const std::string& version_text) {
+  std::string resolved = exe;
+  if (exe.find('/') == std::string::npos) {
+    const char* path = std::getenv("PATH");
+    std::stringstream ss(path ? path : "/usr/bin:/bin");
+    for (std::string dir; std::getline(ss, dir, ':');)
+      if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) {
+        resolved = dir + "/" + exe;
+        break;
+      }
+  }
+  std::string id = exe + "\n" + resolved + "\n" + version_text + "\n";
+  struct stat st {};
+  if (char* real = realpath(resolved.c_str(), nullptr)) {
+    id += std::string(real) + "\n";
+    if (stat(real, &st) == 0) id += std::to_string(st.st_size) + " " + std::to_string(st.st_mtime) + "\n";
+    std::free(real);
+  }
+  return id;
+}
+
+// The flags this compiler accepts, found by building a small module the way kernels are
+// built (compile with fast math, link without) and keeping each optional flag only where the
+// build succeeds with it:
+//   -march=native  rejected by some compilers (older clang on AArch64, cross compilers)
+//   -lmvec         glibc's vector math library: absent on macOS, musl, and some glibc builds;
+//                  with it, -DMG_LIBMVEC=1 lets the runtime declare glibc's SIMD variants.
+// Throws NotAvailable, with the compiler's output, when not even the plain build works.
+void probe_flags(HostCompiler& hc) {
+  std::string dir = scratch_dir();
+  static int counter = 0;
+  std::string base = dir + "/probe-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  std::string src = base + ".cpp", obj = base + ".o", lib = base + ".so";
+  {
+    std::ofstream f(src, std::ios::binary);
+    // Uses a C math function in a loop that may be vectorised, as kernels do.
+    f << "#include <stddef.h>\n"
+         "extern \"C\" float expf(float);\n"
+         "extern \"C\" __attribute__((visibility(\"default\"))) void mg_probe(float* a, size_t n) {\n"
+         "  for (size_t i = 0; i < n; ++i) a[i] = expf(a[i]);\n"
+         "}\n";
+    if (!f) throw NotAvailable("[cpu] cannot write the compiler probe " + src);
+  }
+  auto compile = [&](const std::string& flags) {
+    std::vector<std::string> argv = {hc.path};
+    for (auto& f : split_flags(flags)) argv.push_back(f);
+    argv.insert(argv.end(), {"-x", "c++", src, "-c", "-o", obj});
+    return run_process(argv);
+  };
+  auto link = [&](const std::string& flags) {
+    std::vector<std::string> argv = {hc.path, "-o", lib, obj};
+    for (auto& f : split_flags(flags)) argv.push_back(f);
+    return run_process(argv);
+  };
+  auto cleanup = [&] {
+    unlink(src.c_str());
+    unlink(obj.c_str());
+    unlink(lib.c_str());
+  };
+  const std::string base_compile = hc.compile_flags;
+  ProcessResult r{};
+  bool compiled = false;
 #if defined(__x86_64__) || defined(__aarch64__)
-    if (!std::getenv("METALGPU_NO_MARCH_NATIVE")) hc.flags += " -march=native";
+  if (!std::getenv("METALGPU_NO_MARCH_NATIVE")) {
+    r = compile(base_compile + " -march=native");
+    compiled = r.status == 0;
+    if (compiled) hc.compile_flags += " -march=native";
+  }
 #endif
+  if (!compiled) {
+    r = compile(base_compile);
+    if (r.status != 0) {
+      cleanup();
+      throw NotAvailable("[cpu] the C++ compiler '" + hc.path + "' cannot compile a test program with " +
+                         base_compile + ":\n" + trimmed(r.output));
+    }
+  }
+  const std::string base_link = hc.link_flags;
+  // A link that "succeeds" must also give a module this process can load (a compiler for
+  // another target, or a CXX that is not a compiler at all, fails here).
+  auto loads = [&](ProcessResult& result) {
+    if (result.status != 0) return false;
+    void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      const char* why = dlerror();
+      result.status = 1;
+      result.output = std::string("the test module cannot be loaded: ") + (why ? why : "dlopen failed");
+      return false;
+    }
+    dlclose(handle);
+    return true;
+  };
+  r = link(base_link + " -lmvec -lm");
+  if (loads(r)) {
+    hc.link_flags += " -lmvec -lm";
+    hc.compile_flags += " -DMG_LIBMVEC=1";
+  } else {
+    r = link(base_link + " -lm");
+    if (loads(r)) {
+      hc.link_flags += " -lm";
+    } else {
+      ProcessResult plain = link(base_link);
+      if (!loads(plain)) {
+        cleanup();
+        throw NotAvailable("[cpu] the C++ compiler '" + hc.path + "' cannot link a shared library (" + base_link +
+                           "):\n" + trimmed(plain.output));
+      }
+    }
+  }
+  cleanup();
+}
+
+// Probes once per compiler and metalgpu version: the answer is kept in the cache folder,
+// so a new process does not pay for the probe builds again.
+void probe_flags_cached(HostCompiler& hc, const std::string& identity) {
+  std::optional<std::string> dir = cache_dir();
+  std::string key;
+  if (dir) {
+    key = *dir + "/compiler-" +
+          Sha256()
+              .update(identity).update("\n").update(hc.compile_flags).update("\n").update(hc.link_flags)
+              .update("\n").update(std::getenv("METALGPU_NO_MARCH_NATIVE") ? "no-march" : "march")
+              .update("\n").update(METALGPU_VERSION)
+              .hex()
+              .substr(0, 32) +
+          ".txt";
+    std::ifstream f(key);
+    std::string compile, link;
+    if (std::getline(f, compile) && std::getline(f, link)) {
+      hc.compile_flags = compile;
+      hc.link_flags = link;
+      return;
+    }
+  }
+  probe_flags(hc);
+  if (dir) {
+    static std::atomic<unsigned> counter{0};
+    std::string temp = key + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+    std::ofstream(temp) << hc.compile_flags << "\n" << hc.link_flags << "\n";
+    publish_file(temp, key);
+  }
+}
+
+// A compiler named by $CXX: the whole value if it names an executable, else split on spaces
+// ("ccache g++", "g++ -m64"): the first word runs, the others go before our flags.
+std::vector<std::string> cxx_command(const std::string& cxx) {
+  if (on_path(cxx) || cxx.find(' ') == std::string::npos) return {cxx};
+  return split_flags(cxx);
+}
+
+HostCompiler find_compiler() {
+  std::vector<std::vector<std::string>> candidates;
+  const char* cxx = std::getenv("CXX");
+  // $CXX, when set, is the user's choice: if it does not work, say so rather than quietly
+  // building with another compiler.
+  if (cxx && *cxx) candidates.push_back(cxx_command(cxx));
+  else
+    for (const char* c : {"c++", "g++", "clang++"})
+      if (on_path(c)) candidates.push_back({c});
+  std::string failures;  // why each compiler found on PATH was not usable
+  for (const auto& command : candidates) {
+    std::vector<std::string> argv = command;
+    argv.push_back("--version");
+    ProcessResult r = run_process(argv);
+    if (r.status != 0) {
+      if (cxx && *cxx) {
+        // status -1: it could not be started (the output says why); else its exit status.
+        std::string why = r.status < 0 ? first_line(r.output)
+                                       : "'" + std::string(cxx) + " --version' exited with status " +
+                                             std::to_string(r.status) +
+                                             (r.output.empty() ? "" : " (" + first_line(r.output) + ")");
+        throw NotAvailable(std::string("[cpu] the C++ compiler CXX=") + cxx + " does not work: " + why +
+                           "; set CXX to a working g++ or clang++, or unset it");
+      }
+      continue;
+    }
+    HostCompiler hc;
+    hc.path = command[0];
+    std::string leading;  // words of $CXX after the executable
+    for (std::size_t i = 1; i < command.size(); ++i) leading += command[i] + " ";
+    hc.version = first_line(r.output);
+    // Metal compiles with fast math by default, but infinities and NaNs still compare and
+    // classify as on the GPU (kernels use INFINITY as a sentinel): -fno-finite-math-only, or
+    // clang folds `x == INFINITY` and `max(-INFINITY, x)` as it likes. -nostdinc++: generated
+    // code needs no C++ library.
+    hc.compile_flags = leading + "-std=c++17 -O3 -ffast-math -fno-finite-math-only -fno-math-errno -fPIC -nostdinc++ "
+                       "-fvisibility=hidden -fno-exceptions -fno-rtti -w";
+    hc.link_flags = leading + "-shared -fPIC";
+    try {
+      probe_flags_cached(hc, compiler_identity(hc.path, leading + "\n" + r.output));
+    } catch (const NotAvailable& e) {
+      if (cxx && *cxx) throw;
+      failures += std::string("\n") + e.what();
+      continue;
+    }
+    hc.flags = "compile: " + hc.compile_flags + "\nlink: " + hc.link_flags;
     return hc;
   }
-  throw NotAvailable("[cpu] no C++ compiler found: set $CXX or install g++ or clang++");
+  if (!failures.empty()) throw NotAvailable("[cpu] no usable C++ compiler:" + failures);
+  throw NotAvailable("[cpu] no C++ compiler found (tried c++, g++, clang++ on PATH): install g++ or clang++, "
+                     "or set CXX");
 }
 
 // Maps the compiler's first error to a one-line message about the user's file and line.
@@ -126,7 +329,8 @@ const HostCompiler& host_compiler() {
 
 namespace {
 
-// Runs the compiler on `source` with the usual flags plus `extra`; throws CompileError.
+// Writes `source` to `src_path` and compiles it with the compile flags plus `extra`; throws
+// CompileError. The source file is removed either way.
 void run_compiler(const std::string& source, const std::string& src_path, const std::vector<std::string>& extra) {
   const HostCompiler& hc = host_compiler();
   {
@@ -135,8 +339,7 @@ void run_compiler(const std::string& source, const std::string& src_path, const 
     if (!f) throw std::runtime_error("[cpu] cannot write " + src_path);
   }
   std::vector<std::string> argv = {hc.path};
-  std::istringstream flags(hc.flags);
-  for (std::string flag; flags >> flag;) argv.push_back(flag);
+  for (auto& flag : split_flags(hc.compile_flags)) argv.push_back(std::move(flag));
   argv.insert(argv.end(), {"-x", "c++", src_path});
   argv.insert(argv.end(), extra.begin(), extra.end());
   ProcessResult r = run_process(argv);
@@ -151,12 +354,22 @@ void check_syntax(const std::string& source, const std::string& scratch_path) {
 }
 
 void compile_shared_library(const std::string& source, const std::string& output) {
+  const std::string object = output + ".o";
   try {
-    run_compiler(source, output + ".cpp", {"-o", output, "-lmvec", "-lm"});
+    // Two steps, so that the fast-math flags reach the code generator but not the linker
+    // (see HostCompiler::link_flags).
+    run_compiler(source, output + ".cpp", {"-c", "-o", object});
+    const HostCompiler& hc = host_compiler();
+    std::vector<std::string> argv = {hc.path, "-o", output, object};
+    for (auto& flag : split_flags(hc.link_flags)) argv.push_back(std::move(flag));
+    ProcessResult r = run_process(argv);
+    if (r.status != 0) throw std::runtime_error("[cpu] linking the kernel module failed: " + r.output.substr(0, 2000));
   } catch (...) {
+    unlink(object.c_str());
     unlink(output.c_str());
     throw;
   }
+  unlink(object.c_str());
 }
 
 }  // namespace metalgpu::cpu

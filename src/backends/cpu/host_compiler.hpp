@@ -8,7 +8,13 @@ namespace metalgpu::cpu {
 struct HostCompiler {
   std::string path;     // the compiler executable
   std::string version;  // its --version line, part of the cache key
-  std::string flags;    // the flags used, part of the cache key
+  // Kernels compile to an object with compile_flags (fast math, as Metal), then link into a
+  // shared library with link_flags, which never hold fast-math flags: linking with them makes
+  // g++ and clang add crtfastmath.o, whose constructor turns on flush-to-zero in the process
+  // that loads the module.
+  std::string compile_flags;
+  std::string link_flags;
+  std::string flags;  // all of the above, part of the cache key
 };
 
 // Finds the compiler once per process; throws NotAvailable if there is none.

@@ -28,26 +28,33 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
+void ThreadPool::run_chunks(const Job& job, std::uint64_t n, std::uint64_t grain) {
   for (;;) {
-    std::uint64_t begin = next_.fetch_add(grain_, std::memory_order_acq_rel);
-    if (begin >= n_) return;
-    std::uint64_t end = begin + grain_ < n_ ? begin + grain_ : n_;
-    (*job_)(begin, end);
+    std::uint64_t begin = next_.fetch_add(grain, std::memory_order_relaxed);
+    if (begin >= n) return;
+    std::uint64_t end = n - begin > grain ? begin + grain : n;
+    job(begin, end);
   }
 }
 
 void ThreadPool::worker_loop() {
   std::uint64_t seen = 0;
   for (;;) {
+    const Job* job;
+    std::uint64_t n, grain;
     {
       std::unique_lock<std::mutex> lock(m_);
       wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
       if (stop_) return;
       seen = generation_;
+      // Woke too late: the job is closed (its caller may have returned). Wait for the next one.
+      if (!open_) continue;
+      job = job_;
+      n = n_;
+      grain = grain_;
       ++busy_;
     }
-    run_chunks();
+    run_chunks(*job, n, grain);
     {
       std::lock_guard<std::mutex> lock(m_);
       if (--busy_ == 0) finished_.notify_all();
@@ -69,15 +76,18 @@ void ThreadPool::parallel_for(std::uint64_t n, std::uint64_t grain,
     job_ = &fn;
     n_ = n;
     grain_ = grain;
-    next_.store(0, std::memory_order_release);
+    next_.store(0, std::memory_order_relaxed);  // published to workers by the mutex
+    open_ = true;
     ++generation_;
   }
   wake_.notify_all();
-  run_chunks();
+  run_chunks(fn, n, grain);
   std::unique_lock<std::mutex> lock(m_);
-  // Workers that woke late find no chunks left and leave at once; wait for those still busy.
-  finished_.wait(lock, [&] { return busy_ == 0; });
+  // All chunks are taken. Close the job so that no worker joins from here on, then wait for
+  // those that joined (busy_ counts them, under the same lock) to finish their chunks.
+  open_ = false;
   job_ = nullptr;
+  finished_.wait(lock, [&] { return busy_ == 0; });
 }
 
 }  // namespace metalgpu::cpu

@@ -26,8 +26,11 @@ class ThreadPool {
                     const std::function<void(std::uint64_t, std::uint64_t)>& fn);
 
  private:
+  using Job = std::function<void(std::uint64_t, std::uint64_t)>;
   void worker_loop();
-  void run_chunks();
+  // Takes chunks of the current job until none is left. The job's fields are passed in (read
+  // under the lock) rather than read from members, which the next parallel_for may reset.
+  void run_chunks(const Job& job, std::uint64_t n, std::uint64_t grain);
 
   std::vector<std::thread> workers_;
   std::mutex submit_;  // one job at a time
@@ -35,10 +38,14 @@ class ThreadPool {
   std::condition_variable wake_, finished_;
   std::uint64_t generation_ = 0;
   bool stop_ = false;
-  const std::function<void(std::uint64_t, std::uint64_t)>* job_ = nullptr;
+  // True from the moment parallel_for publishes a job until it starts waiting for the workers:
+  // a worker that wakes after that must not join (parallel_for may already have returned and
+  // the next call be resetting the fields below). All guarded by m_, except next_.
+  bool open_ = false;
+  const Job* job_ = nullptr;
   std::uint64_t n_ = 0, grain_ = 1;
   std::atomic<std::uint64_t> next_{0};
-  unsigned busy_ = 0;
+  unsigned busy_ = 0;  // workers that joined the current job and have not left it
 };
 
 }  // namespace metalgpu::cpu
