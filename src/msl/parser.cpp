@@ -490,6 +490,13 @@ void SourceModel::analyse() {
       }
     }
 
+    if (id == "__extension__") {
+      // GNU's marker that only silences pedantic warnings (ggml's anonymous unions); NVRTC
+      // rejects it where clang and g++ accept it.
+      actions_[i] = TokenAction::drop;
+      continue;
+    }
+
     if (id == "coherent") {
       // `coherent(system) device T*`: memory coherence across devices; one address space here.
       actions_[i] = TokenAction::drop;

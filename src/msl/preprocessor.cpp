@@ -924,6 +924,9 @@ void Preprocessor::include(Tokens& line) {
   }
   const auto& [name, angled] = *header;
   const Resolved r = resolve_include(name, angled);
+  if (r.kind == Resolved::missing && name.rfind("MetalPerformancePrimitives/", 0) == 0)
+    fail(hash, "'" + name + "': MetalPerformancePrimitives (Apple's tensor operations for M5-class "
+                            "GPUs) is not available on this backend");
   if (r.kind == Resolved::missing) fail(hash, "'" + name + "' file not found");
   if (r.kind == Resolved::builtin) return;
   if (files_.size() >= std::size_t(kMaxIncludeDepth)) {
