@@ -1,0 +1,125 @@
+"""Language features real libraries use (ggml, MLX), each in a small kernel of our own:
+constant pointers stay const, address-space overloads, function-constant indices written as
+expressions, deduced instantiations, class-scope specializations, GNU range designators,
+partial vector initialisation, Apple's __metal_* builtins, bfloat's conversions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import mg
+from kernel_helpers import run_arrays
+
+PRELUDE = "#include <metal_stdlib>\nusing namespace metal;\n"
+
+
+def test_constant_pointer_reaches_a_helper_taking_constant(iface):
+    iface.load_shader_from_string(PRELUDE + """
+constant float table[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+float pick(constant float* t, uint i) { return t[i % 4]; }
+float pick(device const float* t, uint i) { return t[i % 4]; }
+kernel void k(device float* out [[buffer(0)]], device const float* d [[buffer(1)]],
+              uint i [[thread_position_in_grid]]) { out[i] = pick(table, i) + pick(d, i); }
+""")
+    d = np.array([10, 20, 30, 40], np.float32)
+    out = run_arrays(iface, "k", [np.zeros(8, np.float32), d], 8)[0]
+    # (Overloads that differ only in address space become one function: the first. Real
+    # libraries give them the same body.)
+    np.testing.assert_array_equal(out, np.tile([1, 2, 3, 4], 2) + np.tile(d, 2))
+
+
+def test_writing_through_a_constant_pointer_is_a_compile_error(iface):
+    with pytest.raises(mg.CompileError):
+        iface.load_shader_from_string(PRELUDE + """
+void bad(constant float* p) { p[0] = 1.0f; }
+kernel void k(device float* out [[buffer(0)]]) { out[0] = 0; }
+""")
+        iface.set_function("k")
+
+
+def test_address_space_overloads_of_operators_and_specializations(iface):
+    iface.load_shader_from_string(PRELUDE + """
+struct acc { float v; };
+void operator+=(thread acc& a, float x) { a.v += x; }
+void operator+=(device acc& a, float x) { a.v += x; }
+template <typename T> struct elem {};
+template <typename T> struct elem<thread T*> { using type = T; };
+template <typename T> struct elem<device T*> { using type = T; };
+kernel void k(device acc* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  acc a{1.0f};
+  a += 2.0f;
+  out[i] += a.v + float(sizeof(typename elem<device float*>::type));
+}
+""")
+    out = run_arrays(iface, "k", [np.ones(4, np.float32)], 4)[0]
+    np.testing.assert_array_equal(out, [8, 8, 8, 8])
+
+
+def test_function_constant_indices_written_as_expressions(iface):
+    iface.load_shader_from_string(PRELUDE + """
+#define FC_BASE 1300
+constant short op   [[function_constant(FC_BASE + 0)]];
+constant float gain [[function_constant(FC_BASE + 1)]];
+kernel void k(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  out[i] = op == 1 ? gain * float(i) : -1.0f;
+}
+""")
+    iface.set_function("k", constants={1300: 1, 1301: 2.5})
+    out = iface.create_buffer(4, "float")
+    iface.run_function(4, [out])
+    np.testing.assert_array_equal(out.contents, [0, 2.5, 5, 7.5])
+    with pytest.raises(ValueError, match="1302"):
+        iface.set_function("k", constants={1302: 1})
+
+
+def test_instantiation_with_deduced_template_arguments(iface):
+    iface.load_shader_from_string(PRELUDE + """
+template <int N> struct params { int scale[N]; };
+template <int N>
+[[kernel]] void scaled(device float* out [[buffer(0)]], constant params<N>* p [[buffer(1)]],
+                       uint i [[thread_position_in_grid]]) { out[i] = float(p->scale[N - 1] * int(i)); }
+template [[host_name("scaled_2")]] [[kernel]] void scaled(device float* out [[buffer(0)]],
+    constant params<2>* p [[buffer(1)]], uint i [[thread_position_in_grid]]);
+""")
+    out = run_arrays(iface, "scaled_2", [np.zeros(4, np.float32), np.array([5, 3], np.int32)], 4)[0]
+    np.testing.assert_array_equal(out, [0, 3, 6, 9])
+
+
+def test_class_scope_specialization_range_designator_and_partial_vectors(iface):
+    iface.load_shader_from_string(PRELUDE + """
+struct op {
+  template <typename T> T operator()(T x) { return x + T(1); }
+  template <> float operator()(float x) { return x * 10.0f; }
+};
+kernel void k(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  float acc[4] = { [0 ... 3] = 0.5f };
+  uint4 v = {1u, 2u, 3u};
+  out[i] = op()(float(i)) + float(op()(int(i))) + acc[i % 4] + float(v.z + v.w);
+}
+""")
+    out = run_arrays(iface, "k", [np.zeros(4, np.float32)], 4)[0]
+    i = np.arange(4)
+    np.testing.assert_array_equal(out, i * 10 + (i + 1) + 0.5 + 3)
+
+
+def test_metal_builtins_and_bfloat_conversions(iface):
+    iface.load_shader_from_string(PRELUDE + """
+kernel void k(device float* out [[buffer(0)]], device const bfloat* b [[buffer(1)]],
+              uint i [[thread_position_in_grid]]) {
+  bfloat x = b[i];
+  float f = i % 2 ? x : 0.25f;            // bfloat and float: float
+  uint u = x;                             // bfloat converts to integers implicitly
+  f += x;                                 // float += bfloat
+  out[i] = __metal_fmax(f, 0.0f, __METAL_FAST_MATH__) + float(u) + metal::precise::sqrt(4.0f);
+}
+""")
+    vals = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    b = iface.create_buffer(4, "bfloat")
+    b.contents.view(np.uint16)[:] = (vals.view(np.uint32) >> 16).astype(np.uint16)
+    out = iface.create_buffer(4, "float")
+    iface.set_function("k")
+    iface.run_function(4, [out, b])
+    out = out.contents
+    f = np.where(np.arange(4) % 2 == 1, vals, 0.25) + vals
+    np.testing.assert_array_equal(out, np.maximum(f, 0) + vals + 2)
