@@ -67,9 +67,6 @@ def test_ggml_loads(cpu):
     assert "kernel_unary_f32_f32" in names
 
 
-@pytest.mark.xfail(reason="bfloat kernels: `c ? bfloat_value : 0` is ambiguous for the bfloat class "
-                   "(ggml-metal.metal:10530); Metal's builtin bfloat takes the usual arithmetic "
-                   "conversions", strict=True)
 def test_ggml_loads_with_bfloat(cpu):
     load_ggml(cpu, bf16=True)
     assert len(cpu.function_names()) >= 680

@@ -123,3 +123,22 @@ kernel void k(device float* out [[buffer(0)]], device const bfloat* b [[buffer(1
     out = out.contents
     f = np.where(np.arange(4) % 2 == 1, vals, 0.25) + vals
     np.testing.assert_array_equal(out, np.maximum(f, 0) + vals + 2)
+
+
+def test_conditional_with_an_integer_literal_takes_the_other_operands_type(iface):
+    iface.load_shader_from_string(PRELUDE + """
+kernel void k(device float* out [[buffer(0)]], device const bfloat* b [[buffer(1)]],
+              device const int* p [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+  bfloat x = i % 2 ? b[i] : 0;                  // bfloat, not int: 2.5 stays 2.5
+  device const int* q = i < 2 ? p : 0;          // a null pointer
+  int n = i > 0 ? 7 : 0;                        // two literals: int
+  out[i] = float(x) + (q ? float(q[i]) : -1.0f) + float(n) + (i == 3 ? 0.5f : 0);
+}
+""")
+    b = iface.create_buffer(4, "bfloat")
+    b.contents.view(np.uint16)[:] = (np.full(4, 2.5, np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    p = iface.array_to_buffer(np.array([10, 20, 30, 40], np.int32))
+    out = iface.create_buffer(4, "float")
+    iface.set_function("k")
+    iface.run_function(4, [out, b, p])
+    np.testing.assert_array_equal(out.contents, [0 + 10 + 0, 2.5 + 20 + 7, 0 - 1 + 7, 2.5 - 1 + 7 + 0.5])

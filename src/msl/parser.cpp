@@ -176,7 +176,55 @@ SourceModel::SourceModel(Lexed lexed, std::string main_path)
   analyse();
   drop_address_space_overloads();
   rewrite_range_designators();
+  type_conditional_literals();
   find_swizzles();
+}
+
+// `c ? x : 0`: Metal's usual arithmetic conversions make the literal take x's type, bfloat
+// included. A class bfloat converts to int and from int, which C++ calls ambiguous in a
+// conditional; so an integer literal facing a non-literal operand becomes a value that converts
+// to the other operand's type only (::metal::mg_int_literal).
+void SourceModel::type_conditional_literals() {
+  auto& toks = lexed_.tokens;
+  auto integer_literal = [&](std::size_t k) {
+    const Token& t = toks[k];
+    if (t.kind != TokenKind::number || actions_[k] != TokenAction::keep) return false;
+    return t.text.find_first_of(".eEpPhHfF") == std::string::npos ||
+           (t.text.size() > 1 && (t.text[1] == 'x' || t.text[1] == 'X') &&
+            t.text.find_first_of(".pP") == std::string::npos);
+  };
+  auto wrap = [&](std::size_t k) {
+    actions_[k] = TokenAction::replace;
+    replacements_[k] = "::metal::mg_int_literal<decltype(" + toks[k].text + "), " + toks[k].text + ">{}";
+  };
+  for (std::size_t q = 0; q < toks.size() && toks[q].kind != TokenKind::end; ++q) {
+    if (!is(q, "?") || actions_[q] != TokenAction::keep) continue;
+    // The ':' of this '?', past nested brackets and conditionals.
+    std::size_t colon = std::string::npos;
+    int depth = 0, nested = 0;
+    for (std::size_t k = q + 1; k < toks.size() && toks[k].kind != TokenKind::end; ++k) {
+      if (is(k, "(") || is(k, "[") || is(k, "{")) ++depth;
+      else if (is(k, ")") || is(k, "]") || is(k, "}")) { if (--depth < 0) break; }
+      else if (depth == 0 && is(k, ";")) break;
+      else if (depth == 0 && is(k, "?")) ++nested;
+      else if (depth == 0 && is(k, ":")) {
+        if (nested == 0) { colon = k; break; }
+        --nested;
+      }
+    }
+    if (colon == std::string::npos) continue;
+    // The third operand: up to the end of the conditional expression.
+    std::size_t end = colon + 1;
+    for (depth = 0; end < toks.size() && toks[end].kind != TokenKind::end; ++end) {
+      if (is(end, "(") || is(end, "[") || is(end, "{")) ++depth;
+      else if (is(end, ")") || is(end, "]") || is(end, "}")) { if (--depth < 0) break; }
+      else if (depth == 0 && (is(end, ";") || is(end, ",") || is(end, ":") || is(end, "?"))) break;
+    }
+    const bool second_literal = colon == q + 2 && integer_literal(q + 1);
+    const bool third_literal = end == colon + 2 && integer_literal(colon + 1);
+    if (second_literal == third_literal) continue;  // neither, or both (then the type is int)
+    wrap(second_literal ? q + 1 : colon + 1);
+  }
 }
 
 // GNU range designators, `float s[N] = { [0 ... N - 1] = 0.0f };` (ggml), which C++ compilers

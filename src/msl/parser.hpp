@@ -85,6 +85,7 @@ class SourceModel {
   void collect_field_names();
   void find_swizzles();
   void rewrite_range_designators();
+  void type_conditional_literals();
   void drop_address_space_overloads();
   std::string overload_key(std::size_t start, std::size_t close) const;
   std::size_t postfix_start(std::size_t dot) const;

@@ -153,6 +153,15 @@ template<> struct mg_is_class_scalar<half> : true_type {};
   MG_FN X operator++(int) { X t = *this; ++*this; return t; }                                    \
   MG_FN X operator--(int) { X t = *this; --*this; return t; }
 
+// An integer literal that is an operand of `?:` beside a non-literal (the translator makes
+// it one): it converts to the other operand's type, as Metal's arithmetic conversions would
+// convert it, and nothing converts to it, so the conditional has the other operand's type.
+template<class L, L V> struct mg_int_literal {
+  template<class T, enable_if_t<!is_pointer<T>::value, int> = 0>
+  MG_FN constexpr operator T() const { return T(V); }
+  template<class T> MG_FN constexpr operator T*() const { return nullptr; }  // `p ? p : 0`
+};
+
 #if MG_HALF_IS_FLOAT16
 template<class T> struct mg_is_half : is_same<remove_cv_t<T>, _Float16> {};
 #else
