@@ -910,3 +910,45 @@ def test_atomics_without_cooperation(iface):
     np.testing.assert_array_equal(hist.contents, np.bincount(x % 16, minlength=16))
     assert total.contents[0] == n
     assert big.contents[0] == (x.astype(np.int64) << 20).sum()
+
+
+PER_KERNEL_SOURCE = """
+#include <metal_stdlib>
+using namespace metal;
+float synced(float x) { threadgroup_barrier(mem_flags::mem_threadgroup); return x; }
+struct Reduce { float run(float x) { return simd_sum(x); } };
+struct Negate { float apply(float x) { return -x; } };
+template <typename Op> kernel void through(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  Op op; o[i] = op.run(o[i]);
+}
+template <typename Op> kernel void mapped(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  o[i] = Op().apply(o[i]);
+}
+template [[host_name("through_reduce")]] kernel void through<Reduce>(device float*, uint);
+template [[host_name("mapped_negate")]] kernel void mapped<Negate>(device float*, uint);
+kernel void plain(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) { o[i] = cos(o[i]); }
+kernel void calls_helper(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) { o[i] = synced(o[i]); }
+kernel void storage(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]],
+                    uint l [[thread_index_in_threadgroup]]) {
+  threadgroup float t[64]; t[l] = o[i]; threadgroup_barrier(mem_flags::mem_threadgroup); o[i] = t[63 - l];
+}
+"""
+
+
+@pytest.mark.parametrize("kernel,cooperates", [
+    ("plain", False), ("mapped_negate", False), ("calls_helper", True), ("through_reduce", True),
+    ("storage", True)])
+def test_cooperation_is_decided_per_kernel_from_what_it_calls(kernel, cooperates):
+    # Issue 11: a file-wide flag ran every kernel of a file as fibers once one had a barrier.
+    out = mg.translate(PER_KERNEL_SOURCE, kernel, target="cpu")
+    assert ("run_groups_cooperative" in out) == cooperates
+
+
+def test_plain_and_cooperative_kernels_of_one_file_compute_correctly(iface):
+    iface.load_shader_from_string(PER_KERNEL_SOURCE)
+    x = np.arange(64, dtype=np.float32)
+    for name, expect in [("plain", np.cos(x)), ("mapped_negate", -x), ("storage", x[::-1]),
+                         ("through_reduce", np.tile([x[:32].sum(), x[32:].sum()], (32, 1)).T.ravel())]:
+        buf = iface.array_to_buffer(x)
+        iface.run_function(64, [buf], function_name=name, threadgroup=64)
+        np.testing.assert_allclose(buf.contents, expect, rtol=1e-6, err_msg=name)

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "metalgpu/errors.hpp"
+#include "msl/structure.hpp"
 
 namespace metalgpu::msl {
 namespace {
@@ -71,11 +72,6 @@ bool is_assignment(const std::string& s) {
          s == "|=" || s == "^=" || s == "<<=" || s == ">>=";
 }
 
-// Functions whose presence means the threads of a group must run interleaved.
-bool is_cooperative_call(const std::string& s) {
-  return s == "threadgroup_barrier" || s == "simdgroup_barrier" || s.rfind("simd_", 0) == 0 ||
-         s.rfind("quad_", 0) == 0 || s.rfind("simdgroup_", 0) == 0;
-}
 
 // Integer constant expressions of literals (what attribute arguments hold after macro
 // expansion): + - * / % << >> & | ^ ~ ! and parentheses. False if it is anything else.
@@ -442,7 +438,6 @@ void SourceModel::analyse() {
 
     if (t.kind != TokenKind::identifier) continue;
     const std::string& id = t.text;
-    if (is_cooperative_call(id)) cooperative_ = true;
 
     // Fields of records: names a '.xy' must not be mistaken for a swizzle of.
     if (kind == Scope::cls && paren == 0 && i + 1 < toks.size()) {
@@ -583,17 +578,44 @@ void SourceModel::analyse() {
         // `threadgroup float tile[16][16];`: storage shared by the threadgroup.
         actions_[i] = TokenAction::replace;
         replacements_[i] = "MG_THREADGROUP_STORAGE";
-        cooperative_ = true;
+        storage_tokens_.push_back(i);
       }
     }
   }
   if (!scopes.empty()) fail(toks.size() - 1, "unbalanced '{' at end of input");
 
+  for (auto& k : kernels_) assign_slots(k);
+  decide_cooperation();
+}
+
+// Per kernel, from the structural model: its own body, what it calls (transitively), and the
+// types its instantiation names (`unary_v<float, float, Exp>` runs Exp's members).
+void SourceModel::decide_cooperation() {
+  if (kernels_.empty()) return;
+  const Structure structure(lexed_);
+  std::vector<bool> cooperative_ids;
+  const std::vector<bool> coop = cooperating_definitions(lexed_, structure, storage_tokens_, &cooperative_ids);
+  std::unordered_map<std::size_t, bool> by_declaration;
   for (auto& k : kernels_) {
-    assign_slots(k);
-    bool uses_threadgroup_memory = false;
-    for (const auto& p : k.params) uses_threadgroup_memory |= p.role == ParamRole::threadgroup_memory;
-    k.cooperative = cooperative_ || uses_threadgroup_memory;
+    auto it = by_declaration.find(k.decl_token);
+    if (it == by_declaration.end()) {
+      const int d = structure.function_at(k.decl_token);
+      it = by_declaration.emplace(k.decl_token, d >= 0 && coop[std::size_t(d)]).first;
+    }
+    bool cooperative = it->second;
+    for (const auto& p : k.params) cooperative |= p.role == ParamRole::threadgroup_memory;
+    for (std::size_t a = 0; !cooperative && a < k.call.size();) {
+      if (!(std::isalpha(static_cast<unsigned char>(k.call[a])) || k.call[a] == '_')) {
+        ++a;
+        continue;
+      }
+      std::size_t b = a;
+      while (b < k.call.size() && (std::isalnum(static_cast<unsigned char>(k.call[b])) || k.call[b] == '_')) ++b;
+      const int id = structure.id(k.call.substr(a, b - a));
+      cooperative |= id >= 0 && std::size_t(id) < cooperative_ids.size() && cooperative_ids[std::size_t(id)];
+      a = b;
+    }
+    k.cooperative = cooperative;
   }
 }
 
@@ -1037,6 +1059,7 @@ std::size_t SourceModel::handle_kernel(std::size_t marker, std::size_t stmt_begi
   if (open == std::string::npos || open == 0 || toks[open - 1].kind != TokenKind::identifier)
     fail(marker, "cannot find the kernel function's name and parameters");
   std::string fname = toks[open - 1].text;
+  info.decl_token = open;
   info.name = fname;
   info.call = fname;
   for (auto& [name, args] : attrs) {

@@ -42,7 +42,10 @@ struct KernelInfo {
   int file = 0;
   int line = 0;
   unsigned max_total_threads = 0;  // [[max_total_threads_per_threadgroup(n)]], 0 if absent
-  bool cooperative = false;        // uses barriers or SIMD-group functions
+  // Uses barriers, SIMD-group functions or threadgroup memory, itself or through what it calls
+  // (decided per kernel: a plain kernel keeps its speed beside cooperating ones).
+  bool cooperative = false;
+  std::size_t decl_token = 0;      // the '(' of the kernel function's parameter list
 };
 
 struct FunctionConstant {
@@ -77,7 +80,6 @@ class SourceModel {
   const std::string& replacement(std::size_t i) const { return replacements_.at(i); }
   // For constant_defined: index into function_constants().
   int constant_ref(std::size_t i) const { return constant_refs_.at(i); }
-  bool cooperative() const { return cooperative_; }
 
  private:
   struct Scope;
@@ -104,6 +106,7 @@ class SourceModel {
   std::string text(std::size_t begin, std::size_t end) const;  // tokens [begin, end) joined
   bool is(std::size_t i, const char* spelling) const;
   void assign_slots(KernelInfo& k);
+  void decide_cooperation();
 
   struct TemplateKernel {
     KernelInfo info;                        // params spelled with the template's names
@@ -119,7 +122,7 @@ class SourceModel {
   std::vector<KernelInfo> kernels_;
   std::unordered_map<std::string, TemplateKernel> templates_;
   std::vector<FunctionConstant> constants_;
-  bool cooperative_ = false;
+  std::vector<std::size_t> storage_tokens_;  // `threadgroup T x[...]` declarations
 };
 
 }  // namespace metalgpu::msl

@@ -1,0 +1,251 @@
+#include "msl/structure.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace metalgpu::msl {
+namespace {
+
+const std::set<std::string, std::less<>> kRecordKeywords = {"struct", "class", "union"};
+
+// Metal's SIMD-group and quad-group functions (an exact list: libraries name their own helpers
+// simd_size, simd_reduce ...), barriers and the builtins Apple's headers build them from.
+const std::set<std::string, std::less<>> kCooperative = {
+    "threadgroup_barrier", "simdgroup_barrier",
+    "simd_sum", "simd_product", "simd_min", "simd_max", "simd_and", "simd_or", "simd_xor",
+    "simd_prefix_inclusive_sum", "simd_prefix_exclusive_sum", "simd_prefix_inclusive_product",
+    "simd_prefix_exclusive_product", "simd_shuffle", "simd_shuffle_up", "simd_shuffle_down",
+    "simd_shuffle_xor", "simd_shuffle_rotate_up", "simd_shuffle_rotate_down",
+    "simd_shuffle_and_fill_up", "simd_shuffle_and_fill_down", "simd_broadcast",
+    "simd_broadcast_first", "simd_ballot", "simd_active_threads_mask", "simd_all", "simd_any",
+    "simd_is_first", "simd_vote",
+    "quad_sum", "quad_product", "quad_min", "quad_max", "quad_and", "quad_or", "quad_xor",
+    "quad_prefix_inclusive_sum", "quad_prefix_exclusive_sum", "quad_prefix_inclusive_product",
+    "quad_prefix_exclusive_product", "quad_shuffle", "quad_shuffle_up", "quad_shuffle_down",
+    "quad_shuffle_xor", "quad_shuffle_rotate_up", "quad_shuffle_rotate_down",
+    "quad_shuffle_and_fill_up", "quad_shuffle_and_fill_down", "quad_broadcast",
+    "quad_broadcast_first", "quad_ballot", "quad_active_threads_mask", "quad_all", "quad_any",
+    "quad_is_first", "quad_vote",
+    "__metal_get_thread_index_in_simdgroup",
+};
+
+}  // namespace
+
+bool is_cooperative_function(const std::string& name) {
+  // simdgroup_matrix and its functions spread one matrix over the lanes of a SIMD group.
+  return kCooperative.count(name) != 0 || name.rfind("simdgroup_", 0) == 0 ||
+         name.rfind("make_filled_simdgroup_matrix", 0) == 0 || name.rfind("__metal_simd_", 0) == 0;
+}
+
+Structure::Structure(const Lexed& lexed) : lexed_(lexed) {
+  token_ids_.assign(lexed_.tokens.size(), -1);
+  for (std::size_t i = 0; i < lexed_.tokens.size(); ++i)
+    if (lexed_.tokens[i].kind == TokenKind::identifier) token_ids_[i] = intern(lexed_.tokens[i].text);
+  scan();
+}
+
+int Structure::intern(const std::string& name) {
+  auto [it, inserted] = ids_.emplace(name, int(ids_.size()));
+  return it->second;
+}
+
+int Structure::id(const std::string& name) const {
+  auto it = ids_.find(name);
+  return it == ids_.end() ? -1 : it->second;
+}
+
+std::vector<int> Structure::identifiers(std::size_t begin, std::size_t end) const {
+  std::vector<int> out;
+  for (std::size_t i = begin; i < end && i < token_ids_.size(); ++i)
+    if (token_ids_[i] >= 0) out.push_back(token_ids_[i]);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool Structure::is(std::size_t i, const char* s) const {
+  const Token& t = lexed_.tokens[i];
+  return t.kind != TokenKind::string_literal && t.kind != TokenKind::end && t.text == s;
+}
+
+std::size_t Structure::matching(std::size_t open) const {
+  int depth = 0;
+  for (std::size_t i = open; i < lexed_.tokens.size(); ++i) {
+    if (lexed_.tokens[i].kind != TokenKind::punct) continue;
+    if (is(i, "{")) ++depth;
+    else if (is(i, "}") && --depth == 0) return i;
+  }
+  return lexed_.tokens.size() - 1;
+}
+
+void Structure::scan() {
+  const auto& toks = lexed_.tokens;
+  enum Kind { ns, rec, fn, other };
+  struct Scope {
+    Kind kind;
+    int def;
+    int saved_paren;
+  };
+  std::vector<Scope> scopes;
+  std::size_t stmt = 0;
+  int paren = 0;
+  auto kind = [&] { return scopes.empty() ? ns : scopes.back().kind; };
+  auto enclosing_record = [&]() -> int {
+    return !scopes.empty() && scopes.back().kind == rec ? scopes.back().def : -1;
+  };
+  for (std::size_t i = 0; i < toks.size(); ++i) {
+    const Token& t = toks[i];
+    if (t.kind == TokenKind::end) break;
+    if (t.kind != TokenKind::punct) continue;
+    const std::string& p = t.text;
+    if (p == "(" || p == "[") ++paren;
+    else if (p == ")" || p == "]") --paren;
+    else if (p == ";" && paren == 0) stmt = i + 1;
+    else if (p == ":" && paren == 0 && i > 0 && (is(i - 1, "public") || is(i - 1, "private") || is(i - 1, "protected")))
+      stmt = i + 1;
+    else if (p == "{") {
+      Scope scope{other, -1, paren};
+      if (paren == 0 && (kind() == ns || kind() == rec)) {
+        // What the declaration before this brace defines.
+        bool has_namespace = false, has_record = false, has_enum = false, assigned = false;
+        std::size_t first_paren = std::string::npos, init_colon = std::string::npos;
+        int depth = 0;
+        for (std::size_t k = stmt; k < i; ++k) {
+          if (is(k, "(") || is(k, "[")) {
+            if (depth == 0 && is(k, "(") && first_paren == std::string::npos) first_paren = k;
+            ++depth;
+          } else if (is(k, ")") || is(k, "]")) {
+            --depth;
+          } else if (depth == 0) {
+            if (is(k, "namespace")) has_namespace = true;
+            if (is(k, "enum")) has_enum = true;
+            if (is(k, "=") && first_paren == std::string::npos) assigned = true;
+            if (toks[k].kind == TokenKind::identifier && kRecordKeywords.count(toks[k].text) &&
+                first_paren == std::string::npos)
+              has_record = true;
+            if (is(k, ":") && first_paren != std::string::npos && init_colon == std::string::npos) init_colon = k;
+          }
+        }
+        if (has_namespace) {
+          scope.kind = ns;
+        } else if (has_record && !has_enum && !assigned) {
+          scope.kind = rec;
+          Definition d;
+          d.kind = Definition::record;
+          for (std::size_t k = stmt; k < i; ++k)
+            if (toks[k].kind == TokenKind::identifier && kRecordKeywords.count(toks[k].text)) {
+              std::size_t n = k + 1;
+              while (n < i && is(n, "[") ) {  // [[attributes]]
+                int d2 = 0;
+                for (; n < i; ++n) {
+                  if (is(n, "[")) ++d2;
+                  else if (is(n, "]") && --d2 == 0) { ++n; break; }
+                }
+              }
+              if (n < i && toks[n].kind == TokenKind::identifier) d.name = toks[n].text;
+              break;
+            }
+          d.head = stmt;
+          d.open = i;
+          d.owner = enclosing_record();
+          scope.def = int(defs_.size());
+          defs_.push_back(std::move(d));
+        } else if (!has_enum && !assigned && first_paren != std::string::npos && first_paren > stmt) {
+          // `S(int x) : a{x}, b(y) {`: braces of member initialisers are not the body.
+          if (init_colon != std::string::npos && i > init_colon + 1 &&
+              (toks[i - 1].kind == TokenKind::identifier || is(i - 1, ">"))) {
+            i = matching(i);
+            continue;
+          }
+          scope.kind = fn;
+          Definition d;
+          d.kind = Definition::function;
+          const std::size_t n = first_paren - 1;
+          if (is(n, "operator")) d.name = "operator()";
+          else if (n > stmt && is(n - 1, "operator")) d.name = "operator" + toks[n].text;
+          else d.name = toks[n].text;
+          d.head = stmt;
+          d.open = i;
+          d.owner = enclosing_record();
+          scope.def = int(defs_.size());
+          defs_.push_back(std::move(d));
+        }
+      }
+      scopes.push_back(scope);
+      paren = 0;
+      stmt = i + 1;
+    } else if (p == "}") {
+      if (scopes.empty()) continue;  // unbalanced input: the parser reports it
+      const Scope s = scopes.back();
+      scopes.pop_back();
+      if (s.def >= 0) {
+        defs_[std::size_t(s.def)].close = i;
+        if (defs_[std::size_t(s.def)].kind == Definition::function)
+          defs_[std::size_t(s.def)].uses = identifiers(defs_[std::size_t(s.def)].head, i);
+      }
+      paren = s.saved_paren;
+      stmt = i + 1;
+    }
+  }
+}
+
+int Structure::function_at(std::size_t t) const {
+  int best = -1;
+  for (std::size_t d = 0; d < defs_.size(); ++d) {
+    const Definition& def = defs_[d];
+    if (def.kind != Definition::function || t < def.head || t > def.close) continue;
+    if (best < 0 || def.head >= defs_[std::size_t(best)].head) best = int(d);
+  }
+  return best;
+}
+
+std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s,
+                                          const std::vector<std::size_t>& storage_tokens,
+                                          std::vector<bool>* cooperative_ids) {
+  const auto& defs = s.definitions();
+  std::vector<bool> coop(defs.size(), false);
+  // Names of cooperative primitives the unit spells.
+  std::vector<bool> ids;
+  {
+    std::size_t count = 0;
+    for (const auto& t : lexed.tokens)
+      if (t.kind == TokenKind::identifier) count = std::max(count, std::size_t(s.id(t.text) + 1));
+    ids.assign(count, false);
+    for (const auto& t : lexed.tokens)
+      if (t.kind == TokenKind::identifier && is_cooperative_function(t.text)) ids[std::size_t(s.id(t.text))] = true;
+  }
+  for (std::size_t t : storage_tokens)
+    if (int d = s.function_at(t); d >= 0) coop[std::size_t(d)] = true;
+  // Propagate through uses until nothing changes: a function using a cooperative name
+  // cooperates; a record with a cooperative member makes its name cooperative.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t d = 0; d < defs.size(); ++d) {
+      const Definition& def = defs[d];
+      if (def.kind != Definition::function) continue;
+      if (!coop[d])
+        for (int u : def.uses)
+          if (ids[std::size_t(u)]) {
+            coop[d] = true;
+            break;
+          }
+      if (!coop[d]) continue;
+      auto mark = [&](const std::string& name) {
+        const int i = s.id(name);
+        if (i >= 0 && !ids[std::size_t(i)]) {
+          ids[std::size_t(i)] = true;
+          changed = true;
+        }
+      };
+      mark(def.name);
+      for (int r = def.owner; r >= 0; r = defs[std::size_t(r)].owner) {
+        coop[std::size_t(r)] = true;
+        mark(defs[std::size_t(r)].name);
+      }
+    }
+  }
+  if (cooperative_ids) *cooperative_ids = std::move(ids);
+  return coop;
+}
+
+}  // namespace metalgpu::msl
