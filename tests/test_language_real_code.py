@@ -142,3 +142,17 @@ kernel void k(device float* out [[buffer(0)]], device const bfloat* b [[buffer(1
     iface.set_function("k")
     iface.run_function(4, [out, b, p])
     np.testing.assert_array_equal(out.contents, [0 + 10 + 0, 2.5 + 20 + 7, 0 - 1 + 7, 2.5 - 1 + 7 + 0.5])
+
+
+@pytest.mark.parametrize("source,message", [
+    ("kernel void k(device float* o [[buffer(0)]], uint id [[thread_postion_in_grid]]) { o[id] = 1; }",
+     r"unknown attribute \[\[thread_postion_in_grid\]\].*did you mean \[\[thread_position_in_grid\]\]"),
+    ("kernel float k(device float* o [[buffer(0)]]) { return 1; }", "must return void"),
+    ("kernel void k(float* o [[buffer(0)]]) { o[0] = 1; }", "pointer without an address space"),
+    ("kernel void k(device float* o [[buffer(0)]]) { double d = 1; o[0] = d; }", "'double' is not a Metal type"),
+])
+def test_code_apples_compiler_rejects_is_rejected_at_its_line(iface, source, message):
+    # Issue 11: a kernel that passes here and fails on a Mac is a bug for our users.
+    with pytest.raises(mg.CompileError, match=message) as info:
+        iface.load_shader_from_string("\n" + source)
+    assert info.value.lineno == 2

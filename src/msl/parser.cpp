@@ -34,6 +34,28 @@ const std::set<std::string, std::less<>> kStandardAttributes = {
 const std::set<std::string, std::less<>> kAddressSpaces = {"device", "constant", "threadgroup",
                                                            "thread"};
 
+// Attributes Metal knows on a kernel's parameters besides the built-ins (kBuiltins); Apple's
+// compiler rejects any other, so a misspelled one is an error here too.
+const std::set<std::string, std::less<>> kParameterAttributes = {
+    "buffer", "threadgroup", "texture", "sampler", "function_constant", "stage_in", "payload",
+    "amplification_id", "raster_order_group", "imageblock_data", "threadgroup_imageblock", "color",
+    "user", "id", "visible", "maybe_unused"};
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
 bool is_swizzle_name(const std::string& s, std::vector<int>* lanes) {
   if (s.size() < 1 || s.size() > 4) return false;
   static const std::string xyzw = "xyzw", rgba = "rgba";
@@ -354,6 +376,8 @@ std::size_t SourceModel::parse_attribute(
 void SourceModel::check_unsupported(std::size_t i) {
   const Token& t = lexed_.tokens[i];
   if (t.kind != TokenKind::identifier) return;
+  if (t.text == "double")
+    fail(i, "'double' is not a Metal type (Metal has no 64-bit floating point): use float");
   if (t.text == "asm" || t.text == "__asm" || t.text == "__asm__")
     fail(i, "unsupported construct: inline assembly / AIR intrinsic declared with '" + t.text +
                 "' cannot be translated");
@@ -1018,6 +1042,23 @@ KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const s
       p.function_constant = args.empty() ? std::string("?") : args[0];
     }
   }
+  for (const auto& attribute : attrs) {
+    const std::string& name = attribute.first;
+    if (kBuiltins.count(name) || kParameterAttributes.count(name) || name.find("::") != std::string::npos)
+      continue;
+    std::string best;
+    std::size_t best_distance = 4;
+    for (const auto& known : kBuiltins)
+      if (std::size_t d = edit_distance(name, known); d < best_distance) {
+        best_distance = d;
+        best = known;
+      }
+    fail(begin, "unknown attribute [[" + name + "]] on " + where +
+                    (best.empty() ? std::string() : " (did you mean [[" + best + "]]?)"));
+  }
+  if ((p.pointer || p.reference) && p.address_space.empty() && p.role == ParamRole::buffer)
+    fail(begin, where + " is a " + (p.pointer ? "pointer" : "reference") +
+                    " without an address space: say device, constant or threadgroup");
   if (p.role == ParamRole::buffer && p.address_space == "threadgroup")
     p.role = ParamRole::threadgroup_memory;
   return p;
@@ -1059,6 +1100,8 @@ std::size_t SourceModel::handle_kernel(std::size_t marker, std::size_t stmt_begi
   if (open == std::string::npos || open == 0 || toks[open - 1].kind != TokenKind::identifier)
     fail(marker, "cannot find the kernel function's name and parameters");
   std::string fname = toks[open - 1].text;
+  if (open >= 2 && !is(open - 2, "void") && !is(open - 2, "::"))
+    fail(marker, "kernel '" + fname + "' must return void");
   info.decl_token = open;
   info.name = fname;
   info.call = fname;
