@@ -54,26 +54,33 @@ def no_cuda_check(monkeypatch):
     # constexpr half arithmetic, which the CUDA half class lacks): checked on cpu only for now.
     monkeypatch.delenv("METALGPU_CHECK_CUDA", raising=False)
 
+@pytest.fixture
+def check_every_entry_point(monkeypatch):
+    # Instantiate every entry point at load (g++'s semantic check of each kernel), not one per
+    # kernel definition as load_shader does by default.
+    monkeypatch.setenv("METALGPU_CHECK_LIBRARY", "all")
+
+
 def load_ggml(iface, bf16=False):
     defines = {"GGML_METAL_HAS_BF16": 1} if bf16 else None
     iface.load_shader(str(GGML_METAL), include_dirs=[str(GGML_SRC), str(GGML_SRC / "ggml-metal")],
                       defines=defines)
 
 
-def test_ggml_loads(cpu):
+def test_ggml_loads(cpu, check_every_entry_point):
     load_ggml(cpu)
     names = cpu.function_names()
     assert len(names) >= 600
     assert "kernel_unary_f32_f32" in names
 
 
-def test_ggml_loads_with_bfloat(cpu):
+def test_ggml_loads_with_bfloat(cpu, check_every_entry_point):
     load_ggml(cpu, bf16=True)
     assert len(cpu.function_names()) >= 680
 
 
 @pytest.mark.parametrize("path", MLX_PLAIN, ids=_ids(MLX_PLAIN))
-def test_mlx_file_loads(cpu, no_cuda_check, path):
+def test_mlx_file_loads(cpu, no_cuda_check, check_every_entry_point, path):
     cpu.load_shader(str(path), include_dirs=[str(MLX_ROOT)])
     assert cpu.function_names()
 

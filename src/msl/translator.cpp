@@ -3,6 +3,8 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <set>
 #include <stdexcept>
 
 #include "metalgpu/dtype.hpp"
@@ -205,13 +207,13 @@ std::string line_directive(const Translation& tr, const KernelInfo& k) {
 
 // CPU: per kernel an entry running a range of threadgroups, and a descriptor; the module
 // lists them through mg_module_kernels().
-void emit_cpu_entries(std::string& out, const Translation& tr, const std::string* only) {
+void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected) {
   const auto& kernels = tr.kernels();
   std::string table;
   std::size_t emitted = 0;
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     const KernelInfo& k = kernels[i];
-    if (only && k.name != *only) continue;
+    if (!selected[i]) continue;
     const std::string sym = entry_symbol(i);
     const EntryArgs e = entry_args(k, kCpuAccess);
     out += line_directive(tr, k);
@@ -240,11 +242,11 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::string
 
 // CUDA: one __global__ entry per kernel taking the launch block by value, and per kernel a
 // device array the host reads back: the size of each [[buffer(n)]] slot's type (32 = flags).
-void emit_cuda_entries(std::string& out, const Translation& tr, const std::string* only) {
+void emit_cuda_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected) {
   const auto& kernels = tr.kernels();
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     const KernelInfo& k = kernels[i];
-    if (only && k.name != *only) continue;
+    if (!selected[i]) continue;
     const std::string sym = entry_symbol(i);
     const EntryArgs e = entry_args(k, kCudaAccess);
     out += line_directive(tr, k);
@@ -301,7 +303,29 @@ std::vector<std::string> resolve_constants(const SourceModel& model, const Const
 std::string Translation::emit(Target target, const Constants& constants, const std::string* only) const {
   if (only && !find(*only))
     throw std::invalid_argument("[translate] no kernel named '" + *only + "' in " + path_);
-  const SourceModel& m = *model_;
+  std::vector<bool> selected(kernels().size(), true);
+  if (only)
+    for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = kernels()[i].name == *only;
+  return emit_selected(target, constants, selected);
+}
+
+std::string Translation::emit_representatives(Target target, const Constants& constants) const {
+  // One instantiation per kernel definition: a template's code is checked once, not once per
+  // type list (MLX's binary.metal: 4,122 entry points, a few dozen definitions).
+  std::vector<bool> selected(kernels().size(), false);
+  std::set<std::size_t> seen;
+  for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = seen.insert(kernels()[i].decl_token).second;
+  return emit_selected(target, constants, selected);
+}
+
+std::string Translation::emit_for_check(Target target) const {
+  const char* mode = std::getenv("METALGPU_CHECK_LIBRARY");
+  if (mode && std::string(mode) == "all") return emit(target, {});
+  return emit_representatives(target, {});
+}
+
+std::string Translation::emit_selected(Target target, const Constants& constants,
+                                       const std::vector<bool>& selected) const {  const SourceModel& m = *model_;
   const Lexed& lx = m.lexed();
   std::vector<std::string> values = resolve_constants(m, constants);
   LineWriter w(lx);
@@ -338,8 +362,8 @@ std::string Translation::emit(Target target, const Constants& constants, const s
   if (target == Target::cuda) out = "namespace metal_user {\n";
   out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
-  if (target == Target::cpu) emit_cpu_entries(out, *this, only);
-  else emit_cuda_entries(out, *this, only);
+  if (target == Target::cpu) emit_cpu_entries(out, *this, selected);
+  else emit_cuda_entries(out, *this, selected);
   if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;
 }

@@ -32,8 +32,16 @@ class Translation {
   // set, emits the entry point of that kernel alone. Throws std::invalid_argument for
   // constants that name nothing or do not convert to their declared type.
   std::string emit(Target target, const Constants& constants, const std::string* only = nullptr) const;
+  // The program with the entry points of one instantiation per kernel definition: what
+  // checking a large library at load compiles (each kernel is compiled whole on first use).
+  std::string emit_representatives(Target target, const Constants& constants) const;
+  // What a library check at load compiles: emit_representatives(), or every entry point when
+  // METALGPU_CHECK_LIBRARY=all (slow for large libraries; for CI and reports).
+  std::string emit_for_check(Target target) const;
 
  private:
+  std::string emit_selected(Target target, const Constants& constants, const std::vector<bool>& selected) const;
+
   std::string path_;
   std::string source_;
   std::unique_ptr<SourceModel> model_;

@@ -220,7 +220,10 @@ class CpuBackend final : public Backend {
   void check_library(const msl::Translation& tr) override {
     static std::atomic<unsigned> counter{0};
     std::string scratch = scratch_dir() + "/check-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    const std::string source = cpu_source(tr, {}, nullptr);
+    std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu, library check)\n";
+    source += runtime::common_text;
+    source += runtime::cpu_text;
+    source += tr.emit_for_check(msl::Target::cpu);
     if (const char* dump = std::getenv("METALGPU_DUMP"); dump && *dump)
       std::ofstream(std::string(dump) + "/check-" + Sha256().update(source).hex().substr(0, 40) + ".cpp") << source;
     try {

@@ -436,7 +436,11 @@ class CudaBackend final : public Backend {
 
   void check_library(const msl::Translation& tr) override {
     try {
-      check_source(cuda_source(tr, {}), dev_->sm, tr.path());
+      std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda, library check)\n";
+      source += runtime::common_text;
+      source += runtime::cuda_text;
+      source += tr.emit_for_check(msl::Target::cuda);
+      check_source(source, dev_->sm, tr.path());
     } catch (CompileError& e) {
       e.set_source(tr.source());
       throw;
