@@ -398,3 +398,27 @@ def test_unknown_backend_from_environment(monkeypatch):
     monkeypatch.setenv("METALGPU_BACKEND", "nope")
     with pytest.raises(ValueError):
         mg.Interface()
+
+
+def test_a_kernel_that_crashes_the_process_is_named_on_stderr(tmp_path):
+    # Issue 12: without debug mode a faulting kernel must not end the process without a word.
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, metalgpu as mg
+iface = mg.Interface("cpu")
+iface.load_shader_from_string('''
+#include <metal_stdlib>
+using namespace metal;
+kernel void wild_write(device float* x [[buffer(0)]], uint id [[thread_position_in_grid]]) {
+  x[id * 100000000u + 1000000000u] = 42.0f;
+}''')
+buf = iface.create_buffer(8, "float")
+iface.run_function(8, [buf], function_name="wild_write")
+print("survived")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    if proc.returncode == 0:
+        pytest.skip("the wild write landed in mapped memory on this machine")
+    assert "kernel 'wild_write' crashed the process" in proc.stderr

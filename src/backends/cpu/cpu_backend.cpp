@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "backends/cpu/fault_report.hpp"
 #include "backends/cpu/host_compiler.hpp"
 #include "backends/cpu/thread_pool.hpp"
 #include "backends/cuda/cuda_backend.hpp"
@@ -242,6 +243,7 @@ class CpuBackend final : public Backend {
     std::uint64_t per_group = std::uint64_t(args->tg[0]) * args->tg[1] * args->tg[2];
     // Chunks of about 16K threads: big enough to amortise scheduling, small enough to balance.
     std::uint64_t grain = std::max<std::uint64_t>(1, 16384 / per_group);
+    RunningKernel running(launch.kernel->name);
     ThreadPool::instance().parallel_for(groups, grain, [&](std::uint64_t a, std::uint64_t b) {
       entry(args, a, b);
     });
