@@ -422,3 +422,28 @@ print("survived")
     if proc.returncode == 0:
         pytest.skip("the wild write landed in mapped memory on this machine")
     assert "kernel 'wild_write' crashed the process" in proc.stderr
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ziglang") is None,
+                    reason="the ziglang wheel (metalgpu[cpu]) is not installed")
+def test_without_a_system_compiler_the_ziglang_wheel_compiles_kernels(tmp_path):
+    # Issue 12: a machine with no C++ compiler gets a working cpu backend from pip alone.
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "CXX"}
+    env["PATH"] = str(tmp_path)  # no c++, g++ or clang++ to be found
+    code = """
+import numpy as np, metalgpu as mg, os
+print(os.environ["CXX"])
+out = mg.run_kernel('''#include <metal_stdlib>
+using namespace metal;
+kernel void k(device float* o [[buffer(0)]], device const float* a [[buffer(1)]],
+              uint i [[thread_position_in_grid]]) { o[i] = exp(a[i]); }''', "k",
+    [np.arange(4, dtype=np.float32)], (4,), (4, 1, 1), (4, 1, 1), backend="cpu")
+np.testing.assert_allclose(out, np.exp(np.arange(4)), rtol=1e-6)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "zig-c++" in proc.stdout and proc.stdout.rstrip().endswith("ok")

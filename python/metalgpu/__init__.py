@@ -38,6 +38,10 @@ def _nvrtc_dirs() -> None:
 
 _nvrtc_dirs()
 
+from ._compiler import use_ziglang_if_no_compiler  # noqa: E402
+
+use_ziglang_if_no_compiler()
+
 from . import _core, operators  # noqa: E402
 from ._core import Buffer, CompileError, DeviceInfo, MetalSize, Run, Sampler, Texture  # noqa: E402
 from ._dtypes import DTypeError, metal_name  # noqa: E402
