@@ -156,3 +156,24 @@ def test_code_apples_compiler_rejects_is_rejected_at_its_line(iface, source, mes
     with pytest.raises(mg.CompileError, match=message) as info:
         iface.load_shader_from_string("\n" + source)
     assert info.value.lineno == 2
+
+
+def test_double_is_ours_to_allow_with_a_pragma(iface):
+    iface.load_shader_from_string("#pragma metalgpu double\n" + PRELUDE + """
+kernel void k(device double* o [[buffer(0)]], uint i [[thread_position_in_grid]]) { o[i] = 1.5 * i; }
+""")
+    out = iface.create_buffer(4, "double")
+    iface.run_function(4, [out], function_name="k")
+    np.testing.assert_array_equal(out.contents, [0, 1.5, 3, 4.5])
+
+
+def test_unroll_pragma_counts_are_macro_expanded():
+    # ggml: `#pragma unroll (MIN(DK8/2, 4*NSG))`; NVRTC needs the macro expanded, as clang does.
+    src = PRELUDE + """
+#define MIN(x, y) ((x) < (y) ? (x) : (y))
+kernel void u(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  #pragma unroll (MIN(8, 4))
+  for (int j = 0; j < 8; ++j) o[i] += 1.0f;
+}"""
+    out = mg.translate(src, "u", target="cuda")
+    assert "MIN" not in out.split("#pragma unroll", 1)[1].splitlines()[0]

@@ -51,7 +51,8 @@ def _scalar_of(t: str) -> str:
 
 
 def _kernel(params: str, body: str) -> str:
-    return ("#include <metal_stdlib>\nusing namespace metal;\n"
+    # `#pragma metalgpu double`: buffers of float64 are ours, not Metal's (which has no double).
+    return ("#pragma metalgpu double\n#include <metal_stdlib>\nusing namespace metal;\n"
             f"kernel void op({params}, uint i [[thread_position_in_grid]]) {{ {body} }}\n")
 
 

@@ -376,8 +376,9 @@ std::size_t SourceModel::parse_attribute(
 void SourceModel::check_unsupported(std::size_t i) {
   const Token& t = lexed_.tokens[i];
   if (t.kind != TokenKind::identifier) return;
-  if (t.text == "double")
-    fail(i, "'double' is not a Metal type (Metal has no 64-bit floating point): use float");
+  if (t.text == "double" && !allow_double_)
+    fail(i, "'double' is not a Metal type (Metal has no 64-bit floating point): use float, or say "
+            "`#pragma metalgpu double` to use it on the cpu and cuda backends");
   if (t.text == "asm" || t.text == "__asm" || t.text == "__asm__")
     fail(i, "unsupported construct: inline assembly / AIR intrinsic declared with '" + t.text +
                 "' cannot be translated");
@@ -394,7 +395,11 @@ void SourceModel::analyse() {
   for (std::size_t i = 0; i < toks.size(); ++i) {
     const Token& t = toks[i];
     if (t.kind == TokenKind::end) break;
-    if (t.kind == TokenKind::pragma) continue;
+    if (t.kind == TokenKind::pragma) {
+      // Our extension, off by default as on Metal: 64-bit floating point (cpu and cuda).
+      if (t.text == "pragma metalgpu double") allow_double_ = true;
+      continue;
+    }
     check_unsupported(i);
 
     if (t.kind == TokenKind::number) {

@@ -123,6 +123,7 @@ class SourceModel {
   std::unordered_map<std::string, TemplateKernel> templates_;
   std::vector<FunctionConstant> constants_;
   std::vector<std::size_t> storage_tokens_;  // `threadgroup T x[...]` declarations
+  bool allow_double_ = false;                // `#pragma metalgpu double` seen
 };
 
 }  // namespace metalgpu::msl

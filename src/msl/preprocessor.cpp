@@ -732,10 +732,18 @@ void Preprocessor::directive(Tokens& line) {
       if (!files_.back()->key.empty()) once_.insert(files_.back()->key);
       return;
     }
+    // `#pragma unroll (MIN(N, 4))` (ggml): clang expands macros in an unroll count, and
+    // the compilers after us (NVRTC) need the expanded form.
+    Tokens pragma(line.begin() + 1, line.end());
+    if (pragma.size() > 2 && pragma[1].text == "unroll") {
+      Tokens expanded = expand_isolated(Tokens(pragma.begin() + 2, pragma.end()));
+      pragma.erase(pragma.begin() + 2, pragma.end());
+      pragma.insert(pragma.end(), expanded.begin(), expanded.end());
+    }
     std::string text;
-    for (std::size_t i = 1; i < line.size(); ++i) {
-      if (i > 1 && line[i].space) text += ' ';
-      text += line[i].text;
+    for (std::size_t i = 0; i < pragma.size(); ++i) {
+      if (i > 0 && pragma[i].space) text += ' ';
+      text += pragma[i].text;
     }
     out_.directive_line(hash.file, hash.line, text);
   } else {
