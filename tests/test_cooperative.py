@@ -926,6 +926,16 @@ template <typename Op> kernel void mapped(device float* o [[buffer(0)]], uint i 
 }
 template [[host_name("through_reduce")]] kernel void through<Reduce>(device float*, uint);
 template [[host_name("mapped_negate")]] kernel void mapped<Negate>(device float*, uint);
+template <class T, int N = 4>
+[[kernel]] void defaulted(device T* o [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  o[i] = simd_sum(o[i]) * T(N);
+}
+template [[host_name("defaulted_float")]] [[kernel]] void defaulted<float>(device float*, uint);
+template <class T, int N = 4>
+[[kernel]] void defaulted_plain(device T* o [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  o[i] = o[i] * T(N);
+}
+template [[host_name("defaulted_plain_float")]] [[kernel]] void defaulted_plain<float>(device float*, uint);
 kernel void plain(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) { o[i] = cos(o[i]); }
 kernel void calls_helper(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]]) { o[i] = synced(o[i]); }
 kernel void storage(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]],
@@ -937,7 +947,7 @@ kernel void storage(device float* o [[buffer(0)]], uint i [[thread_position_in_g
 
 @pytest.mark.parametrize("kernel,cooperates", [
     ("plain", False), ("mapped_negate", False), ("calls_helper", True), ("through_reduce", True),
-    ("storage", True)])
+    ("storage", True), ("defaulted_float", True), ("defaulted_plain_float", False)])
 def test_cooperation_is_decided_per_kernel_from_what_it_calls(kernel, cooperates):
     # Issue 11: a file-wide flag ran every kernel of a file as fibers once one had a barrier.
     out = mg.translate(PER_KERNEL_SOURCE, kernel, target="cpu")

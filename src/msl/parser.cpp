@@ -628,8 +628,9 @@ void SourceModel::decide_cooperation() {
   for (auto& k : kernels_) {
     auto it = by_declaration.find(k.decl_token);
     if (it == by_declaration.end()) {
+      // A kernel whose definition the model cannot place runs as fibers: the safe side.
       const int d = structure.function_at(k.decl_token);
-      it = by_declaration.emplace(k.decl_token, d >= 0 && coop[std::size_t(d)]).first;
+      it = by_declaration.emplace(k.decl_token, d < 0 || coop[std::size_t(d)]).first;
     }
     bool cooperative = it->second;
     for (const auto& p : k.params) cooperative |= p.role == ParamRole::threadgroup_memory;

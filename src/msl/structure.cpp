@@ -109,8 +109,22 @@ void Structure::scan() {
         // What the declaration before this brace defines.
         bool has_namespace = false, has_record = false, has_enum = false, assigned = false;
         std::size_t first_paren = std::string::npos, init_colon = std::string::npos;
+        // Past the template headers: `template <class T, int N = 4>` holds a `class` and an
+        // `=` that say nothing of what the declaration defines.
+        std::size_t from = stmt;
+        while (from + 1 < i && is(from, "template") && is(from + 1, "<")) {
+          int angle = 0;
+          std::size_t k = from + 1;
+          for (; k < i; ++k) {
+            if (is(k, "<")) ++angle;
+            else if (is(k, ">")) --angle;
+            else if (is(k, ">>")) angle -= 2;
+            if (angle <= 0) break;
+          }
+          from = k + 1;
+        }
         int depth = 0;
-        for (std::size_t k = stmt; k < i; ++k) {
+        for (std::size_t k = from; k < i; ++k) {
           if (is(k, "(") || is(k, "[")) {
             if (depth == 0 && is(k, "(") && first_paren == std::string::npos) first_paren = k;
             ++depth;
@@ -132,7 +146,7 @@ void Structure::scan() {
           scope.kind = rec;
           Definition d;
           d.kind = Definition::record;
-          for (std::size_t k = stmt; k < i; ++k)
+          for (std::size_t k = from; k < i; ++k)
             if (toks[k].kind == TokenKind::identifier && kRecordKeywords.count(toks[k].text)) {
               std::size_t n = k + 1;
               while (n < i && is(n, "[") ) {  // [[attributes]]
@@ -150,7 +164,7 @@ void Structure::scan() {
           d.owner = enclosing_record();
           scope.def = int(defs_.size());
           defs_.push_back(std::move(d));
-        } else if (!has_enum && !assigned && first_paren != std::string::npos && first_paren > stmt) {
+        } else if (!has_enum && !assigned && first_paren != std::string::npos && first_paren > from) {
           // `S(int x) : a{x}, b(y) {`: braces of member initialisers are not the body.
           if (init_colon != std::string::npos && i > init_colon + 1 &&
               (toks[i - 1].kind == TokenKind::identifier || is(i - 1, ">"))) {
