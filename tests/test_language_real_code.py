@@ -142,3 +142,22 @@ kernel void k(device float* out [[buffer(0)]], device const bfloat* b [[buffer(1
     iface.set_function("k")
     iface.run_function(4, [out, b, p])
     np.testing.assert_array_equal(out.contents, [0 + 10 + 0, 2.5 + 20 + 7, 0 - 1 + 7, 2.5 - 1 + 7 + 0.5])
+
+
+def test_threadgroup_memory_sized_zero_for_a_parameter_the_kernel_leaves_alone(iface):
+    # ggml binds 0 bytes (setThreadgroupMemoryLength(0)) to the [[threadgroup(0)]] parameter
+    # of kernels whose code path does not use it; leaving the slot out is still an error.
+    iface.load_shader_from_string(PRELUDE + """
+constant bool use_shared [[function_constant(0)]];
+kernel void k(device float* out [[buffer(0)]], threadgroup float* shmem [[threadgroup(0)]],
+              uint i [[thread_position_in_grid]], uint t [[thread_position_in_threadgroup]]) {
+  if (use_shared) { shmem[t] = float(i); threadgroup_barrier(mem_flags::mem_threadgroup); out[i] = shmem[t]; }
+  else { out[i] = float(i) * 2.0f; }
+}
+""")
+    iface.set_function("k", constants={0: False})
+    out = iface.create_buffer(64, "float")
+    iface.run_function(64, [out], threadgroup=32, threadgroup_memory={0: 0})
+    np.testing.assert_array_equal(out.contents, np.arange(64) * 2)
+    with pytest.raises(ValueError, match="needs threadgroup memory"):
+        iface.run_function(64, [out], threadgroup=32)
