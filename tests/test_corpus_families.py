@@ -765,3 +765,185 @@ def test_ggml_flash_attn_ext_f16(ggml, n_q, masked):
     p /= p.sum(-1, keepdims=True)
     expect = np.einsum("hqk,hkd->qhd", p, vd)
     np.testing.assert_allclose(got[0], expect, rtol=1e-2, atol=1e-2)
+
+
+# ======================================================================================= MLX
+
+MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32"}
+
+
+def load_mlx(iface, name):
+    iface.load_shader(str(MLX_KERNELS / name), include_dirs=[str(MLX_ROOT)])
+
+
+def mlx_block_dims(dim0, dim1, dim2, pow2=10):
+    """MLX's get_block_dims: a power-of-two threadgroup of up to 2**pow2 threads spread over
+    the three grid dimensions, none larger than its dimension."""
+    pows = [0, 0, 0]
+    total = 0
+    dims = [dim0, dim1, dim2]
+    while True:
+        before = total
+        for i in range(3):
+            if dims[i] >= 1 << (pows[i] + 1):
+                pows[i] += 1
+                total += 1
+            if total == pow2:
+                break
+        if total == before or total == pow2:
+            break
+    return tuple(1 << p for p in pows)
+
+
+def mlx_row_threadgroup(axis_size, n_reads, simd_size=32):
+    """The threadgroup of MLX's one-row-per-threadgroup kernels (softmax, logsumexp, norms)."""
+    needed = (axis_size + n_reads - 1) // n_reads
+    return simd_size * ((needed + simd_size - 1) // simd_size)
+
+
+# ---------------------------------------------------------------- MLX: ternary (select)
+
+@pytest.mark.parametrize("general", [False, True])
+def test_mlx_select(iface, no_cuda_check, general):
+    load_mlx(iface, "ternary.metal")
+    r = rng(30)
+    shape = (6, 37)
+    b = r.standard_normal(shape).astype(np.float32)
+    c = r.standard_normal(shape).astype(np.float32)
+    out = iface.create_buffer(b.size, np.float32)
+    if not general:                          # all contiguous, < 2**16 elements: one per thread
+        cond = r.random(shape) < 0.5
+        iface.set_function("v_Selectfloat32")
+        nthreads = b.size
+        tg = min(iface.maxThreadsPerGroup(), nthreads)
+        iface.run_function(nthreads, [iface.array_to_buffer(cond), iface.array_to_buffer(b),
+                                      iface.array_to_buffer(c), out, np.int32(b.size)], threadgroup=tg)
+    else:                                    # a condition broadcast along rows: the 2-D general kernel
+        cond_row = r.random((1, shape[1])) < 0.5
+        cond = np.broadcast_to(cond_row, shape)
+        iface.set_function("g2_Selectfloat32")
+        strides = lambda a_strides: np.array(a_strides, np.int64).tobytes()
+        dim0, dim1, rest = shape[1], shape[0], 1
+        iface.run_function((dim0, dim1, rest), [iface.array_to_buffer(cond_row), iface.array_to_buffer(b),
+                                                iface.array_to_buffer(c), out, strides([0, 1]), strides([37, 1]),
+                                                strides([37, 1])], threadgroup=mlx_block_dims(dim0, dim1, rest))
+    np.testing.assert_array_equal(out.contents.reshape(shape), np.where(cond, b, c))
+
+
+# ---------------------------------------------------------------- MLX: softmax, logsumexp
+
+@pytest.mark.parametrize("kind,axis_size,dtype", [
+    ("softmax", 100, np.float32), ("softmax", 5000, np.float32), ("softmax", 300, np.float16),
+    ("logsumexp", 77, np.float32), ("logsumexp", 4500, np.float32),
+])
+def test_mlx_softmax_logsumexp(iface, no_cuda_check, kind, axis_size, dtype):
+    load_mlx(iface, f"{kind}.metal")
+    r = rng(31)
+    n_rows = 3
+    x = (r.standard_normal((n_rows, axis_size)) * 3).astype(dtype)
+    looped = axis_size > 4096
+    iface.set_function(("looped_" if looped else "block_") + f"{kind}_" + MLX_NAMES[dtype])
+    tg = iface.maxThreadsPerGroup() if looped else mlx_row_threadgroup(axis_size, 4)
+    out = iface.create_buffer(x.size if kind == "softmax" else n_rows, dtype)
+    iface.run_function(n_rows * tg, [iface.array_to_buffer(x), out, np.int32(axis_size)], threadgroup=tg)
+    xd = x.astype(np.float64)
+    m = xd.max(-1, keepdims=True)
+    if kind == "softmax":
+        e = np.exp(xd - m)
+        expect, got = e / e.sum(-1, keepdims=True), out.contents.reshape(x.shape)
+    else:
+        expect, got = (m + np.log(np.exp(xd - m).sum(-1, keepdims=True)))[:, 0], out.contents
+    tol = 1e-5 if dtype == np.float32 else 2e-3
+    np.testing.assert_allclose(got.astype(np.float64), expect, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------- MLX: layer_norm, rms_norm
+
+@pytest.mark.parametrize("kind,axis_size,dtype", [
+    ("layer_norm", 7000, np.float32), ("rms_norm", 130, np.float32), ("rms_norm", 5000, np.float32),
+])
+def test_mlx_norms(iface, no_cuda_check, kind, axis_size, dtype):
+    load_mlx(iface, f"{kind}.metal")
+    r = rng(32)
+    n_rows = 3
+    x = (r.standard_normal((n_rows, axis_size)) * 2 + 0.5).astype(dtype)
+    w = r.standard_normal(axis_size).astype(dtype)
+    bias = r.standard_normal(axis_size).astype(dtype)
+    eps = np.float32(1e-5)
+    if kind == "layer_norm":
+        looped = axis_size > 6656
+        n_reads = 4 if looped else 8
+        name = "layer_norm" + ("_looped" if looped else "")
+    else:
+        looped = axis_size > 4096
+        n_reads = 4
+        name = "rms" + ("_looped" if looped else "")
+    iface.set_function(name + MLX_NAMES[dtype])
+    tg = iface.maxThreadsPerGroup() if looped else mlx_row_threadgroup(axis_size, n_reads)
+    out = iface.create_buffer(x.size, dtype)
+    xb, wb = iface.array_to_buffer(x), iface.array_to_buffer(w)
+    if kind == "layer_norm":
+        bufs = [xb, wb, iface.array_to_buffer(bias), out, eps, np.uint32(axis_size), np.uint32(1), np.uint32(1)]
+    else:
+        bufs = [xb, wb, out, eps, np.uint32(axis_size), np.uint32(1)]
+    iface.run_function(n_rows * tg, bufs, threadgroup=tg)
+    xd = x.astype(np.float64)
+    if kind == "layer_norm":
+        xc = xd - xd.mean(-1, keepdims=True)
+        expect = xc / np.sqrt((xc * xc).mean(-1, keepdims=True) + eps) * w + bias
+    else:
+        expect = xd / np.sqrt((xd * xd).mean(-1, keepdims=True) + eps) * w
+    tol = 2e-5 if dtype == np.float32 else 1e-2
+    np.testing.assert_allclose(out.contents.reshape(x.shape).astype(np.float64), expect, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------- MLX: scan (cumsum)
+
+@pytest.mark.parametrize("size,reverse,inclusive", [(100, False, True), (1000, True, False), (5000, False, True)])
+def test_mlx_cumsum(iface, no_cuda_check, size, reverse, inclusive):
+    load_mlx(iface, "scan.metal")
+    r = rng(33)
+    n_rows = 2
+    x = r.integers(-50, 50, (n_rows, size)).astype(np.int32)
+    name = "contig_scan_" + ("reverse_" if reverse else "") + ("inclusive_" if inclusive else "exclusive_") + \
+        "sum_int32_int32"
+    iface.set_function(name)
+    n_reads, simd = 4, 32
+    eps = n_reads * simd
+    mx = iface.maxThreadsPerGroup()
+    tgs = mx
+    if size <= n_reads * 1024:
+        tgs = (size + eps - 1) // eps * simd
+    elif size <= n_reads * 2048:
+        tgs = (size // 2 + eps - 1) // eps * simd
+    tgs = min(tgs, mx)
+    out = iface.create_buffer(x.size, np.int32)
+    iface.run_function((tgs, n_rows, 1), [iface.array_to_buffer(x), out, np.uint64(size)], threadgroup=tgs)
+    xs = x[:, ::-1] if reverse else x
+    c = np.cumsum(xs, axis=1)
+    if not inclusive:
+        c = np.concatenate([np.zeros((n_rows, 1), c.dtype), c[:, :-1]], axis=1)
+    expect = c[:, ::-1] if reverse else c
+    np.testing.assert_array_equal(out.contents.reshape(x.shape), expect)
+
+
+_LAYER_NORM_SINGLE_ROW = """
+import sys
+sys.path.insert(0, {tests!r})
+import metalgpu as mg
+import test_corpus_families as t
+t.test_mlx_norms.__wrapped__ if hasattr(t.test_mlx_norms, "__wrapped__") else None
+t.test_mlx_norms(mg.Interface({backend!r}), None, "layer_norm", 200, t.np.float32)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "MLX layer_norm_single_row (axis <= 6656) crashes: simd_sum inside the threadgroup_sum helper "
+    "is reached from mg_entry directly, not from the fiber scheduler (the kernel is run as "
+    "non-cooperative); layer_norm_looped, with the same helpers, passes. Trigger not yet isolated"))
+def test_mlx_layer_norm_single_row(iface, no_cuda_check, subprocess_env):
+    # In a child: the failure is a crash.
+    import subprocess
+    code = _LAYER_NORM_SINGLE_ROW.format(tests=str(REPO_DIR / "tests"), backend=iface.backend)
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]

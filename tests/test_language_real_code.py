@@ -161,3 +161,18 @@ kernel void k(device float* out [[buffer(0)]], threadgroup float* shmem [[thread
     np.testing.assert_array_equal(out.contents, np.arange(64) * 2)
     with pytest.raises(ValueError, match="needs threadgroup memory"):
         iface.run_function(64, [out], threadgroup=32)
+
+
+def test_array_declared_kernel_parameter_is_a_pointer(iface):
+    # MLX: `constant const int64_t a_strides[2]` - an array declarator declares a pointer, as in
+    # C++; the host binds as many bytes as it likes (set_vector_bytes).
+    iface.load_shader_from_string(PRELUDE + """
+kernel void k(device float* out [[buffer(0)]], constant const int64_t strides[2] [[buffer(1)]],
+              uint2 i [[thread_position_in_grid]]) {
+  out[i.y * 4 + i.x] = float(i.x * strides[1] + i.y * strides[0]);
+}
+""")
+    iface.set_function("k")
+    out = iface.create_buffer(12, "float")
+    iface.run_function((4, 3), [out, np.array([10, 1], np.int64).tobytes()])
+    np.testing.assert_array_equal(out.contents.reshape(3, 4), np.arange(4)[None, :] + 10 * np.arange(3)[:, None])
