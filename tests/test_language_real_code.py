@@ -177,3 +177,36 @@ kernel void u(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]])
 }"""
     out = mg.translate(src, "u", target="cuda")
     assert "MIN" not in out.split("#pragma unroll", 1)[1].splitlines()[0]
+
+def test_threadgroup_memory_sized_zero_for_a_parameter_the_kernel_leaves_alone(iface):
+    # ggml binds 0 bytes (setThreadgroupMemoryLength(0)) to the [[threadgroup(0)]] parameter
+    # of kernels whose code path does not use it; leaving the slot out is still an error.
+    iface.load_shader_from_string(PRELUDE + """
+constant bool use_shared [[function_constant(0)]];
+kernel void k(device float* out [[buffer(0)]], threadgroup float* shmem [[threadgroup(0)]],
+              uint i [[thread_position_in_grid]], uint t [[thread_position_in_threadgroup]]) {
+  if (use_shared) { shmem[t] = float(i); threadgroup_barrier(mem_flags::mem_threadgroup); out[i] = shmem[t]; }
+  else { out[i] = float(i) * 2.0f; }
+}
+""")
+    iface.set_function("k", constants={0: False})
+    out = iface.create_buffer(64, "float")
+    iface.run_function(64, [out], threadgroup=32, threadgroup_memory={0: 0})
+    np.testing.assert_array_equal(out.contents, np.arange(64) * 2)
+    with pytest.raises(ValueError, match="needs threadgroup memory"):
+        iface.run_function(64, [out], threadgroup=32)
+
+
+def test_array_declared_kernel_parameter_is_a_pointer(iface):
+    # MLX: `constant const int64_t a_strides[2]` - an array declarator declares a pointer, as in
+    # C++; the host binds as many bytes as it likes (set_vector_bytes).
+    iface.load_shader_from_string(PRELUDE + """
+kernel void k(device float* out [[buffer(0)]], constant const int64_t strides[2] [[buffer(1)]],
+              uint2 i [[thread_position_in_grid]]) {
+  out[i.y * 4 + i.x] = float(i.x * strides[1] + i.y * strides[0]);
+}
+""")
+    iface.set_function("k")
+    out = iface.create_buffer(12, "float")
+    iface.run_function((4, 3), [out, np.array([10, 1], np.int64).tobytes()])
+    np.testing.assert_array_equal(out.contents.reshape(3, 4), np.arange(4)[None, :] + 10 * np.arange(3)[:, None])

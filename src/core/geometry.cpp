@@ -50,6 +50,7 @@ void set_geometry(mg_launch& args, Size3 grid, Size3 tg, std::uint32_t device_ma
 void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, std::size_t>>& sizes,
                             const msl::KernelInfo& kernel, std::uint64_t device_max) {
   std::uint64_t total = 0;
+  std::uint32_t given = 0;  // slots the caller sized, 0 bytes included (ggml binds 0 to unused ones)
   for (const auto& [index, bytes] : sizes) {
     if (index < 0 || index >= MG_MAX_THREADGROUP_SLOTS)
       throw std::invalid_argument("[run_function] threadgroup_memory index " + std::to_string(index) +
@@ -61,6 +62,7 @@ void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, st
                                   std::to_string(bytes) + " bytes exceeds the device limit of " +
                                   std::to_string(device_max) + " bytes");
     args.threadgroup_sizes[index] = static_cast<unsigned>(rounded);
+    given |= std::uint32_t(1) << index;
     total += rounded;
   }
   if (total > device_max)
@@ -68,7 +70,7 @@ void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, st
                                 " bytes; the device allows " + std::to_string(device_max));
   for (const auto& p : kernel.params) {
     if (p.role != msl::ParamRole::threadgroup_memory) continue;
-    if (args.threadgroup_sizes[p.slot] == 0)
+    if (args.threadgroup_sizes[p.slot] == 0 && !(given & (std::uint32_t(1) << p.slot)))
       throw std::invalid_argument("[run_function] kernel '" + kernel.name + "' needs threadgroup memory for " +
                                   "[[threadgroup(" + std::to_string(p.slot) + ")]] (parameter '" + p.name +
                                   "'): pass threadgroup_memory={" + std::to_string(p.slot) + ": nbytes}");

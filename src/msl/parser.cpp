@@ -976,6 +976,30 @@ KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const s
     type_tokens.push_back(i);
   }
   if (type_tokens.empty()) fail(begin, "empty parameter in kernel '" + kernel + "'");
+  // An array declarator (`constant int64_t strides[2]`) declares a pointer, as in C++: the
+  // first bound decays; any further ones stay in the element type.
+  std::string inner_bounds;
+  bool array_declarator = false;
+  while (type_tokens.size() >= 3 && is(type_tokens.back(), "]")) {
+    std::size_t k = type_tokens.size() - 1;
+    int depth = 0;
+    for (;; --k) {
+      if (is(type_tokens[k], "]")) ++depth;
+      else if (is(type_tokens[k], "[") && --depth == 0) break;
+      if (k == 0) fail(begin, "unbalanced [ ] in a parameter of kernel '" + kernel + "'");
+    }
+    std::string bound;
+    for (std::size_t j = k; j < type_tokens.size(); ++j) bound += lexed_.tokens[type_tokens[j]].text;
+    if (array_declarator) inner_bounds = bound + inner_bounds;  // collected right to left
+    else inner_bounds = bound;
+    type_tokens.resize(k);
+    array_declarator = true;
+  }
+  if (array_declarator) {
+    // inner_bounds now holds every bound, outermost first; drop the outermost (it decays).
+    std::size_t close = inner_bounds.find(']');
+    inner_bounds = inner_bounds.substr(close + 1);
+  }
   // The declarator name is the last identifier, unless the parameter is unnamed.
   std::size_t last = type_tokens.back();
   if (type_tokens.size() >= 2 && lexed_.tokens[last].kind == TokenKind::identifier &&
@@ -997,6 +1021,10 @@ KernelParam SourceModel::parse_param(std::size_t begin, std::size_t end, const s
         element += ' ';
       element += s;
     }
+  }
+  if (array_declarator) {
+    p.pointer = true;
+    element += inner_bounds;
   }
   p.element_type = element;
   const std::string where = "parameter '" + p.name + "' of kernel '" + kernel + "'";
