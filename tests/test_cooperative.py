@@ -962,3 +962,34 @@ def test_plain_and_cooperative_kernels_of_one_file_compute_correctly(iface):
         buf = iface.array_to_buffer(x)
         iface.run_function(64, [buf], function_name=name, threadgroup=64)
         np.testing.assert_allclose(buf.contents, expect, rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
+def test_many_cooperative_shaders_do_not_multiply_fiber_stack_mappings(backend):
+    # Fiber stacks were mapped per module and OS thread, a guard page each: a few dozen loaded
+    # cooperative shaders exhausted vm.max_map_count (65,530) and the next mmap failed.
+    if backend != "cpu":
+        pytest.skip("fibers are the cpu backend's")
+    iface = mg.Interface("cpu")
+
+    def maps():
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+
+    before = None
+    for k in range(40):
+        iface.load_shader_from_string(f"""
+#include <metal_stdlib>
+using namespace metal;
+kernel void rev{k}(device float* o [[buffer(0)]], uint i [[thread_position_in_grid]],
+                   uint l [[thread_index_in_threadgroup]]) {{
+  threadgroup float t[64]; t[l] = o[i]; threadgroup_barrier(mem_flags::mem_threadgroup);
+  o[i] = t[63 - l] + {k}.0f;
+}}""")
+        b = iface.array_to_buffer(np.arange(128, dtype=np.float32))
+        iface.run_function(128, [b], function_name=f"rev{k}", threadgroup=64)
+        np.testing.assert_array_equal(b.contents[:64], np.arange(64)[::-1] + k)
+        if k == 4:
+            before = maps()
+    # One set of stacks per OS thread, whatever the number of shaders.
+    assert maps() - before < 2000

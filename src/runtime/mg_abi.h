@@ -6,6 +6,7 @@
 #define MG_MAX_BUFFERS 31
 #define MG_MAX_THREADGROUP_SLOTS 31
 #define MG_INLINE_BYTES 512
+#define MG_MAX_GROUP_THREADS 1024  // threads of one threadgroup (Metal's limit)
 #define MG_NOT_INLINE 0xffffffffu
 #define MG_MAX_TEXTURES 16
 #define MG_MAX_SAMPLERS 16
@@ -56,6 +57,11 @@ struct mg_launch {
   // slots[n] at host copies instead and leaves these unused.
   unsigned int inline_offset[MG_MAX_BUFFERS];
   unsigned char inline_data[MG_INLINE_BYTES] __attribute__((aligned(16)));
+  // cpu target: the calling OS thread's fiber stacks, owned by the host and shared by every
+  // module (per module and thread they exhausted the process's memory-map limit once a few
+  // dozen cooperative shaders were loaded): MG_MAX_GROUP_THREADS stacks of *stack_bytes
+  // each, every one above a guard page. Null on GPU targets.
+  unsigned char* (*fiber_stacks)(unsigned long* stack_bytes);
 };
 
 // Runs threadgroups [first, end) (linear index, x fastest) of one dispatch.

@@ -73,7 +73,7 @@ namespace cpu {
 
 enum fiber_state : unsigned char { fiber_runnable, fiber_at_barrier, fiber_at_exchange, fiber_done };
 
-constexpr unsigned kMaxGroupThreads = 1024;
+constexpr unsigned kMaxGroupThreads = MG_MAX_GROUP_THREADS;
 
 struct group_runner {
   // Fibers of the current group.
@@ -106,17 +106,8 @@ inline group_runner*& current_runner() {
   return runner;
 }
 
-inline size_t fiber_stack_size() {
-  size_t kib = 64;
-  if (const char* env = getenv("METALGPU_FIBER_STACK_KB")) {
-    long v = atol(env);
-    if (v >= 16 && v <= 65536) kib = size_t(v);
-  }
-  return kib * 1024;
-}
-
-// Every runner this module made, freed when the module is unloaded (dlclose), so loading
-// many shaders does not keep their fiber stacks mapped.
+// Every runner this module made, freed when the module is unloaded (dlclose). Their stacks
+// belong to the host (mg_launch::fiber_stacks), one set per OS thread for all modules.
 struct runner_registry {
   group_runner* list[1024];
   unsigned count;
@@ -127,7 +118,6 @@ inline runner_registry& runners() {
   return r;
 }
 inline void free_runner(group_runner* r) {
-  munmap(r->stacks, (r->stack_size + 4096) * kMaxGroupThreads);
   free(r->tg_memory);
   delete r;
 }
@@ -138,17 +128,15 @@ __attribute__((destructor)) static void free_runners_at_unload() {
 }
 
 // The runner of this OS thread, made on first use and kept for the life of the module.
-inline group_runner* runner_for_this_thread() {
+inline group_runner* runner_for_this_thread(const mg_launch* L) {
   group_runner*& r = current_runner();
   if (r) return r;
+  unsigned long stack_bytes = 0;
+  unsigned char* stacks = L->fiber_stacks ? L->fiber_stacks(&stack_bytes) : nullptr;
+  if (!stacks) abort();  // the host could not map them: it has reported why
   r = new group_runner();
-  r->stack_size = fiber_stack_size();
-  const size_t guard = 4096, slot = r->stack_size + guard;
-  void* m = mmap(nullptr, slot * kMaxGroupThreads, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) abort();
-  r->stacks = static_cast<unsigned char*>(m);
-  for (unsigned i = 0; i < kMaxGroupThreads; ++i) mprotect(r->stacks + i * slot, guard, PROT_NONE);
+  r->stacks = stacks;
+  r->stack_size = stack_bytes;
   runner_registry& reg = runners();
   while (__atomic_exchange_n(&reg.lock, 1, __ATOMIC_ACQUIRE)) {}
   if (reg.count < 1024) reg.list[reg.count++] = r;  // beyond that: kept for the process
@@ -293,7 +281,7 @@ template <class Body> void invoke_body(void* body, const thread_ctx& t) { (*stat
 // Cooperative counterpart of run_groups(): same geometry, threads as fibers.
 template <class Body>
 inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
-  group_runner* r = runner_for_this_thread();
+  group_runner* r = runner_for_this_thread(L);
   using B = typename __metalgpu::strip<Body>::type;
   r->body = const_cast<void*>(static_cast<const void*>(&body));
   r->invoke = &invoke_body<B>;

@@ -161,6 +161,44 @@ void check_cuda_translation(const msl::Translation& tr, const Constants& constan
   }
 }
 
+// The fiber stacks of the calling OS thread, for every module's cooperative kernels
+// (mg_launch::fiber_stacks): one mapping per thread for the life of the thread, whatever the
+// number of shaders loaded. Each of the MG_MAX_GROUP_THREADS stacks sits above a guard page,
+// and every guard page is a mapping of its own, so per module they would soon exhaust the
+// process's limit (vm.max_map_count). Null if the mapping fails: the kernel then aborts.
+unsigned char* fiber_stacks_for_this_thread(unsigned long* stack_bytes) {
+  struct Stacks {
+    unsigned char* base = nullptr;
+    std::size_t stack = 0, total = 0;
+    ~Stacks() {
+      if (base) munmap(base, total);
+    }
+  };
+  static thread_local Stacks s;
+  if (!s.base) {
+    std::size_t kib = 64;
+    if (const char* env = std::getenv("METALGPU_FIBER_STACK_KB")) {
+      const long v = std::atol(env);
+      if (v >= 16 && v <= 65536) kib = std::size_t(v);
+    }
+    constexpr std::size_t guard = 4096;  // the runtime lays stacks out in slots of stack + 4096
+    const std::size_t stack = kib * 1024, slot = stack + guard, total = slot * MG_MAX_GROUP_THREADS;
+    void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+      static const char msg[] = "metalgpu: cannot map fiber stacks for a cooperative kernel\n";
+      (void)!write(2, msg, sizeof msg - 1);
+      return nullptr;
+    }
+    auto* base = static_cast<unsigned char*>(m);
+    for (unsigned i = 0; i < MG_MAX_GROUP_THREADS; ++i) mprotect(base + i * slot, guard, PROT_NONE);
+    s.base = base;
+    s.stack = stack;
+    s.total = total;
+  }
+  *stack_bytes = s.stack;
+  return s.base;
+}
+
 class CpuBackend final : public Backend {
  public:
   CpuBackend() : info_(cpu_device()) {}
@@ -238,6 +276,7 @@ class CpuBackend final : public Backend {
   void dispatch(Launch& launch, detail::RunState& run) override {
     auto start = std::chrono::steady_clock::now();
     auto entry = reinterpret_cast<mg_cpu_entry>(launch.kernel->entry);
+    launch.args.fiber_stacks = &fiber_stacks_for_this_thread;
     const mg_launch* args = &launch.args;
     std::uint64_t groups = std::uint64_t(args->groups[0]) * args->groups[1] * args->groups[2];
     std::uint64_t per_group = std::uint64_t(args->tg[0]) * args->tg[1] * args->tg[2];
