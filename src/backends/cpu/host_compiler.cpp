@@ -35,7 +35,14 @@ struct ProcessResult {
 // Runs argv without a shell (paths may hold spaces), capturing its output.
 ProcessResult run_process(const std::vector<std::string>& argv) {
   int fds[2];
+#ifdef __linux__
+  // Close-on-exec at once: a process another thread starts meanwhile (a compiler, the NVRTC
+  // helper) must not inherit the write end and delay this one's end of file until it exits.
+  // The dup2'ed copies below are not close-on-exec, so the compiler still gets them.
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("[cpu] pipe() failed");
+#else
   if (pipe(fds) != 0) throw std::runtime_error("[cpu] pipe() failed");
+#endif
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 1);

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "backends/cuda/nvrtc_api.hpp"  // NVRTC: nvrtc(), shared with the helper process
+
 namespace metalgpu::cuda {
 
 using CUresult = int;
@@ -15,8 +17,6 @@ using CUfunction = struct CUfunc_st*;
 using CUstream = struct CUstream_st*;
 using CUevent = struct CUevent_st*;
 using CUdeviceptr = unsigned long long;
-using nvrtcResult = int;
-using nvrtcProgram = struct _nvrtcProgram*;
 
 enum : int {
   kAttrMaxThreadsPerBlock = 1,
@@ -73,24 +73,9 @@ struct Driver {
   CUresult (*cuGetErrorString)(CUresult, const char**);
 };
 
-struct Nvrtc {
-  nvrtcResult (*nvrtcVersion)(int*, int*);
-  nvrtcResult (*nvrtcCreateProgram)(nvrtcProgram*, const char*, const char*, int, const char* const*,
-                                    const char* const*);
-  nvrtcResult (*nvrtcDestroyProgram)(nvrtcProgram*);
-  nvrtcResult (*nvrtcCompileProgram)(nvrtcProgram, int, const char* const*);
-  nvrtcResult (*nvrtcGetProgramLogSize)(nvrtcProgram, std::size_t*);
-  nvrtcResult (*nvrtcGetProgramLog)(nvrtcProgram, char*);
-  nvrtcResult (*nvrtcGetCUBINSize)(nvrtcProgram, std::size_t*);
-  nvrtcResult (*nvrtcGetCUBIN)(nvrtcProgram, char*);
-  const char* (*nvrtcGetErrorString)(nvrtcResult);
-  std::string path;     // the library that was loaded
-  std::string version;  // "12.9"
-};
 
-// Loaded once; throw NotAvailable naming what is missing.
+// Loaded once; throws NotAvailable naming what is missing.
 const Driver& driver();
-const Nvrtc& nvrtc();
 
 // Throws std::runtime_error "[cuda] <call> failed: <name>: <description>" unless `r` is success
 // (std::bad_alloc for out-of-memory).
