@@ -732,10 +732,21 @@ void Preprocessor::directive(Tokens& line) {
       if (!files_.back()->key.empty()) once_.insert(files_.back()->key);
       return;
     }
+    // Loop hints (`#pragma unroll N`, `#pragma clang loop unroll_count(N)`) take constant
+    // expressions that clang macro-expands (ggml: `#pragma unroll (MIN(DK8/2, 4*NSG))`); the
+    // macros are gone from the translation, so expand them here. Other pragmas pass verbatim.
+    Tokens rest(line.begin() + 1, line.end());
+    const bool loop_hint = line.size() > 3 && (line[2].text == "unroll" || line[2].text == "nounroll" ||
+                                               (line[2].text == "clang" && line[3].text == "loop"));
+    if (loop_hint) {
+      Tokens args = expand_isolated(Tokens(line.begin() + 3, line.end()));
+      rest.resize(2);
+      rest.insert(rest.end(), args.begin(), args.end());
+    }
     std::string text;
-    for (std::size_t i = 1; i < line.size(); ++i) {
-      if (i > 1 && line[i].space) text += ' ';
-      text += line[i].text;
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+      if (i > 0 && rest[i].space) text += ' ';
+      text += rest[i].text;
     }
     out_.directive_line(hash.file, hash.line, text);
   } else {

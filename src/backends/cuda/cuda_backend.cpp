@@ -552,8 +552,10 @@ std::string cuda_source(const msl::Translation& tr, const Constants& constants, 
   return source;
 }
 
-void check_translation(const msl::Translation& tr, const Constants& constants, int sm, const std::string* only) {
-  compile_cubin(cuda_source(tr, constants, only), sm, tr.path());
+void check_translation(const msl::Translation& tr, const Constants& constants, int sm, const std::string* only,
+                       bool syntax_only) {
+  if (syntax_only) check_source(cuda_source(tr, constants, only), sm, tr.path());
+  else compile_cubin(cuda_source(tr, constants, only), sm, tr.path());
 }
 
 std::vector<DeviceInfo> probe(std::string* why) {
