@@ -520,14 +520,35 @@ void SourceModel::analyse() {
           i = handle_function_constant(stmt, end);
           stmt = i + 1;
         } else {
+          // The declarator: its name is the last identifier before the first `[`, `=`, `{` or
+          // `;` outside brackets. `constant constexpr const float X<6>::table[8][8];` defines
+          // a static data member declared in its class, whose storage the class declaration
+          // already decided: no specifier (CUDA allows none on a member), only its const.
+          bool member_definition = false;
+          {
+            int depth = 0;
+            for (std::size_t k = i + 1; k < end; ++k) {
+              if (is(k, "(") || is(k, "<")) ++depth;
+              else if (is(k, ")") || is(k, ">")) --depth;
+              else if (is(k, ">>")) depth -= 2;
+              else if (depth <= 0 && (is(k, "[") || is(k, "=") || is(k, "{") || is(k, ";"))) {
+                member_definition = k >= 2 && toks[k - 1].kind == TokenKind::identifier && is(k - 2, "::");
+                break;
+              }
+            }
+          }
           actions_[i] = TokenAction::program_constant;
           for (std::size_t k = stmt, e = statement_end(i); k < e; ++k)
             if (is(k, "const") || is(k, "constexpr")) {
               // `constant constexpr const T x = ...;`: only the storage goes in front.
               actions_[i] = TokenAction::replace;
-              replacements_[i] = "MG_CONSTANT_SPACE";
+              replacements_[i] = member_definition ? "" : "MG_CONSTANT_SPACE";
               break;
             }
+          if (member_definition && actions_[i] == TokenAction::program_constant) {
+            actions_[i] = TokenAction::replace;
+            replacements_[i] = "const";
+          }
           // `static constant T x[]`: the target's specifier already says static.
           for (std::size_t k = stmt, e = statement_end(i); k < e; ++k)
             if (is(k, "static") && (k < i || is(k - 1, "constexpr") || is(k - 1, "constant") ||
@@ -584,6 +605,25 @@ void SourceModel::analyse() {
         actions_[i] = TokenAction::replace;
         replacements_[i] = "MG_THREADGROUP_STORAGE";
         cooperative_ = true;
+        // `threadgroup float buf[32] = {0};`: the initializer goes through MG_THREADGROUP_INIT,
+        // which CUDA (no initializers on __shared__) defines as nothing. One declarator only.
+        std::size_t eq = std::string::npos, semi = std::string::npos;
+        int depth = 0;
+        bool several = false;
+        for (std::size_t k = i + 1; k < toks.size() && toks[k].kind != TokenKind::end; ++k) {
+          if (is(k, "(") || is(k, "[") || is(k, "{")) ++depth;
+          else if (is(k, ")") || is(k, "]") || is(k, "}")) --depth;
+          else if (depth == 0 && is(k, "=") && eq == std::string::npos) eq = k;
+          else if (depth == 0 && is(k, ",")) several = true;
+          else if (depth == 0 && is(k, ";")) { semi = k; break; }
+        }
+        if (eq != std::string::npos && semi != std::string::npos && !several &&
+            actions_[eq] == TokenAction::keep && actions_[semi] == TokenAction::keep) {
+          actions_[eq] = TokenAction::replace;
+          replacements_[eq] = "MG_THREADGROUP_INIT(";
+          actions_[semi] = TokenAction::replace;
+          replacements_[semi] = ");";
+        }
       }
     }
   }

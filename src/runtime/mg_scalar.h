@@ -160,8 +160,10 @@ template<> struct mg_is_class_scalar<half> : true_type {};
   X() = default;                                                                                 \
   MG_FN constexpr X(mg_bits_tag, uint16_t b) : bits(b) {}                                        \
   MG_FN CX EXPLICIT X(float f) : bits(FROMF(f)) {}                                                           \
+  /* Not from the other class scalar: half <-> bfloat is explicit in Metal (their own */        \
+  /* explicit conversion operators do it). */                                                   \
   template<class S, enable_if_t<is_arithmetic<S>::value && !is_integral<S>::value &&            \
-                                !is_same<S, float>::value && !is_same<S, X>::value, int> = 0>   \
+                                !is_same<S, float>::value && !mg_is_class_scalar<S>::value, int> = 0> \
   MG_FN CX EXPLICIT X(S s) : bits(FROMF((float)s)) {}                                            \
   template<class S, enable_if_t<is_integral<S>::value, int> = 0>                                 \
   MG_FN CX X(S s) : bits(FROMF((float)s)) {}                                                     \
@@ -173,7 +175,12 @@ template<> struct mg_is_class_scalar<half> : true_type {};
   MG_FN X& operator++() { return *this = X(float(*this) + 1.0f); }                               \
   MG_FN X& operator--() { return *this = X(float(*this) - 1.0f); }                               \
   MG_FN X operator++(int) { X t = *this; ++*this; return t; }                                    \
-  MG_FN X operator--(int) { X t = *this; --*this; return t; }
+  MG_FN X operator--(int) { X t = *this; --*this; return t; }                                    \
+  /* Assignment from what converts to float only through a conversion of its own (a struct */   \
+  /* with `operator bool()`): one user conversion, as a builtin half or bfloat would need. */    \
+  template<class S, enable_if_t<!is_arithmetic<S>::value && !is_same<S, X>::value &&            \
+                                    is_convertible<S, float>::value, int> = 0>                  \
+  MG_FN X& operator=(const S& s) { bits = FROMF(float(s)); return *this; }
 
 // An integer literal that is an operand of `?:` beside a non-literal (the translator makes
 // it one): it converts to the other operand's type, as Metal's arithmetic conversions would
@@ -187,7 +194,10 @@ template<class L, L V> struct mg_int_literal {
 #if MG_HALF_IS_FLOAT16
 template<class T> struct mg_is_half : is_same<remove_cv_t<T>, _Float16> {};
 #else
-template<class T> struct mg_is_half : false_type {};  // half is a class: no conversion to it
+// half is a class, but is_arithmetic (so bfloat's conversion template) still admits it: keep
+// bfloat -> half explicit, as Metal does (else metal::isnan(bfloat) is ambiguous between the
+// float and half overloads).
+template<class T> struct mg_is_half : is_same<remove_cv_t<T>, half> {};
 #endif
 
 struct bfloat {
@@ -199,11 +209,6 @@ struct bfloat {
   MG_FN MG_BITS_CONSTEXPR operator I() const { return I(mg_bfloat_bits_to_float(bits)); }
   template<class I, enable_if_t<mg_is_half<I>::value, int> = 0>
   MG_FN MG_BITS_CONSTEXPR explicit operator I() const { return I(mg_bfloat_bits_to_float(bits)); }
-  // Assignment from what converts to float only through a conversion of its own (a struct
-  // with `operator bool()`): one user conversion, as a builtin bfloat would need.
-  template<class S, enable_if_t<!is_arithmetic<S>::value && !is_same<S, bfloat>::value &&
-                                    is_convertible<S, float>::value, int> = 0>
-  MG_FN bfloat& operator=(const S& s) { bits = mg_float_to_bfloat_bits(float(s)); return *this; }
 };
 MG_CLASS_SCALAR_OPS(bfloat, MG_BITS_CONSTEXPR)
 
