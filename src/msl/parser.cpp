@@ -222,8 +222,26 @@ void SourceModel::type_conditional_literals() {
     }
     const bool second_literal = colon == q + 2 && integer_literal(q + 1);
     const bool third_literal = end == colon + 2 && integer_literal(colon + 1);
-    if (second_literal == third_literal) continue;  // neither, or both (then the type is int)
-    wrap(second_literal ? q + 1 : colon + 1);
+    if (second_literal != third_literal) wrap(second_literal ? q + 1 : colon + 1);  // else int
+    // A class half (CUDA) converts to float and float to half, which C++ calls ambiguous in a
+    // conditional (`il < 2 ? xb->d : xb->d / 16.f`, ggml); Metal's half is a builtin type and
+    // the conditional is a float. The CUDA translation converts each operand to the common
+    // type (mg_arm_t), which repeats the operands inside decltype: so only operands that hold
+    // no conditional (no exponential growth), no braces (no lambdas, not allowed in decltype)
+    // and no '>' without its '<' (a third operand that ran past a template argument list).
+    if (colon == q + 1 || end >= toks.size() || toks[end].kind == TokenKind::end) continue;
+    bool eligible = true;
+    int angles = 0;
+    for (std::size_t k = q + 1; k < end && eligible; ++k) {
+      if (k == colon) continue;
+      if (is(k, "?") || is(k, "{") || is(k, "}") ||
+          (actions_[k] != TokenAction::keep && actions_[k] != TokenAction::replace))
+        eligible = false;
+      else if (is(k, "<")) ++angles;
+      else if (is(k, ">")) --angles;
+      else if (is(k, ">>")) angles -= 2;
+    }
+    if (eligible && angles >= 0) conditionals_.push_back({q, colon, end});
   }
 }
 

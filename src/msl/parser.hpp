@@ -78,6 +78,12 @@ class SourceModel {
   // For constant_defined: index into function_constants().
   int constant_ref(std::size_t i) const { return constant_refs_.at(i); }
   bool cooperative() const { return cooperative_; }
+  // `c ? a : b` whose operands the CUDA translation converts to their common type (see
+  // type_conditional_literals): the '?' and ':' and the token after the third operand.
+  struct Conditional {
+    std::size_t question, colon, end;
+  };
+  const std::vector<Conditional>& conditionals() const { return conditionals_; }
 
  private:
   struct Scope;
@@ -120,6 +126,7 @@ class SourceModel {
   std::unordered_map<std::string, TemplateKernel> templates_;
   std::vector<FunctionConstant> constants_;
   bool cooperative_ = false;
+  std::vector<Conditional> conditionals_;
 };
 
 }  // namespace metalgpu::msl

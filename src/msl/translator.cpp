@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "metalgpu/dtype.hpp"
 #include "metalgpu/errors.hpp"
@@ -314,6 +315,26 @@ std::string Translation::emit(Target target, const Constants& constants, const s
   // declared at global scope, so metal's own names still come first, and a qualified metal::X
   // reaches them only where metal itself has no X.
   const bool cuda = target == Target::cuda;
+  // CUDA: the operands of a conditional convert to their common type, as Metal's builtin half
+  // would (see SourceModel::type_conditional_literals): text to write before a token.
+  std::unordered_map<std::size_t, std::string> before;
+  if (cuda) {
+    auto range = [&](std::size_t b, std::size_t e) {
+      std::string r;
+      for (std::size_t k = b; k < e; ++k) {
+        if (!r.empty()) r += ' ';
+        r += m.action(k) == TokenAction::replace ? m.replacement(k) : toks[k].text;
+      }
+      return r;
+    };
+    for (const auto& c : m.conditionals()) {
+      const std::string a = range(c.question + 1, c.colon), b = range(c.colon + 1, c.end);
+      before[c.question + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + a + ")), decltype((" + b + "))>>(";
+      before[c.colon] = ")" + before[c.colon];
+      before[c.colon + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + b + ")), decltype((" + a + "))>>(";
+      before[c.end] = ")" + before[c.end];
+    }
+  }
   int depth = 0;                     // brace depth in the user's code
   int metal_block_depth = -1;        // depth inside the file-scope `namespace metal {`, if open
   bool metal_block_next_brace = false;
@@ -345,6 +366,15 @@ std::string Translation::emit(Target target, const Constants& constants, const s
                toks[i + 1].text == "metal" && (toks[i + 2].text == "{" || toks[i + 2].text == "::")) {
       w.raw("}  // namespace metal_user");
       metal_block_next_brace = true;
+    }
+    if (!before.empty()) {
+      if (auto it = before.find(i); it != before.end()) {
+        const TokenAction act = m.action(i);
+        if (act == TokenAction::keep || act == TokenAction::replace || act == TokenAction::drop) {
+          w.token(t, it->second + (act == TokenAction::keep ? t.text : act == TokenAction::replace ? m.replacement(i) : ""));
+          continue;
+        }
+      }
     }
     switch (m.action(i)) {
       case TokenAction::keep: w.token(t, t.text); break;

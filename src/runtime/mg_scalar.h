@@ -272,6 +272,24 @@ template<> struct numeric_limits<bfloat> {
 };
 #undef MG_HALF_CONST
 
+// The type the CUDA translation converts an operand of `c ? a : b` to:
+// static_cast<mg_arm_t<decltype((a)), decltype((b))>>(a), and the same for b. A class scalar
+// (half on CUDA, bfloat) beside a builtin arithmetic type: both become the type Metal's usual
+// arithmetic conversions give (half and float: float; half and int: half), which C++ would
+// call ambiguous for a class. Anything else: the operand's own type and value category
+// (T& for an lvalue, so `(c ? x : y) = v` still assigns; void stays void).
+template<class A, class B, class DA = remove_cvref_t<A>, class DB = remove_cvref_t<B>,
+         bool = (mg_is_class_scalar<DA>::value && mg_is_builtin_arith<DB>::value) ||
+                (mg_is_builtin_arith<DA>::value && mg_is_class_scalar<DB>::value)>
+struct mg_arm {
+  typedef A type;
+};
+template<class A, class B, class DA, class DB> struct mg_arm<A, B, DA, DB, true> {
+  typedef conditional_t<mg_is_class_scalar<DA>::value, typename mg_mix<DA, DB>::type,
+                        typename mg_mix<DB, DA>::type> type;
+};
+template<class A, class B> using mg_arm_t = typename mg_arm<A, B>::type;
+
 // Floating result type of a math function on scalar T: half/bfloat stay, others -> float.
 template<class T> struct mg_float_of { typedef float type; };
 template<> struct mg_float_of<half> { typedef half type; };
