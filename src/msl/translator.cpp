@@ -330,9 +330,9 @@ std::string Translation::emit(Target target, const Constants& constants, const s
     for (const auto& c : m.conditionals()) {
       const std::string a = range(c.question + 1, c.colon), b = range(c.colon + 1, c.end);
       before[c.question + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + a + ")), decltype((" + b + "))>>(";
-      before[c.colon] = ")" + before[c.colon];
+      before[c.colon].insert(0, ")");
       before[c.colon + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + b + ")), decltype((" + a + "))>>(";
-      before[c.end] = ")" + before[c.end];
+      before[c.end].insert(0, ")");
     }
   }
   int depth = 0;                     // brace depth in the user's code
@@ -371,7 +371,10 @@ std::string Translation::emit(Target target, const Constants& constants, const s
       if (auto it = before.find(i); it != before.end()) {
         const TokenAction act = m.action(i);
         if (act == TokenAction::keep || act == TokenAction::replace || act == TokenAction::drop) {
-          w.token(t, it->second + (act == TokenAction::keep ? t.text : act == TokenAction::replace ? m.replacement(i) : ""));
+          std::string text = it->second;
+          if (act == TokenAction::keep) text += t.text;
+          else if (act == TokenAction::replace) text += m.replacement(i);
+          w.token(t, text);
           continue;
         }
       }
