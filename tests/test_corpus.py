@@ -48,10 +48,16 @@ def iface(iface):
     return iface
 
 
+# MLX files whose CUDA translation does not compile yet: MLX overloads log1p for float and for
+# complex64_t (whose constructor template takes any lane-convertible type) and calls it with
+# a half. Metal's builtin half converts to float by a standard conversion, which wins; the
+# CUDA half is a class, so both are user-defined conversions and the call is ambiguous.
+MLX_CUDA_PENDING = {"binary.metal", "unary.metal", "scan.metal"}
+
+
 @pytest.fixture
 def no_cuda_check(monkeypatch):
-    # The CUDA translation of MLX does not compile yet (complex.h's static_asserts need
-    # constexpr half arithmetic, which the CUDA half class lacks): checked on cpu only for now.
+    """METALGPU_CHECK_CUDA off, for the files of MLX_CUDA_PENDING."""
     monkeypatch.delenv("METALGPU_CHECK_CUDA", raising=False)
 
 @pytest.fixture
@@ -80,13 +86,15 @@ def test_ggml_loads_with_bfloat(cpu, check_every_entry_point):
 
 
 @pytest.mark.parametrize("path", MLX_PLAIN, ids=_ids(MLX_PLAIN))
-def test_mlx_file_loads(cpu, no_cuda_check, check_every_entry_point, path):
+def test_mlx_file_loads(cpu, monkeypatch, check_every_entry_point, path):
+    if path.name in MLX_CUDA_PENDING:
+        monkeypatch.delenv("METALGPU_CHECK_CUDA", raising=False)
     cpu.load_shader(str(path), include_dirs=[str(MLX_ROOT)])
     assert cpu.function_names()
 
 
 @pytest.mark.parametrize("path", MLX_NAX, ids=_ids(MLX_NAX))
-def test_mlx_tensor_api_files_say_what_is_missing(cpu, no_cuda_check, path):
+def test_mlx_tensor_api_files_say_what_is_missing(cpu, path):
     with pytest.raises(mg.CompileError, match="MetalPerformancePrimitives.*not available on this backend"):
         cpu.load_shader(str(path), include_dirs=[str(MLX_ROOT)])
 

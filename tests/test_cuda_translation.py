@@ -246,3 +246,49 @@ def test_cooperative_kernel_runs_on_cpu_in_check_mode(nvrtc_check):
     buf = iface.array_to_buffer(np.zeros(8, np.float32))
     iface.run_function(8, [buf])
     assert np.all(buf.contents == np.float32(0.375))
+
+
+# What real libraries (ggml, MLX) need of the CUDA translation: constexpr half arithmetic,
+# constexpr float limits, a file-scope `namespace metal` block that extends metal and uses the
+# user's names, user overloads of metal functions, a conditional mixing half and float, a
+# macro in a loop hint, an initializer on threadgroup storage, constexpr __builtin_ctz, and an
+# out-of-class definition of a constant static member.
+LIBRARY_IDIOMS = """#include <metal_stdlib>
+using namespace metal;
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+typedef half my_half_t;
+static_assert(half(1.5h) * half(2.0h) == 3.0h, "constexpr half");
+namespace metal {
+inline my_half_t twice(my_half_t x) { return x * my_half_t(2); }
+}
+struct Limits { static constexpr constant float inf = metal::numeric_limits<float>::infinity(); };
+struct Table { static constexpr constant float w[2] = {0.5f, 0.25f}; };
+constant constexpr const float Table::w[2];
+inline long simd_sum(long x) { return x; }
+kernel void idioms(device float* out [[buffer(0)]], device const half* h [[buffer(1)]],
+                   uint i [[thread_position_in_grid]], uint l [[thread_index_in_threadgroup]]) {
+    threadgroup float buf[32] = {0};
+    buf[l % 32] = 1.0f;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    constexpr short p = __builtin_ctz(8u);
+    float s = 0.0f;
+    #pragma unroll (MIN(4, 8))
+    for (int k = 0; k < 4; ++k) s += float(k);
+    const float d = i < 2 ? h[i] : h[i] / 16.f;
+    out[i] = d + float(metal::twice(h[i])) + simd_sum(s) + float(p) + float(simd_sum(long(1)))
+           + (Limits::inf > 0.0f ? Table::w[0] : 0.0f) + buf[l % 32];
+}
+"""
+
+
+def test_library_idioms_compile_with_nvrtc_and_run(nvrtc_check):
+    iface = mg.Interface(backend="cpu")
+    iface.load_shader_from_string(_unique(LIBRARY_IDIOMS))
+    iface.set_function("idioms")
+    h = np.array([1, 2, 4, 8], np.float16)
+    out = iface.create_buffer(4, np.float32)
+    iface.run_function(4, [out, iface.array_to_buffer(h)], threadgroup=4)
+    hs = h.astype(np.float32)
+    d = np.where(np.arange(4) < 2, hs, hs / 16)
+    # simd_sum over 4 active lanes of s = 6; p = 3; 1 from simd_sum(long); 0.5; buf = 1
+    np.testing.assert_allclose(out.contents, d + 2 * hs + 24 + 3 + 1 + 0.5 + 1)

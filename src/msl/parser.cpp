@@ -240,8 +240,26 @@ void SourceModel::type_conditional_literals() {
     }
     const bool second_literal = colon == q + 2 && integer_literal(q + 1);
     const bool third_literal = end == colon + 2 && integer_literal(colon + 1);
-    if (second_literal == third_literal) continue;  // neither, or both (then the type is int)
-    wrap(second_literal ? q + 1 : colon + 1);
+    if (second_literal != third_literal) wrap(second_literal ? q + 1 : colon + 1);  // else int
+    // A class half (CUDA) converts to float and float to half, which C++ calls ambiguous in a
+    // conditional (`il < 2 ? xb->d : xb->d / 16.f`, ggml); Metal's half is a builtin type and
+    // the conditional is a float. The CUDA translation converts each operand to the common
+    // type (mg_arm_t), which repeats the operands inside decltype: so only operands that hold
+    // no conditional (no exponential growth), no braces (no lambdas, not allowed in decltype)
+    // and no '>' without its '<' (a third operand that ran past a template argument list).
+    if (colon == q + 1 || end >= toks.size() || toks[end].kind == TokenKind::end) continue;
+    bool eligible = true;
+    int angles = 0;
+    for (std::size_t k = q + 1; k < end && eligible; ++k) {
+      if (k == colon) continue;
+      if (is(k, "?") || is(k, "{") || is(k, "}") ||
+          (actions_[k] != TokenAction::keep && actions_[k] != TokenAction::replace))
+        eligible = false;
+      else if (is(k, "<")) ++angles;
+      else if (is(k, ">")) --angles;
+      else if (is(k, ">>")) angles -= 2;
+    }
+    if (eligible && angles >= 0) conditionals_.push_back({q, colon, end});
   }
 }
 
@@ -544,14 +562,35 @@ void SourceModel::analyse() {
           i = handle_function_constant(stmt, end);
           stmt = i + 1;
         } else {
+          // The declarator: its name is the last identifier before the first `[`, `=`, `{` or
+          // `;` outside brackets. `constant constexpr const float X<6>::table[8][8];` defines
+          // a static data member declared in its class, whose storage the class declaration
+          // already decided: no specifier (CUDA allows none on a member), only its const.
+          bool member_definition = false;
+          {
+            int depth = 0;
+            for (std::size_t k = i + 1; k < end; ++k) {
+              if (is(k, "(") || is(k, "<")) ++depth;
+              else if (is(k, ")") || is(k, ">")) --depth;
+              else if (is(k, ">>")) depth -= 2;
+              else if (depth <= 0 && (is(k, "[") || is(k, "=") || is(k, "{") || is(k, ";"))) {
+                member_definition = k >= 2 && toks[k - 1].kind == TokenKind::identifier && is(k - 2, "::");
+                break;
+              }
+            }
+          }
           actions_[i] = TokenAction::program_constant;
           for (std::size_t k = stmt, e = statement_end(i); k < e; ++k)
             if (is(k, "const") || is(k, "constexpr")) {
               // `constant constexpr const T x = ...;`: only the storage goes in front.
               actions_[i] = TokenAction::replace;
-              replacements_[i] = "MG_CONSTANT_SPACE";
+              replacements_[i] = member_definition ? "" : "MG_CONSTANT_SPACE";
               break;
             }
+          if (member_definition && actions_[i] == TokenAction::program_constant) {
+            actions_[i] = TokenAction::replace;
+            replacements_[i] = "const";
+          }
           // `static constant T x[]`: the target's specifier already says static.
           for (std::size_t k = stmt, e = statement_end(i); k < e; ++k)
             if (is(k, "static") && (k < i || is(k - 1, "constexpr") || is(k - 1, "constant") ||
@@ -608,6 +647,25 @@ void SourceModel::analyse() {
         actions_[i] = TokenAction::replace;
         replacements_[i] = "MG_THREADGROUP_STORAGE";
         storage_tokens_.push_back(i);
+        // `threadgroup float buf[32] = {0};`: the initializer goes through MG_THREADGROUP_INIT,
+        // which CUDA (no initializers on __shared__) defines as nothing. One declarator only.
+        std::size_t eq = std::string::npos, semi = std::string::npos;
+        int depth = 0;
+        bool several = false;
+        for (std::size_t k = i + 1; k < toks.size() && toks[k].kind != TokenKind::end; ++k) {
+          if (is(k, "(") || is(k, "[") || is(k, "{")) ++depth;
+          else if (is(k, ")") || is(k, "]") || is(k, "}")) --depth;
+          else if (depth == 0 && is(k, "=") && eq == std::string::npos) eq = k;
+          else if (depth == 0 && is(k, ",")) several = true;
+          else if (depth == 0 && is(k, ";")) { semi = k; break; }
+        }
+        if (eq != std::string::npos && semi != std::string::npos && !several &&
+            actions_[eq] == TokenAction::keep && actions_[semi] == TokenAction::keep) {
+          actions_[eq] = TokenAction::replace;
+          replacements_[eq] = "MG_THREADGROUP_INIT(";
+          actions_[semi] = TokenAction::replace;
+          replacements_[semi] = ");";
+        }
       }
     }
   }

@@ -80,6 +80,12 @@ class SourceModel {
   const std::string& replacement(std::size_t i) const { return replacements_.at(i); }
   // For constant_defined: index into function_constants().
   int constant_ref(std::size_t i) const { return constant_refs_.at(i); }
+  // `c ? a : b` whose operands the CUDA translation converts to their common type (see
+  // type_conditional_literals): the '?' and ':' and the token after the third operand.
+  struct Conditional {
+    std::size_t question, colon, end;
+  };
+  const std::vector<Conditional>& conditionals() const { return conditionals_; }
 
  private:
   struct Scope;
@@ -124,6 +130,7 @@ class SourceModel {
   std::vector<FunctionConstant> constants_;
   std::vector<std::size_t> storage_tokens_;  // `threadgroup T x[...]` declarations
   bool allow_double_ = false;                // `#pragma metalgpu double` seen
+  std::vector<Conditional> conditionals_;
 };
 
 }  // namespace metalgpu::msl

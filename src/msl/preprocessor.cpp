@@ -732,18 +732,21 @@ void Preprocessor::directive(Tokens& line) {
       if (!files_.back()->key.empty()) once_.insert(files_.back()->key);
       return;
     }
-    // `#pragma unroll (MIN(N, 4))` (ggml): clang expands macros in an unroll count, and
-    // the compilers after us (NVRTC) need the expanded form.
-    Tokens pragma(line.begin() + 1, line.end());
-    if (pragma.size() > 2 && pragma[1].text == "unroll") {
-      Tokens expanded = expand_isolated(Tokens(pragma.begin() + 2, pragma.end()));
-      pragma.erase(pragma.begin() + 2, pragma.end());
-      pragma.insert(pragma.end(), expanded.begin(), expanded.end());
+    // Loop hints (`#pragma unroll N`, `#pragma clang loop unroll_count(N)`) take constant
+    // expressions that clang macro-expands (ggml: `#pragma unroll (MIN(DK8/2, 4*NSG))`); the
+    // macros are gone from the translation, so expand them here. Other pragmas pass verbatim.
+    Tokens rest(line.begin() + 1, line.end());
+    const bool loop_hint = line.size() > 3 && (line[2].text == "unroll" || line[2].text == "nounroll" ||
+                                               (line[2].text == "clang" && line[3].text == "loop"));
+    if (loop_hint) {
+      Tokens args = expand_isolated(Tokens(line.begin() + 3, line.end()));
+      rest.resize(2);
+      rest.insert(rest.end(), args.begin(), args.end());
     }
     std::string text;
-    for (std::size_t i = 0; i < pragma.size(); ++i) {
-      if (i > 0 && pragma[i].space) text += ' ';
-      text += pragma[i].text;
+    for (std::size_t i = 0; i < rest.size(); ++i) {
+      if (i > 0 && rest[i].space) text += ' ';
+      text += rest[i].text;
     }
     out_.directive_line(hash.file, hash.line, text);
   } else {

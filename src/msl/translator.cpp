@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <set>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "metalgpu/dtype.hpp"
 #include "metalgpu/errors.hpp"
@@ -330,12 +331,77 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   std::vector<std::string> values = resolve_constants(m, constants);
   LineWriter w(lx);
   const auto& toks = lx.tokens;
+  // CUDA: user code lives in namespace metal_user (below). A library that opens `namespace
+  // metal {` at file scope extends Apple's metal namespace (MLX adds bfloat math, type traits);
+  // inside metal_user that would declare a new metal_user::metal. So metal_user is closed around
+  // such a block, and the block sees the user's names (MLX's file-scope typedef bfloat16_t, its
+  // helper functions) through a using-directive: for lookup from inside metal they act as if
+  // declared at global scope, so metal's own names still come first, and a qualified metal::X
+  // reaches them only where metal itself has no X.
+  const bool cuda = target == Target::cuda;
+  // CUDA: the operands of a conditional convert to their common type, as Metal's builtin half
+  // would (see SourceModel::type_conditional_literals): text to write before a token.
+  std::unordered_map<std::size_t, std::string> before;
+  if (cuda) {
+    auto range = [&](std::size_t b, std::size_t e) {
+      std::string r;
+      for (std::size_t k = b; k < e; ++k) {
+        if (!r.empty()) r += ' ';
+        r += m.action(k) == TokenAction::replace ? m.replacement(k) : toks[k].text;
+      }
+      return r;
+    };
+    for (const auto& c : m.conditionals()) {
+      const std::string a = range(c.question + 1, c.colon), b = range(c.colon + 1, c.end);
+      before[c.question + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + a + ")), decltype((" + b + "))>>(";
+      before[c.colon].insert(0, ")");
+      before[c.colon + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + b + ")), decltype((" + a + "))>>(";
+      before[c.end].insert(0, ")");
+    }
+  }
+  int depth = 0;                     // brace depth in the user's code
+  int metal_block_depth = -1;        // depth inside the file-scope `namespace metal {`, if open
+  bool metal_block_next_brace = false;
   for (std::size_t i = 0; i < toks.size(); ++i) {
     const Token& t = toks[i];
     if (t.kind == TokenKind::end) break;
     if (t.kind == TokenKind::pragma) {
       w.pragma(t);
       continue;
+    }
+    if (cuda && t.kind == TokenKind::punct && t.text == "{") {
+      ++depth;
+      if (metal_block_next_brace) {
+        metal_block_next_brace = false;
+        metal_block_depth = depth;
+        w.token(t, t.text);
+        w.raw("using namespace ::metal_user;");
+        continue;
+      }
+    } else if (cuda && t.kind == TokenKind::punct && t.text == "}") {
+      if (depth-- == metal_block_depth) {
+        metal_block_depth = -1;
+        w.token(t, t.text);
+        w.raw("namespace metal_user {");
+        continue;
+      }
+    } else if (cuda && depth == 0 && metal_block_depth < 0 && t.kind == TokenKind::identifier &&
+               t.text == "namespace" && m.action(i) == TokenAction::keep && i + 2 < toks.size() &&
+               toks[i + 1].text == "metal" && (toks[i + 2].text == "{" || toks[i + 2].text == "::")) {
+      w.raw("}  // namespace metal_user");
+      metal_block_next_brace = true;
+    }
+    if (!before.empty()) {
+      if (auto it = before.find(i); it != before.end()) {
+        const TokenAction act = m.action(i);
+        if (act == TokenAction::keep || act == TokenAction::replace || act == TokenAction::drop) {
+          std::string text = it->second;
+          if (act == TokenAction::keep) text += t.text;
+          else if (act == TokenAction::replace) text += m.replacement(i);
+          w.token(t, text);
+          continue;
+        }
+      }
     }
     switch (m.action(i)) {
       case TokenAction::keep: w.token(t, t.text); break;

@@ -13,6 +13,14 @@
 #  define MG_CONSTEXPR_FP constexpr
 #endif
 
+// __builtin_bit_cast (g++ 11, clang 9, NVRTC 12): constexpr bit reinterpretation, for float
+// constants with no literal (infinity, NaN) and constexpr half/bfloat conversions.
+#if defined(__has_builtin)
+#  if __has_builtin(__builtin_bit_cast)
+#    define MG_HAS_BIT_CAST 1
+#  endif
+#endif
+
 #if defined(__CUDA_ARCH__)
 #  define MG_DEVICE_CODE 1
 #else

@@ -10,6 +10,7 @@
 // Variables declared `threadgroup` in a kernel: one instance per OS thread, shared by the
 // fibers of the threadgroup that thread is running (see mg_cpu_fiber.h).
 #define MG_THREADGROUP_STORAGE static thread_local
+#define MG_THREADGROUP_INIT(...) = __VA_ARGS__  // an initializer: see mg_cuda_exec.h
 
 namespace __metalgpu {
 

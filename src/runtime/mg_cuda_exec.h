@@ -8,6 +8,50 @@
 #define MG_CONSTANT_DATA __device__ const
 #define MG_CONSTANT_SPACE __device__
 #define MG_THREADGROUP_STORAGE __shared__
+// `threadgroup float buf[32] = {0};` (MLX layer_norm): Apple's compiler accepts an initializer
+// on threadgroup storage; CUDA allows none on __shared__ variables, so it is left out here.
+// Threadgroup memory has no defined contents when a threadgroup starts (the cpu backend runs
+// the initializer once per worker thread, not per threadgroup); the code we know of writes the
+// memory before reading it.
+#define MG_THREADGROUP_INIT(...)
+
+// GCC/clang bit builtins that Metal code calls (MLX fft: `constexpr short power =
+// __builtin_ctz(radix);`) and NVRTC lacks: constexpr, with CUDA's intrinsics at run time.
+namespace __metalgpu {
+template <class T> MG_FN constexpr int builtin_ctz(T x) {
+  if (__builtin_is_constant_evaluated()) {
+    int n = 0;
+    while (n < int(sizeof(T) * 8) && !((x >> n) & 1)) ++n;
+    return n;
+  }
+  return sizeof(T) == 8 ? __ffsll((long long)x) - 1 : __ffs(int(x)) - 1;
+}
+template <class T> MG_FN constexpr int builtin_clz(T x) {
+  if (__builtin_is_constant_evaluated()) {
+    int n = 0;
+    while (n < int(sizeof(T) * 8) && !((x >> (sizeof(T) * 8 - 1 - n)) & 1)) ++n;
+    return n;
+  }
+  return sizeof(T) == 8 ? __clzll((long long)x) : __clz(int(x));
+}
+template <class T> MG_FN constexpr int builtin_popcount(T x) {
+  if (__builtin_is_constant_evaluated()) {
+    int n = 0;
+    for (; x; x &= x - 1) ++n;
+    return n;
+  }
+  return sizeof(T) == 8 ? __popcll((unsigned long long)x) : __popc(unsigned(x));
+}
+}  // namespace __metalgpu
+#define __builtin_ctz(x) __metalgpu::builtin_ctz((unsigned)(x))
+#define __builtin_ctzl(x) __metalgpu::builtin_ctz((unsigned long)(x))
+#define __builtin_ctzll(x) __metalgpu::builtin_ctz((unsigned long long)(x))
+#define __builtin_clz(x) __metalgpu::builtin_clz((unsigned)(x))
+#define __builtin_clzl(x) __metalgpu::builtin_clz((unsigned long)(x))
+#define __builtin_clzll(x) __metalgpu::builtin_clz((unsigned long long)(x))
+#define __builtin_popcount(x) __metalgpu::builtin_popcount((unsigned)(x))
+#define __builtin_popcountl(x) __metalgpu::builtin_popcount((unsigned long)(x))
+#define __builtin_popcountll(x) __metalgpu::builtin_popcount((unsigned long long)(x))
 
 namespace __metalgpu {
 

@@ -106,3 +106,55 @@ template <class T, class V> MG_FN T builtin_as(const V& v) { return builtin_conv
 #  define MG_FC_HALF(BITS, VALUE) (metal::half::from_bits(BITS))
 #endif
 #define MG_FC_BFLOAT(BITS, VALUE) (metal::bfloat::from_bits(BITS))
+
+// The rest of metal's public names, declared after mg_constants.h's MG_USING_METAL_NAMES, as
+// using-declarations in metal_user (the CUDA translation's namespace for user code) too. The
+// user's own overloads of a metal function at file scope (MLX's simd_shuffle_down(uint64_t,
+// uint16_t) ...) then join metal's in one overload set, as they do on the host, where user
+// code is at global scope with metal's names brought in by `using namespace metal;`. Without
+// them, the user's declaration in metal_user would hide metal's overloads.
+namespace metal_user {
+using metal::threadgroup_barrier;
+using metal::simdgroup_barrier;
+using metal::atomic_thread_fence;
+using metal::atomic_load_explicit;
+using metal::atomic_store_explicit;
+using metal::atomic_exchange_explicit;
+using metal::atomic_compare_exchange_weak_explicit;
+using metal::atomic_compare_exchange_strong_explicit;
+using metal::atomic_fetch_add_explicit;
+using metal::atomic_fetch_sub_explicit;
+using metal::atomic_fetch_and_explicit;
+using metal::atomic_fetch_or_explicit;
+using metal::atomic_fetch_xor_explicit;
+using metal::atomic_fetch_min_explicit;
+using metal::atomic_fetch_max_explicit;
+using metal::fmax3;
+using metal::fmin3;
+using metal::fmedian3;
+using metal::max3;
+using metal::min3;
+using metal::median3;
+using metal::make_uniform;
+using metal::simdgroup_matrix;
+using metal::simdgroup_load;
+using metal::simdgroup_store;
+using metal::simdgroup_multiply;
+using metal::simdgroup_multiply_accumulate;
+using metal::make_filled_simdgroup_matrix;
+#define MG_USING_SIMD_GROUP(PFX)                                                                  \
+  using metal::PFX##_sum; using metal::PFX##_product; using metal::PFX##_min;                     \
+  using metal::PFX##_max; using metal::PFX##_and; using metal::PFX##_or; using metal::PFX##_xor;  \
+  using metal::PFX##_prefix_inclusive_sum; using metal::PFX##_prefix_exclusive_sum;               \
+  using metal::PFX##_prefix_inclusive_product; using metal::PFX##_prefix_exclusive_product;       \
+  using metal::PFX##_shuffle; using metal::PFX##_broadcast; using metal::PFX##_shuffle_up;        \
+  using metal::PFX##_shuffle_down; using metal::PFX##_shuffle_xor;                                \
+  using metal::PFX##_shuffle_rotate_up; using metal::PFX##_shuffle_rotate_down;                   \
+  using metal::PFX##_shuffle_and_fill_up; using metal::PFX##_shuffle_and_fill_down;               \
+  using metal::PFX##_broadcast_first; using metal::PFX##_ballot;                                  \
+  using metal::PFX##_active_threads_mask; using metal::PFX##_all; using metal::PFX##_any;         \
+  using metal::PFX##_is_first; using metal::PFX##_vote;
+MG_USING_SIMD_GROUP(simd)
+MG_USING_SIMD_GROUP(quad)
+#undef MG_USING_SIMD_GROUP
+}  // namespace metal_user

@@ -15,13 +15,8 @@ using ::ulong;
 struct mg_bits_tag {};
 
 // Bit reinterpretation between float and uint32: constexpr where the compiler has
-// __builtin_bit_cast (bfloat and half constants in constant expressions, as Metal allows);
-// union punning otherwise (fine in g++, clang, nvcc).
-#if defined(__has_builtin)
-#  if __has_builtin(__builtin_bit_cast)
-#    define MG_HAS_BIT_CAST 1
-#  endif
-#endif
+// __builtin_bit_cast (MG_HAS_BIT_CAST, mg_config.h: bfloat and half constants in constant
+// expressions, as Metal allows); union punning otherwise (fine in g++, clang, nvcc).
 #if MG_HAS_BIT_CAST
 #  define MG_BITS_CONSTEXPR constexpr
 MG_FN constexpr uint32_t mg_f2u(float f) { return __builtin_bit_cast(uint32_t, f); }
@@ -32,13 +27,44 @@ MG_FN uint32_t mg_f2u(float f) { union { float f; uint32_t u; } c; c.f = f; retu
 MG_FN float mg_u2f(uint32_t u) { union { float f; uint32_t u; } c; c.u = u; return c.f; }
 #endif
 
-// Round-to-nearest-even float -> IEEE binary16 bits, and back.
-MG_FN uint16_t mg_float_to_half_bits(float f) {
+// half <-> float in constant expressions (MLX static_asserts on half arithmetic) needs the
+// bit casts above and, on a CUDA device, a way to keep PTX's cvt instructions out of constant
+// evaluation: asm may not appear in a C++17 constexpr function, so it lives in plain helpers
+// that a constexpr function calls only when __builtin_is_constant_evaluated() is false (the
+// call is then never constant-evaluated, which C++17 allows). NVRTC 12 has both builtins.
+#if defined(__has_builtin)
+#  if __has_builtin(__builtin_is_constant_evaluated)
+#    define MG_HAS_IS_CONSTANT_EVALUATED 1
+#  endif
+#endif
+#if MG_HAS_BIT_CAST && (!defined(__CUDA_ARCH__) || MG_HAS_IS_CONSTANT_EVALUATED)
+#  define MG_HALF_CONSTEXPR constexpr
+#else
+#  define MG_HALF_CONSTEXPR
+#endif
 #if defined(__CUDA_ARCH__)
+MG_FN uint16_t mg_float_to_half_bits_ptx(float f) {
   unsigned short r;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(f));
   return r;
-#else
+}
+MG_FN float mg_half_bits_to_float_ptx(uint16_t h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+#  if MG_HAS_IS_CONSTANT_EVALUATED
+#    define MG_USE_PTX_CVT (!__builtin_is_constant_evaluated())
+#  else
+#    define MG_USE_PTX_CVT true
+#  endif
+#endif
+
+// Round-to-nearest-even float -> IEEE binary16 bits, and back.
+MG_FN MG_HALF_CONSTEXPR uint16_t mg_float_to_half_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  if (MG_USE_PTX_CVT) return mg_float_to_half_bits_ptx(f);
+#endif
   uint32_t x = mg_f2u(f);
   uint32_t sign = (x >> 16) & 0x8000u;
   x &= 0x7fffffffu;
@@ -50,14 +76,11 @@ MG_FN uint16_t mg_float_to_half_bits(float f) {
   }
   x += 0xc8000fffu + ((x >> 13) & 1u);                                // rebias + round
   return (uint16_t)(sign | (x >> 13));
-#endif
 }
-MG_FN float mg_half_bits_to_float(uint16_t h) {
+MG_FN MG_HALF_CONSTEXPR float mg_half_bits_to_float(uint16_t h) {
 #if defined(__CUDA_ARCH__)
-  float f;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-  return f;
-#else
+  if (MG_USE_PTX_CVT) return mg_half_bits_to_float_ptx(h);
+#endif
   uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
   uint32_t e = ((uint32_t)h >> 10) & 0x1fu, m = (uint32_t)h & 0x3ffu;
   if (e == 0) {
@@ -66,7 +89,6 @@ MG_FN float mg_half_bits_to_float(uint16_t h) {
   }
   if (e == 31) return mg_u2f(sign | 0x7f800000u | (m << 13));
   return mg_u2f(sign | ((e + 112u) << 23) | (m << 13));
-#endif
 }
 MG_FN MG_BITS_CONSTEXPR uint16_t mg_float_to_bfloat_bits(float f) {
   uint32_t u = mg_f2u(f);
@@ -138,8 +160,10 @@ template<> struct mg_is_class_scalar<half> : true_type {};
   X() = default;                                                                                 \
   MG_FN constexpr X(mg_bits_tag, uint16_t b) : bits(b) {}                                        \
   MG_FN CX EXPLICIT X(float f) : bits(FROMF(f)) {}                                                           \
+  /* Not from the other class scalar: half <-> bfloat is explicit in Metal (their own */        \
+  /* explicit conversion operators do it). */                                                   \
   template<class S, enable_if_t<is_arithmetic<S>::value && !is_integral<S>::value &&            \
-                                !is_same<S, float>::value && !is_same<S, X>::value, int> = 0>   \
+                                !is_same<S, float>::value && !mg_is_class_scalar<S>::value, int> = 0> \
   MG_FN CX EXPLICIT X(S s) : bits(FROMF((float)s)) {}                                            \
   template<class S, enable_if_t<is_integral<S>::value, int> = 0>                                 \
   MG_FN CX X(S s) : bits(FROMF((float)s)) {}                                                     \
@@ -151,7 +175,12 @@ template<> struct mg_is_class_scalar<half> : true_type {};
   MG_FN X& operator++() { return *this = X(float(*this) + 1.0f); }                               \
   MG_FN X& operator--() { return *this = X(float(*this) - 1.0f); }                               \
   MG_FN X operator++(int) { X t = *this; ++*this; return t; }                                    \
-  MG_FN X operator--(int) { X t = *this; --*this; return t; }
+  MG_FN X operator--(int) { X t = *this; --*this; return t; }                                    \
+  /* Assignment from what converts to float only through a conversion of its own (a struct */   \
+  /* with `operator bool()`): one user conversion, as a builtin half or bfloat would need. */    \
+  template<class S, enable_if_t<!is_arithmetic<S>::value && !is_same<S, X>::value &&            \
+                                    is_convertible<S, float>::value, int> = 0>                  \
+  MG_FN X& operator=(const S& s) { bits = FROMF(float(s)); return *this; }
 
 // An integer literal that is an operand of `?:` beside a non-literal (the translator makes
 // it one): it converts to the other operand's type, as Metal's arithmetic conversions would
@@ -165,7 +194,10 @@ template<class L, L V> struct mg_int_literal {
 #if MG_HALF_IS_FLOAT16
 template<class T> struct mg_is_half : is_same<remove_cv_t<T>, _Float16> {};
 #else
-template<class T> struct mg_is_half : false_type {};  // half is a class: no conversion to it
+// half is a class, but is_arithmetic (so bfloat's conversion template) still admits it: keep
+// bfloat -> half explicit, as Metal does (else metal::isnan(bfloat) is ambiguous between the
+// float and half overloads).
+template<class T> struct mg_is_half : is_same<remove_cv_t<T>, half> {};
 #endif
 
 struct bfloat {
@@ -177,11 +209,6 @@ struct bfloat {
   MG_FN MG_BITS_CONSTEXPR operator I() const { return I(mg_bfloat_bits_to_float(bits)); }
   template<class I, enable_if_t<mg_is_half<I>::value, int> = 0>
   MG_FN MG_BITS_CONSTEXPR explicit operator I() const { return I(mg_bfloat_bits_to_float(bits)); }
-  // Assignment from what converts to float only through a conversion of its own (a struct
-  // with `operator bool()`): one user conversion, as a builtin bfloat would need.
-  template<class S, enable_if_t<!is_arithmetic<S>::value && !is_same<S, bfloat>::value &&
-                                    is_convertible<S, float>::value, int> = 0>
-  MG_FN bfloat& operator=(const S& s) { bits = mg_float_to_bfloat_bits(float(s)); return *this; }
 };
 MG_CLASS_SCALAR_OPS(bfloat, MG_BITS_CONSTEXPR)
 
@@ -189,10 +216,10 @@ MG_CLASS_SCALAR_OPS(bfloat, MG_BITS_CONSTEXPR)
 typedef _Float16 half;
 #else
 struct half {
-  MG_CLASS_SCALAR_MEMBERS(half, mg_half_bits_to_float, mg_float_to_half_bits, , )
-  MG_FN operator float() const { return mg_half_bits_to_float(bits); }
+  MG_CLASS_SCALAR_MEMBERS(half, mg_half_bits_to_float, mg_float_to_half_bits, MG_HALF_CONSTEXPR, )
+  MG_FN MG_HALF_CONSTEXPR operator float() const { return mg_half_bits_to_float(bits); }
 };
-MG_CLASS_SCALAR_OPS(half, )
+MG_CLASS_SCALAR_OPS(half, MG_HALF_CONSTEXPR)
 MG_FN float operator+(half a, bfloat b) { return float(a) + float(b); }
 MG_FN float operator-(half a, bfloat b) { return float(a) - float(b); }
 MG_FN float operator*(half a, bfloat b) { return float(a) * float(b); }
@@ -244,6 +271,24 @@ template<> struct numeric_limits<bfloat> {
   MG_FN static constexpr bfloat quiet_NaN() { return bfloat(mg_bits_tag(), 0x7fc0); }
 };
 #undef MG_HALF_CONST
+
+// The type the CUDA translation converts an operand of `c ? a : b` to:
+// static_cast<mg_arm_t<decltype((a)), decltype((b))>>(a), and the same for b. A class scalar
+// (half on CUDA, bfloat) beside a builtin arithmetic type: both become the type Metal's usual
+// arithmetic conversions give (half and float: float; half and int: half), which C++ would
+// call ambiguous for a class. Anything else: the operand's own type and value category
+// (T& for an lvalue, so `(c ? x : y) = v` still assigns; void stays void).
+template<class A, class B, class DA = remove_cvref_t<A>, class DB = remove_cvref_t<B>,
+         bool = (mg_is_class_scalar<DA>::value && mg_is_builtin_arith<DB>::value) ||
+                (mg_is_builtin_arith<DA>::value && mg_is_class_scalar<DB>::value)>
+struct mg_arm {
+  typedef A type;
+};
+template<class A, class B, class DA, class DB> struct mg_arm<A, B, DA, DB, true> {
+  typedef conditional_t<mg_is_class_scalar<DA>::value, typename mg_mix<DA, DB>::type,
+                        typename mg_mix<DB, DA>::type> type;
+};
+template<class A, class B> using mg_arm_t = typename mg_arm<A, B>::type;
 
 // Floating result type of a math function on scalar T: half/bfloat stay, others -> float.
 template<class T> struct mg_float_of { typedef float type; };

@@ -193,7 +193,12 @@ template<> struct numeric_limits<float> {
   MG_FN static constexpr float max() { return 3.40282346638528859812e+38F; }
   MG_FN static constexpr float lowest() { return -3.40282346638528859812e+38F; }
   MG_FN static constexpr float epsilon() { return 1.1920928955078125e-07F; }
-#if MG_CUDA
+#if MG_CUDA && MG_HAS_BIT_CAST
+  // NVRTC has no __builtin_huge_valf; constexpr still, as MLX's `static constexpr constant
+  // float max = metal::numeric_limits<float>::infinity();` needs.
+  MG_FN static constexpr float infinity() { return __builtin_bit_cast(float, 0x7f800000u); }
+  MG_FN static constexpr float quiet_NaN() { return __builtin_bit_cast(float, 0x7fc00000u); }
+#elif MG_CUDA
   MG_FN static float infinity() { return __int_as_float(0x7f800000); }
   MG_FN static float quiet_NaN() { return __int_as_float(0x7fc00000); }
 #else
@@ -211,7 +216,10 @@ template<> struct numeric_limits<double> {
   MG_FN static constexpr double max() { return 1.79769313486231570815e+308; }
   MG_FN static constexpr double lowest() { return -1.79769313486231570815e+308; }
   MG_FN static constexpr double epsilon() { return 2.22044604925031308085e-16; }
-#if MG_CUDA
+#if MG_CUDA && MG_HAS_BIT_CAST
+  MG_FN static constexpr double infinity() { return __builtin_bit_cast(double, 0x7ff0000000000000ull); }
+  MG_FN static constexpr double quiet_NaN() { return __builtin_bit_cast(double, 0x7ff8000000000000ull); }
+#elif MG_CUDA
   MG_FN static double infinity() { return __longlong_as_double(0x7ff0000000000000ll); }
   MG_FN static double quiet_NaN() { return __longlong_as_double(0x7ff8000000000000ll); }
 #else

@@ -132,7 +132,9 @@ DeviceInfo cpu_device() {
 }
 
 // METALGPU_CHECK_CUDA=80,90: also translate every shader for CUDA and compile it with NVRTC
-// for those architectures (no GPU needed), so CI catches CUDA translation errors.
+// for those architectures (no GPU needed), so CI catches CUDA translation errors. Builds
+// compile fully; a library checked at load (large, or with function constants) gets NVRTC's
+// front-end check over the whole file, as the cuda backend's check_library does.
 std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
   std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu)\n";
   source += runtime::common_text;
@@ -141,7 +143,8 @@ std::string cpu_source(const msl::Translation& tr, const Constants& constants, c
   return source;
 }
 
-void check_cuda_translation(const msl::Translation& tr, const Constants& constants, const std::string* only) {
+void check_cuda_translation(const msl::Translation& tr, const Constants& constants, const std::string* only,
+                            bool syntax_only = false) {
   const char* archs = std::getenv("METALGPU_CHECK_CUDA");
   if (!archs || !*archs) return;
   std::string list = archs;
@@ -151,7 +154,7 @@ void check_cuda_translation(const msl::Translation& tr, const Constants& constan
     int sm = std::atoi(list.substr(p, q - p).c_str());
     if (sm > 0) {
       try {
-        cuda::check_translation(tr, constants, sm, only);
+        cuda::check_translation(tr, constants, sm, only, syntax_only);
       } catch (CompileError& e) {
         throw CompileError(std::string(e.what()) + " [CUDA translation check, sm_" + std::to_string(sm) + "]",
                            e.file(), e.line(), e.log(), e.function(), tr.source());
@@ -271,6 +274,7 @@ class CpuBackend final : public Backend {
       e.set_source(tr.source());
       throw;
     }
+    check_cuda_translation(tr, {}, nullptr, /*syntax_only=*/true);
   }
 
   void dispatch(Launch& launch, detail::RunState& run) override {

@@ -114,6 +114,16 @@ struct Stream {
   }
 };
 
+// What checking a whole library compiles (Translation::emit_for_check): one instantiation per
+// kernel definition, or every entry point with METALGPU_CHECK_LIBRARY=all.
+std::string library_check_source(const msl::Translation& tr) {
+  std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda, library check)\n";
+  source += runtime::common_text;
+  source += runtime::cuda_text;
+  source += tr.emit_for_check(msl::Target::cuda);
+  return source;
+}
+
 class CudaAllocation final : public Allocation {
  public:
   CudaAllocation(std::shared_ptr<Device> dev, std::size_t bytes, Storage storage) : dev_(std::move(dev)) {
@@ -436,11 +446,7 @@ class CudaBackend final : public Backend {
 
   void check_library(const msl::Translation& tr) override {
     try {
-      std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda, library check)\n";
-      source += runtime::common_text;
-      source += runtime::cuda_text;
-      source += tr.emit_for_check(msl::Target::cuda);
-      check_source(source, dev_->sm, tr.path());
+      check_source(library_check_source(tr), dev_->sm, tr.path());
     } catch (CompileError& e) {
       e.set_source(tr.source());
       throw;
@@ -556,8 +562,15 @@ std::string cuda_source(const msl::Translation& tr, const Constants& constants, 
   return source;
 }
 
-void check_translation(const msl::Translation& tr, const Constants& constants, int sm, const std::string* only) {
-  compile_cubin(cuda_source(tr, constants, only), sm, tr.path());
+void check_translation(const msl::Translation& tr, const Constants& constants, int sm, const std::string* only,
+                       bool syntax_only) {
+  if (syntax_only && !only) {
+    check_source(library_check_source(tr), sm, tr.path());
+  } else if (syntax_only) {
+    check_source(cuda_source(tr, constants, only), sm, tr.path());
+  } else {
+    compile_cubin(cuda_source(tr, constants, only), sm, tr.path());
+  }
 }
 
 std::vector<DeviceInfo> probe(std::string* why) {

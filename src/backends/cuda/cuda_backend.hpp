@@ -17,7 +17,9 @@ std::string cuda_source(const msl::Translation& tr, const Constants& constants, 
 
 // Translates for CUDA and compiles with NVRTC for compute capability `sm`, without a GPU;
 // throws CompileError. Lets CI check every kernel's CUDA translation on machines with no GPU.
+// `syntax_only`: NVRTC's front-end checks only (--fdevice-syntax-only), what check_library
+// runs over a whole large library: one call checks every entry point.
 void check_translation(const msl::Translation& tr, const Constants& constants, int sm,
-                       const std::string* only = nullptr);
+                       const std::string* only = nullptr, bool syntax_only = false);
 
 }  // namespace metalgpu::cuda
