@@ -391,7 +391,8 @@ def test_ggml_rope_norm(ggml, dtype, n_dims):
     x0, x1 = xd[..., 0:n_dims:2], xd[..., 1:n_dims:2]
     expect[..., 0:n_dims:2] = x0 * c - x1 * s
     expect[..., 1:n_dims:2] = x0 * s + x1 * c
-    tol = 2e-4 if dtype == np.float32 else 4e-3
+    # cuda compiles with fast math (__sinf/__cosf): angles of tens of radians lose ~1e-4.
+    tol = (2e-4 if iface.backend == "cpu" else 1e-3) if dtype == np.float32 else 4e-3
     np.testing.assert_allclose(out.contents.reshape(x.shape)[0].astype(np.float64), expect, rtol=tol, atol=tol)
 
 
@@ -937,12 +938,16 @@ t.test_mlx_norms(mg.Interface({backend!r}), None, "layer_norm", 200, t.np.float3
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
+_LAYER_NORM_SINGLE_ROW_CPU = (
     "MLX's layer_norm_single_row writes out of bounds in threads past the row's end: with "
     "n = axis_size - lid * N_READS < 0, `for (int i = n; i < N_READS; i++) thread_x[i] = mean;` "
     "stores below thread_x[0]. Harmless in a GPU's private memory; on cpu it overwrites the "
-    "fiber's stack (SIGSEGV in a later simd_sum). Rows whose threads all read (axis 256, 1024) pass"))
-def test_mlx_layer_norm_single_row(iface, no_cuda_check, subprocess_env):
+    "fiber's stack (SIGSEGV in a later simd_sum). Rows whose threads all read (axis 256, 1024) pass")
+
+
+def test_mlx_layer_norm_single_row(request, iface, no_cuda_check, subprocess_env):
+    if iface.backend == "cpu":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_LAYER_NORM_SINGLE_ROW_CPU))
     # In a child: the failure is a crash.
     import subprocess
     code = _LAYER_NORM_SINGLE_ROW.format(tests=str(REPO_DIR / "tests"), backend=iface.backend)

@@ -100,6 +100,10 @@ def _cxx_include_dirs() -> list[str]:
     return dirs
 
 
+def _other_backends() -> bool:
+    return any(d.backend != "cpu" for d in mg.devices())
+
+
 def _child(code: str, tmp_path: Path, cxx: str | None, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, METALGPU_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("METALGPU_BACKEND", None)
@@ -121,6 +125,8 @@ def _wrapper(tmp_path: Path, name: str, body: str) -> str:
 
 @pytest.mark.parametrize("cxx", ["/nonexistent/c++", "/bin/false"])
 def test_a_cxx_that_does_not_run_is_named_not_replaced(tmp_path, cxx):
+    if _other_backends():
+        pytest.skip("another backend runs here: Interface() does not fail")
     code = textwrap.dedent(
         f"""
         import metalgpu as mg
@@ -144,6 +150,8 @@ def test_a_cxx_that_does_not_run_is_named_not_replaced(tmp_path, cxx):
 
 @pytest.mark.parametrize("cxx", ["/nonexistent/c++", "/bin/false"])
 def test_info_never_tracebacks(tmp_path, cxx):
+    if _other_backends():
+        pytest.skip("another backend runs here: there is a default backend")
     proc = _child("", tmp_path, cxx, "-m", "metalgpu", "info")
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.returncode == 1

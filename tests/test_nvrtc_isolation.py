@@ -116,7 +116,8 @@ def cache_dir(tmp_path_factory) -> Path:
 def run_child(fake_nvrtc: Path, cache_dir: Path, **env_extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.update(
-        METALGPU_NVRTC=str(fake_nvrtc), METALGPU_CHECK_CUDA="80", METALGPU_CACHE_DIR=str(cache_dir)
+        METALGPU_NVRTC=str(fake_nvrtc), METALGPU_CHECK_CUDA="80", METALGPU_CACHE_DIR=str(cache_dir),
+        METALGPU_BACKEND="cpu",  # the cpu backend's cross-check (on a GPU machine, not the cuda backend)
     )
     env.update(env_extra)
     source = f"// {uuid.uuid4()}\n{SHADER}"  # a fresh source: nothing cached in memory or on disk

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# On a lent GPU machine (see bench/device_setup.sh for the build): the suite on cuda, the cpu
+# suite with that machine's own compiler ($CXX there is a wrapper adding C++ include folders),
+# and the real-library benchmark on cuda. Logs go to $OUT (or ./device-logs).
+#   bash bench/device_check.sh cuda|cpu|bench
+# The corpus (../shared/corpus) does not travel with the checkout: carry a copy as .corpus.
+set -uo pipefail
+OUT=${OUT:-device-logs}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ -d .corpus ] && [ ! -d ../shared/corpus ]; then mkdir -p ../shared && cp -r .corpus ../shared/corpus; fi
+python3 -c "import metalgpu" 2>/dev/null || python3 -m pip install -q --no-build-isolation --no-deps . 2>&1 | grep -v "Running pip as"
+case "${1:-cuda}" in
+  cuda)
+    METALGPU_TEST_BACKENDS=cuda python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest_cuda_h200.txt" | tail -25 ;;
+  cpu)
+    echo "CXX=${CXX:-unset}: $(${CXX:-c++} --version | head -1)" | tee "$OUT/pytest_cpu_device_compiler.txt"
+    METALGPU_TEST_BACKENDS=cpu python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee -a "$OUT/pytest_cpu_device_compiler.txt" | tail -25 ;;
+  bench)
+    python3 bench/bench_libraries.py --backend cuda --out "$OUT" 2>&1 | tail -20 ;;
+esac
