@@ -8,31 +8,26 @@ namespace {
 
 const std::set<std::string, std::less<>> kRecordKeywords = {"struct", "class", "union"};
 
-// Metal's SIMD-group and quad-group functions (an exact list: libraries name their own helpers
-// simd_size, simd_reduce ...), barriers and the builtins Apple's headers build them from.
+// Metal's SIMD-group functions, each also a quad-group one (`quad_` for `simd_`): an exact
+// list, since libraries name their own helpers simd_size, simd_reduce ...
+const std::set<std::string, std::less<>> kGroupFunctions = {
+    "sum", "product", "min", "max", "and", "or", "xor", "prefix_inclusive_sum",
+    "prefix_exclusive_sum", "prefix_inclusive_product", "prefix_exclusive_product", "shuffle",
+    "shuffle_up", "shuffle_down", "shuffle_xor", "shuffle_rotate_up", "shuffle_rotate_down",
+    "shuffle_and_fill_up", "shuffle_and_fill_down", "broadcast", "broadcast_first", "ballot",
+    "active_threads_mask", "all", "any", "is_first", "vote",
+};
+// Barriers, and the builtin Apple's headers read a lane with.
 const std::set<std::string, std::less<>> kCooperative = {
-    "threadgroup_barrier", "simdgroup_barrier",
-    "simd_sum", "simd_product", "simd_min", "simd_max", "simd_and", "simd_or", "simd_xor",
-    "simd_prefix_inclusive_sum", "simd_prefix_exclusive_sum", "simd_prefix_inclusive_product",
-    "simd_prefix_exclusive_product", "simd_shuffle", "simd_shuffle_up", "simd_shuffle_down",
-    "simd_shuffle_xor", "simd_shuffle_rotate_up", "simd_shuffle_rotate_down",
-    "simd_shuffle_and_fill_up", "simd_shuffle_and_fill_down", "simd_broadcast",
-    "simd_broadcast_first", "simd_ballot", "simd_active_threads_mask", "simd_all", "simd_any",
-    "simd_is_first", "simd_vote",
-    "quad_sum", "quad_product", "quad_min", "quad_max", "quad_and", "quad_or", "quad_xor",
-    "quad_prefix_inclusive_sum", "quad_prefix_exclusive_sum", "quad_prefix_inclusive_product",
-    "quad_prefix_exclusive_product", "quad_shuffle", "quad_shuffle_up", "quad_shuffle_down",
-    "quad_shuffle_xor", "quad_shuffle_rotate_up", "quad_shuffle_rotate_down",
-    "quad_shuffle_and_fill_up", "quad_shuffle_and_fill_down", "quad_broadcast",
-    "quad_broadcast_first", "quad_ballot", "quad_active_threads_mask", "quad_all", "quad_any",
-    "quad_is_first", "quad_vote",
-    "__metal_get_thread_index_in_simdgroup",
+    "threadgroup_barrier", "simdgroup_barrier", "__metal_get_thread_index_in_simdgroup",
 };
 
 }  // namespace
 
 bool is_cooperative_function(const std::string& name) {
   // simdgroup_matrix and its functions spread one matrix over the lanes of a SIMD group.
+  if ((name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0) && kGroupFunctions.count(name.substr(5)))
+    return true;
   return kCooperative.count(name) != 0 || name.rfind("simdgroup_", 0) == 0 ||
          name.rfind("make_filled_simdgroup_matrix", 0) == 0 || name.rfind("__metal_simd_", 0) == 0;
 }

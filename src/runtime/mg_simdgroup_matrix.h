@@ -145,27 +145,6 @@ MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_mat
   __metalgpu::simd_exchange(&in, &r, 0, &__metalgpu::sgm::mma_fn<TD, TA, TB, TD>);
   d.mg_e = r;
 }
-
-// a * b, a + b, a - b on matrices of one type (Apple's header has these operators).
-template <class T>
-MG_FN simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
-  simdgroup_matrix<T, 8, 8> d;
-  simdgroup_multiply(d, a, b);
-  return d;
-}
-template <class T>
-MG_FN simdgroup_matrix<T, 8, 8> operator+(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
-  simdgroup_matrix<T, 8, 8> d;
-  d.mg_e = a.mg_e + b.mg_e;
-  return d;
-}
-template <class T>
-MG_FN simdgroup_matrix<T, 8, 8> operator-(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
-  simdgroup_matrix<T, 8, 8> d;
-  d.mg_e = a.mg_e - b.mg_e;
-  return d;
-}
-
 }  // namespace metal
 
 #else  // MG_CUDA
@@ -228,7 +207,11 @@ MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_mat
                               const simdgroup_matrix<TB, 8, 8>& b) {
   d.mg_e = __metalgpu::sgm::mma<TD, TA, TB, TD, false>(a.mg_e, b.mg_e, d.mg_e);
 }
+}  // namespace metal
 
+#endif
+
+namespace metal {
 // a * b, a + b, a - b on matrices of one type (Apple's header has these operators).
 template <class T>
 MG_FN simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
@@ -250,5 +233,3 @@ MG_FN simdgroup_matrix<T, 8, 8> operator-(const simdgroup_matrix<T, 8, 8>& a, co
 }
 
 }  // namespace metal
-
-#endif
