@@ -48,18 +48,6 @@ def iface(iface):
     return iface
 
 
-# MLX files whose CUDA translation does not compile yet: MLX overloads log1p for float and for
-# complex64_t (whose constructor template takes any lane-convertible type) and calls it with
-# a half. Metal's builtin half converts to float by a standard conversion, which wins; the
-# CUDA half is a class, so both are user-defined conversions and the call is ambiguous.
-MLX_CUDA_PENDING = {"binary.metal", "unary.metal", "scan.metal"}
-
-
-@pytest.fixture
-def no_cuda_check(monkeypatch):
-    """METALGPU_CHECK_CUDA off, for the files of MLX_CUDA_PENDING."""
-    monkeypatch.delenv("METALGPU_CHECK_CUDA", raising=False)
-
 @pytest.fixture
 def check_every_entry_point(monkeypatch):
     # Instantiate every entry point at load (g++'s semantic check of each kernel), not one per
@@ -86,9 +74,7 @@ def test_ggml_loads_with_bfloat(cpu, check_every_entry_point):
 
 
 @pytest.mark.parametrize("path", MLX_PLAIN, ids=_ids(MLX_PLAIN))
-def test_mlx_file_loads(cpu, monkeypatch, check_every_entry_point, path):
-    if path.name in MLX_CUDA_PENDING:
-        monkeypatch.delenv("METALGPU_CHECK_CUDA", raising=False)
+def test_mlx_file_loads(cpu, check_every_entry_point, path):
     cpu.load_shader(str(path), include_dirs=[str(MLX_ROOT)])
     assert cpu.function_names()
 
@@ -138,7 +124,7 @@ def test_ggml_unary_contiguous(iface, op):
 @pytest.mark.parametrize("kind", ["v", "vn"])
 @pytest.mark.parametrize("dtype,tname", [(np.float32, "float32"), (np.float16, "float16")])
 @pytest.mark.parametrize("op,fn", [("Exp", np.exp), ("Abs", np.abs), ("Sin", np.sin)])
-def test_mlx_unary_contiguous(iface, no_cuda_check, kind, dtype, tname, op, fn):
+def test_mlx_unary_contiguous(iface, kind, dtype, tname, op, fn):
     iface.load_shader(str(MLX_KERNELS / "unary.metal"), include_dirs=[str(MLX_ROOT)])
     iface.set_function(f"{kind}_{op}{tname}{tname}")
     x = np.linspace(-3, 3, 1001).astype(dtype)
@@ -152,7 +138,7 @@ def test_mlx_unary_contiguous(iface, no_cuda_check, kind, dtype, tname, op, fn):
 @pytest.mark.parametrize("kind", ["vv", "vvn"])
 @pytest.mark.parametrize("dtype,tname", [(np.float32, "float32"), (np.int32, "int32")])
 @pytest.mark.parametrize("op,fn", [("Add", np.add), ("Multiply", np.multiply), ("Maximum", np.maximum)])
-def test_mlx_binary_contiguous(iface, no_cuda_check, kind, dtype, tname, op, fn):
+def test_mlx_binary_contiguous(iface, kind, dtype, tname, op, fn):
     iface.load_shader(str(MLX_KERNELS / "binary.metal"), include_dirs=[str(MLX_ROOT)])
     iface.set_function(f"{kind}_{op}{tname}")
     rng = np.random.default_rng(2)

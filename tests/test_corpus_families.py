@@ -39,13 +39,6 @@ def iface(iface):
     return iface
 
 
-@pytest.fixture
-def no_cuda_check(monkeypatch):
-    # The CUDA translation of MLX does not compile yet (complex.h's static_asserts need
-    # constexpr half arithmetic, which the CUDA half class lacks): checked on cpu only for now.
-    monkeypatch.delenv("METALGPU_CHECK_CUDA", raising=False)
-
-
 def dispatch(iface, groups, tg, buffers, smem=None):
     """A host's dispatchThreadgroups(groups, tg): the grid in threads is groups * tg."""
     groups = tuple(groups) + (1,) * (3 - len(groups))
@@ -805,7 +798,7 @@ def mlx_row_threadgroup(axis_size, n_reads, simd_size=32):
 # ---------------------------------------------------------------- MLX: ternary (select)
 
 @pytest.mark.parametrize("general", [False, True])
-def test_mlx_select(iface, no_cuda_check, general):
+def test_mlx_select(iface, general):
     load_mlx(iface, "ternary.metal")
     r = rng(30)
     shape = (6, 37)
@@ -837,7 +830,7 @@ def test_mlx_select(iface, no_cuda_check, general):
     ("softmax", 100, np.float32), ("softmax", 5000, np.float32), ("softmax", 300, np.float16),
     ("logsumexp", 77, np.float32), ("logsumexp", 4500, np.float32),
 ])
-def test_mlx_softmax_logsumexp(iface, no_cuda_check, kind, axis_size, dtype):
+def test_mlx_softmax_logsumexp(iface, kind, axis_size, dtype):
     load_mlx(iface, f"{kind}.metal")
     r = rng(31)
     n_rows = 3
@@ -863,7 +856,7 @@ def test_mlx_softmax_logsumexp(iface, no_cuda_check, kind, axis_size, dtype):
 @pytest.mark.parametrize("kind,axis_size,dtype", [
     ("layer_norm", 7000, np.float32), ("rms_norm", 130, np.float32), ("rms_norm", 5000, np.float32),
 ])
-def test_mlx_norms(iface, no_cuda_check, kind, axis_size, dtype):
+def test_mlx_norms(iface, kind, axis_size, dtype):
     load_mlx(iface, f"{kind}.metal")
     r = rng(32)
     n_rows = 3
@@ -901,7 +894,7 @@ def test_mlx_norms(iface, no_cuda_check, kind, axis_size, dtype):
 # ---------------------------------------------------------------- MLX: scan (cumsum)
 
 @pytest.mark.parametrize("size,reverse,inclusive", [(100, False, True), (1000, True, False), (5000, False, True)])
-def test_mlx_cumsum(iface, no_cuda_check, size, reverse, inclusive):
+def test_mlx_cumsum(iface, size, reverse, inclusive):
     load_mlx(iface, "scan.metal")
     r = rng(33)
     n_rows = 2
@@ -945,7 +938,7 @@ _LAYER_NORM_SINGLE_ROW_CPU = (
     "fiber's stack (SIGSEGV in a later simd_sum). Rows whose threads all read (axis 256, 1024) pass")
 
 
-def test_mlx_layer_norm_single_row(request, iface, no_cuda_check, subprocess_env):
+def test_mlx_layer_norm_single_row(request, iface, subprocess_env):
     if iface.backend == "cpu":
         request.applymarker(pytest.mark.xfail(strict=True, reason=_LAYER_NORM_SINGLE_ROW_CPU))
     # In a child: the failure is a crash.

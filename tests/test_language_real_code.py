@@ -210,3 +210,26 @@ kernel void k(device float* out [[buffer(0)]], constant const int64_t strides[2]
     out = iface.create_buffer(12, "float")
     iface.run_function((4, 3), [out, np.array([10, 1], np.int64).tobytes()])
     np.testing.assert_array_equal(out.contents.reshape(3, 4), np.arange(4)[None, :] + 10 * np.arange(3)[:, None])
+
+
+def test_a_half_argument_takes_a_float_overload_as_metal_converts_it(iface, monkeypatch):
+    # MLX: log1p(float) beside log1p(complex64_t), whose constructor template takes anything
+    # convertible to float. Metal's half -> float is a standard conversion, so float wins; where
+    # half is a class (CUDA), the translation adds a forwarding half overload to say the same.
+    iface.load_shader_from_string(PRELUDE + """
+struct cplx {
+  template <typename T> cplx(T x) : re(float(x)), im(0) {}
+  float re, im;
+};
+float bump(float x) { return x + 1.0f; }
+cplx bump(cplx c) { return cplx(c.re - 1.0f); }
+kernel void k(device float* out [[buffer(0)]], device const half* h [[buffer(1)]],
+              uint i [[thread_position_in_grid]]) { out[i] = bump(h[i]); }
+""")
+    h = iface.array_to_buffer(np.array([1, 2, 3, 4], np.float16))
+    out = iface.create_buffer(4, "float")
+    iface.run_function(4, [out, h], function_name="k")
+    np.testing.assert_array_equal(out.contents, [2, 3, 4, 5])
+    assert "MG_HALF_FORWARD(bump)" in mg.translate(PRELUDE + """
+float bump(float x) { return x + 1.0f; }
+kernel void k(device float* o [[buffer(0)]]) { o[0] = bump(o[0]); }""", "k", target="cuda")

@@ -195,7 +195,60 @@ SourceModel::SourceModel(Lexed lexed, std::string main_path)
   drop_address_space_overloads();
   rewrite_range_designators();
   type_conditional_literals();
+  forward_half_to_float();
   find_swizzles();
+}
+
+// Metal converts half to float by a standard conversion. Under CUDA half is a class, so a user
+// function overloaded on float and on a class float converts to (MLX: log1p(float) beside
+// log1p(complex64_t)) is ambiguous for a half argument. Each user function of one float
+// parameter gets a half overload forwarding to it, unless the user wrote one; the runtime's
+// MG_HALF_FORWARD makes it on CUDA only (a builtin half needs none).
+void SourceModel::forward_half_to_float() {
+  const auto& toks = lexed_.tokens;
+  const auto& defs = structure_->definitions();
+  // The parameter list of a function definition: [open, close] parentheses after its name.
+  auto parameters = [&](const Definition& d, std::size_t* open, std::size_t* close) {
+    for (std::size_t k = d.head; k + 1 < d.open; ++k)
+      if (toks[k].kind == TokenKind::identifier && toks[k].text == d.name && is(k + 1, "(")) {
+        *open = k + 1;
+        *close = matching(k + 1);
+        return *close < d.open;
+      }
+    return false;
+  };
+  // Parameter tokens other than qualifiers and the name: {"float"} or {"half"} say what we need.
+  auto single_type = [&](std::size_t open, std::size_t close) {
+    std::string type;
+    for (std::size_t k = open + 1; k < close; ++k) {
+      const std::string& w = toks[k].text;
+      if (w == "const" || kAddressSpaces.count(w)) continue;
+      if (w == "," || w == "=" || w == "*" || w == "&" || w == "&&" || w == "[") return std::string();
+      if (!type.empty() && k + 1 == close && toks[k].kind == TokenKind::identifier) break;  // the name
+      if (!type.empty()) return std::string();
+      type = w;
+    }
+    return type;
+  };
+  std::set<std::string> has_half;
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < defs.size(); ++i) {
+    const Definition& d = defs[i];
+    if (d.kind != Definition::function || d.owner >= 0 || d.name.rfind("operator", 0) == 0) continue;
+    std::size_t open = 0, close = 0;
+    if (!parameters(d, &open, &close)) continue;
+    const std::string type = single_type(open, close);
+    if (type == "half") has_half.insert(d.name);
+    bool templated = false;
+    for (std::size_t k = d.head; k < open; ++k) templated |= is(k, "template");
+    if (type == "float" && !templated) candidates.push_back(i);
+  }
+  for (std::size_t i : candidates) {
+    const Definition& d = defs[i];
+    if (has_half.count(d.name) || actions_[d.close] != TokenAction::keep) continue;
+    actions_[d.close] = TokenAction::replace;
+    replacements_[d.close] = "} MG_HALF_FORWARD(" + d.name + ")";
+  }
 }
 
 // `c ? x : 0`: Metal's usual arithmetic conversions make the literal take x's type, bfloat
@@ -678,8 +731,9 @@ void SourceModel::analyse() {
 // Per kernel, from the structural model: its own body, what it calls (transitively), and the
 // types its instantiation names (`unary_v<float, float, Exp>` runs Exp's members).
 void SourceModel::decide_cooperation() {
+  structure_ = std::make_unique<Structure>(lexed_);
   if (kernels_.empty()) return;
-  const Structure structure(lexed_);
+  const Structure& structure = *structure_;
   std::vector<bool> cooperative_ids;
   const std::vector<bool> coop = cooperating_definitions(lexed_, structure, storage_tokens_, &cooperative_ids);
   std::unordered_map<std::size_t, bool> by_declaration;

@@ -7,12 +7,14 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "msl/lexer.hpp"
+#include "msl/structure.hpp"
 
 namespace metalgpu::msl {
 
@@ -94,6 +96,7 @@ class SourceModel {
   void find_swizzles();
   void rewrite_range_designators();
   void type_conditional_literals();
+  void forward_half_to_float();
   void drop_address_space_overloads();
   std::string overload_key(std::size_t start, std::size_t close) const;
   std::size_t postfix_start(std::size_t dot) const;
@@ -131,6 +134,7 @@ class SourceModel {
   std::vector<std::size_t> storage_tokens_;  // `threadgroup T x[...]` declarations
   bool allow_double_ = false;                // `#pragma metalgpu double` seen
   std::vector<Conditional> conditionals_;
+  std::unique_ptr<Structure> structure_;  // functions and records, and what each body uses
 };
 
 }  // namespace metalgpu::msl

@@ -229,6 +229,15 @@ MG_FN float operator-(bfloat a, half b) { return float(a) - float(b); }
 MG_FN float operator*(bfloat a, half b) { return float(a) * float(b); }
 MG_FN float operator/(bfloat a, half b) { return float(a) / float(b); }
 #endif
+// Emitted after each user function of one float parameter: where half is a class, a half
+// overload forwarding to it, so a half argument picks it as Metal's half -> float standard
+// conversion does (a class half beside a user class that float converts to ties otherwise).
+#if MG_HALF_IS_FLOAT16
+#  define MG_HALF_FORWARD(NAME)
+#else
+#  define MG_HALF_FORWARD(NAME) \
+    static MG_FN auto NAME(half __mg_h)->decltype(NAME(float(__mg_h))) { return NAME(float(__mg_h)); }
+#endif
 #undef MG_CLASS_SCALAR_OPS
 #undef MG_CLASS_SCALAR_MIX
 #undef MG_CLASS_SCALAR_CMP
