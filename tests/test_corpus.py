@@ -148,3 +148,35 @@ def test_mlx_binary_contiguous(iface, kind, dtype, tname, op, fn):
     bufs = [iface.array_to_buffer(a), iface.array_to_buffer(b), iface.create_buffer(a.size, a.dtype)]
     iface.run_function(-(-a.size // per_thread), bufs + [np.uint32(a.size)])
     np.testing.assert_array_equal(bufs[2].contents, fn(a, b))
+
+
+# arg_reduce.metal: one threadgroup per output row (grid = (threadgroup, rows)), the axis read
+# in N_READS-wide steps, reduced by simd_shuffle_down and threadgroup memory. shape and strides
+# exclude the reduced axis (the kernel's own comment).
+@pytest.mark.parametrize("op,fn", [("argmax", np.argmax), ("argmin", np.argmin)])
+@pytest.mark.parametrize("tg", [32, 256])
+def test_mlx_arg_reduce_rows(iface, op, fn, tg):
+    iface.load_shader(str(MLX_KERNELS / "arg_reduce.metal"), include_dirs=[str(MLX_ROOT)])
+    iface.set_function(f"{op}_float32")
+    rows, axis = 5, 1000
+    x = np.random.default_rng(7).standard_normal((rows, axis)).astype(np.float32)
+    out = iface.create_buffer(rows, "uint")
+    shape, in_strides, out_strides = (np.array([rows], np.int32), np.array([axis], np.int64),
+                                      np.array([1], np.int64))
+    iface.run_function((tg, rows), [iface.array_to_buffer(x), out, iface.array_to_buffer(shape),
+                                    iface.array_to_buffer(in_strides), iface.array_to_buffer(out_strides),
+                                    np.uint64(1), np.int64(1), np.uint64(axis)], threadgroup=(tg, 1, 1))
+    np.testing.assert_array_equal(out.contents, fn(x, axis=1))
+
+
+# copy.metal: contiguous copies with a cast ("v_copy", one element a thread; copy.cpp).
+@pytest.mark.parametrize("src,dst,sname,dname", [
+    (np.float32, np.float16, "float32", "float16"), (np.int32, np.float32, "int32", "float32"),
+    (np.float16, np.float32, "float16", "float32")])
+def test_mlx_copy_contiguous_with_cast(iface, src, dst, sname, dname):
+    iface.load_shader(str(MLX_KERNELS / "copy.metal"), include_dirs=[str(MLX_ROOT)])
+    iface.set_function(f"v_copy{sname}{dname}")
+    x = (np.random.default_rng(8).standard_normal(999) * 100).astype(src)
+    out = iface.create_buffer(x.size, dst)
+    iface.run_function(x.size, [iface.array_to_buffer(x), out, np.uint32(x.size)])
+    np.testing.assert_array_equal(out.contents, x.astype(dst))
