@@ -1,0 +1,227 @@
+"""MLX's linear algebra and reduction kernels (../shared/corpus/mlx) against numpy: gemv, the
+steel fused gemm and the sum reductions, each driven as mlx/backend/metal/matmul.cpp and
+reduce.cpp drive it (kernel name chosen by the host's rules, argument slots, function constants,
+threadgroups and grids).
+
+The corpus is test data read in place; nothing of it is copied into the project. Grids given to
+run_function are in threads: a host's dispatch_threadgroups(groups, tg) is groups * tg, its
+dispatch_threads(grid, tg) is grid itself.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_DIR
+
+CORPUS = REPO_DIR.parent / "shared" / "corpus"
+MLX_ROOT = CORPUS / "mlx"
+MLX_KERNELS = MLX_ROOT / "mlx" / "backend" / "metal" / "kernels"
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not here")
+
+MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32"}
+
+
+@pytest.fixture
+def iface(iface):
+    # Off a Mac the metal backend is the test double, which compiles a whole large library at
+    # load: minutes for ggml; the libraries' numbers are checked on cpu and cuda there.
+    if iface.backend == "metal" and sys.platform != "darwin":
+        pytest.skip("the Metal test double compiles whole libraries at load")
+    return iface
+
+
+def load_mlx(iface, name):
+    iface.load_shader(str(MLX_KERNELS / name), include_dirs=[str(MLX_ROOT)])
+
+
+def dispatch(iface, groups, tg, buffers):
+    """A host's dispatchThreadgroups(groups, tg): the grid in threads is groups * tg."""
+    grid = tuple(int(g) * int(t) for g, t in zip(groups, tg))
+    iface.run_function(grid, buffers, threadgroup=tuple(int(t) for t in tg))
+
+
+def i64(*values):
+    return np.array(values, np.int64).tobytes()
+
+
+# ---------------------------------------------------------------- gemv (matmul.cpp: gemv_axbpy)
+
+def gemv_blocks(transpose_mat, in_len, out_len):
+    """gemv_axbpy's choice of (bm, bn, sm, sn, tm, tn) and outputs per threadgroup."""
+    tm, tn, sm, sn, bm, bn = 4, 4, 1, 32, 1, 1
+    if transpose_mat:
+        sm, sn = (4, 8) if in_len >= 8192 and out_len >= 2048 else (8, 4)
+        bn = 16 if out_len >= 2048 else 4 if out_len >= 512 else 2
+        tn = 1 if out_len < tn else tn
+        return (bm, bn, sm, sn, tm, tn), bn * sn * tn
+    bm = 8 if out_len >= 4096 else 4
+    if in_len <= 64:
+        bm, sm, sn = 1, 8, 4
+    elif in_len >= 16 * out_len:
+        bm, bn = 1, 8
+    tm = 1 if out_len < tm else tm
+    return (bm, bn, sm, sn, tm, tn), bm * sm * tm
+
+
+# (M, K) @ (K, 1) runs "gemv_" on the row-major matrix (transpose_mat false); (1, K) @ (K, N)
+# runs "gemv_t_" on the row-major (K, N) matrix. A batch (B, M, K) @ (B, K, 1) keeps
+# batch_size_out = B: grid z = B, batch strides in slots 11 (vector) and 12 (matrix).
+@pytest.mark.parametrize("kind,M,K,N,batch", [
+    ("gemv", 300, 200, 1, 2),      # bm4 bn1 sm1 sn32 tm4 tn4
+    ("gemv", 50, 40, 1, 1),        # K <= 64: bm1 bn1 sm8 sn4 tm4 tn4
+    ("gemv", 10, 1000, 1, 1),      # K >= 16 out: bm1 bn8 sm1 sn32 (threadgroup-memory reduction)
+    ("gemv_t", 1, 200, 300, 1),    # bm1 bn2 sm8 sn4 tm4 tn4
+    ("gemv_t", 1, 100, 3, 1),      # out < 4: tn1
+])
+def test_mlx_gemv(iface, kind, M, K, N, batch):
+    load_mlx(iface, "gemv.metal")
+    r = np.random.default_rng(40)
+    transpose_mat = kind == "gemv_t"
+    if transpose_mat:
+        vec = r.standard_normal((batch, K)).astype(np.float32)
+        mat = r.standard_normal((batch, K, N)).astype(np.float32)
+        out_len, mat_ld, expect = N, N, np.einsum("bk,bkn->bn", vec, mat)
+    else:
+        mat = r.standard_normal((batch, M, K)).astype(np.float32)
+        vec = r.standard_normal((batch, K)).astype(np.float32)
+        out_len, mat_ld, expect = M, K, np.einsum("bmk,bk->bm", mat, vec)
+    (bm, bn, sm, sn, tm, tn), per_tg = gemv_blocks(transpose_mat, K, out_len)
+    iface.set_function(f"{kind}_float32_bm{bm}_bn{bn}_sm{sm}_sn{sn}_tm{tm}_tn{tn}_nc0_axpby0")
+    out = iface.create_buffer(batch * out_len, np.float32)
+    # Without axpby the host leaves bias (2), alpha (7), beta (8), 13 and 14 unset; this API wants
+    # every slot bound, so they get harmless values the kernel does not read.
+    unused = iface.create_buffer(1, np.float32)
+    bufs = [iface.array_to_buffer(mat), iface.array_to_buffer(vec), unused, out,
+            np.int32(K), np.int32(out_len), np.int32(mat_ld), np.float32(1), np.float32(0),
+            np.int32(1), np.array([batch], np.int32).tobytes(),
+            i64(vec[0].size), i64(mat[0].size), i64(0), np.int32(0)]
+    n_tgp = -(-out_len // per_tg)
+    dispatch(iface, (n_tgp, 1, batch), (32, bn, bm), bufs)
+    np.testing.assert_allclose(out.contents.reshape(batch, out_len), expect, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- steel fused gemm
+# (matmul.cpp: steel_matmul_regular_axpby; params.h: GEMMParams, GEMMAddMMParams)
+
+GEMM_PARAMS = np.dtype([("M", "i4"), ("N", "i4"), ("K", "i4"), ("lda", "i4"), ("ldb", "i4"),
+                        ("ldd", "i4"), ("tiles_n", "i4"), ("tiles_m", "i4"), ("batch_stride_a", "i8"),
+                        ("batch_stride_b", "i8"), ("batch_stride_d", "i8"), ("swizzle_log", "i4"),
+                        ("gemm_k_iterations_aligned", "i4"), ("batch_ndim", "i4")], align=True)
+ADDMM_PARAMS = np.dtype([("ldc", "i4"), ("fdc", "i4"), ("batch_stride_c", "i8"), ("alpha", "f4"),
+                         ("beta", "f4")], align=True)
+
+
+# Tiles as GEMM_TPARAM_MACRO picks them for these small sizes (none reaches split-K, which wants
+# K >= 128 and K >= max(M, N)): 64/64/16/2/2 on a medium device (and float32 nn on a small
+# one), 64/64/16/1/2 for half nn on a small device, 32/64/16/1/2 for float32 nt on a large one.
+# A batch whose B is not broadcast stays a batch (grid z), has_batch false, strides in params.
+@pytest.mark.parametrize("dtype,trans_b,M,N,K,batch,tile,addmm", [
+    (np.float32, False, 64, 64, 64, 1, (64, 64, 16, 2, 2), False),
+    (np.float32, False, 70, 40, 33, 2, (64, 64, 16, 2, 2), False),
+    (np.float16, False, 64, 64, 64, 1, (64, 64, 16, 1, 2), False),
+    (np.float16, False, 70, 40, 33, 1, (64, 64, 16, 1, 2), False),
+    (np.float32, True, 70, 40, 33, 1, (32, 64, 16, 1, 2), False),
+    (np.float32, False, 70, 40, 33, 1, (64, 64, 16, 2, 2), True),
+])
+def test_mlx_steel_gemm_fused(iface, dtype, trans_b, M, N, K, batch, tile, addmm):
+    load_mlx(iface, "steel/gemm/kernels/steel_gemm_fused.metal")
+    bm, bn, bk, wm, wn = tile
+    r = np.random.default_rng(41)
+    a = r.standard_normal((batch, M, K)).astype(dtype)
+    b = r.standard_normal((batch, K, N)).astype(dtype)
+    # A transposed B is held as (N, K) row-major; ldb is then K.
+    b_held = np.ascontiguousarray(b.transpose(0, 2, 1)) if trans_b else b
+    tname = MLX_NAMES[dtype]
+    name = (f"steel_gemm_fused_n{'t' if trans_b else 'n'}_{tname}_{tname}"
+            f"_bm{bm}_bn{bn}_bk{bk}_wm{wm}_wn{wn}")
+    alpha, beta = 2.0, 0.5
+    iface.set_function(name, constants={"has_batch": False, "use_out_source": addmm, "do_axpby": addmm,
+                                        "align_M": M % bm == 0, "align_N": N % bn == 0,
+                                        "align_K": K % bk == 0})
+    tn, tm = -(-N // bn), -(-M // bm)
+    p = np.zeros((), GEMM_PARAMS)
+    p["M"], p["N"], p["K"], p["lda"], p["ldb"], p["ldd"] = M, N, K, K, K if trans_b else N, N
+    p["tiles_n"], p["tiles_m"] = tn, tm
+    p["batch_stride_a"], p["batch_stride_b"], p["batch_stride_d"] = M * K, K * N, M * N
+    p["swizzle_log"], p["gemm_k_iterations_aligned"], p["batch_ndim"] = 0, K // bk, 1
+    out = iface.create_buffer(batch * M * N, dtype)
+    expect = np.einsum("bmk,bkn->bmn", a.astype(np.float64), b.astype(np.float64))
+    c_buf, c_params = None, None   # slots 2 and 5 exist only with use_out_source
+    if addmm:
+        c = r.standard_normal((batch, M, N)).astype(dtype)
+        q = np.zeros((), ADDMM_PARAMS)
+        q["ldc"], q["fdc"], q["batch_stride_c"], q["alpha"], q["beta"] = N, 1, M * N, alpha, beta
+        c_buf, c_params = iface.array_to_buffer(c), q.tobytes()
+        expect = alpha * expect + beta * c
+    bufs = [iface.array_to_buffer(a), iface.array_to_buffer(b_held), c_buf, out, p.tobytes()]
+    if addmm:
+        bufs.append(c_params)
+    dispatch(iface, (tn, tm, batch), (32, wn, wm), bufs)
+    got = out.contents.reshape(batch, M, N).astype(np.float64)
+    tol = 1e-4 if dtype == np.float32 else 1e-2
+    np.testing.assert_allclose(got, expect, rtol=tol, atol=tol * np.abs(expect).max())
+
+
+# ---------------------------------------------------------------- reductions (reduce.cpp)
+
+REDUCE_N_READS, REDUCE_N_WRITES = 4, 4   # kernels/defines.h
+
+
+def round_up32(n):
+    return (n + 31) // 32 * 32
+
+
+# all_reduce_dispatch: up to N_READS * 1024 elements one threadgroup; above, a first pass of
+# 32 * N_READS rows into an intermediate and a second pass of one 32-thread group over it.
+@pytest.mark.parametrize("dtype,size", [(np.float32, 3000), (np.float32, 100_000), (np.int32, 10_001)])
+def test_mlx_all_reduce_sum(iface, dtype, size):
+    load_mlx(iface, "reduce.metal")
+    iface.set_function("all_reduce_sum" + MLX_NAMES[dtype])
+    r = np.random.default_rng(42)
+    x = (r.standard_normal(size) if dtype == np.float32 else r.integers(-1000, 1000, size)).astype(dtype)
+    out = iface.create_buffer(1, dtype)
+    if size <= REDUCE_N_READS * 1024:
+        tg = round_up32(-(-size // REDUCE_N_READS))
+        iface.run_function(tg, [iface.array_to_buffer(x), out, np.uint64(size), np.uint64(size)],
+                           threadgroup=tg)
+    else:
+        n_rows, tg2 = 32 * REDUCE_N_READS, 32        # nbytes <= 2**26
+        inter = iface.create_buffer(n_rows, dtype)
+        row_size = -(-size // n_rows)
+        tg = round_up32(min(-(-row_size // REDUCE_N_READS), 1024))
+        iface.run_function((tg, n_rows, 1), [iface.array_to_buffer(x), inter, np.uint64(size),
+                                             np.uint64(row_size)], threadgroup=(tg, 1, 1))
+        iface.run_function(tg2, [inter, out, np.uint64(n_rows), np.uint64(n_rows)], threadgroup=tg2)
+    if dtype == np.int32:
+        assert out.contents[0] == x.sum()
+    else:
+        np.testing.assert_allclose(out.contents[0], x.astype(np.float64).sum(), rtol=1e-5, atol=1e-3)
+
+
+# row_reduce_general_dispatch: rows of <= 64 run row_reduce_small (here one row a thread, the
+# output grid from get_2d_grid_dims); longer contiguous rows, at least 32 of them, run
+# row_reduce_simple (N_WRITES rows a threadgroup).
+@pytest.mark.parametrize("rows,row_size", [(50, 20), (101, 500), (40, 3000)])
+def test_mlx_row_reduce_sum(iface, rows, row_size):
+    load_mlx(iface, "reduce.metal")
+    x = np.random.default_rng(43).standard_normal((rows, row_size)).astype(np.float32)
+    out = iface.create_buffer(rows, np.float32)
+    xb = iface.array_to_buffer(x)
+    if row_size <= 64:
+        iface.set_function("row_reduce_small_1_reduce_sumfloat32")
+        # RowReduceArgs::encode: row_size, non_row_reductions, shape/strides of the kept axes,
+        # ndim, then the (empty, sent as {0}) non-row reduction axes.
+        bufs = [xb, out, np.int64(row_size), np.int64(1), np.array([rows], np.int32).tobytes(),
+                i64(row_size), np.int32(1), np.array([0], np.int32).tobytes(), i64(0), np.int32(0)]
+        iface.run_function(rows, bufs, threadgroup=min(rows, 1024))
+    else:
+        iface.set_function("row_reduce_simple_sumfloat32")
+        tg = min(1024, round_up32(-(-row_size // REDUCE_N_READS)))
+        iface.run_function((tg, -(-rows // REDUCE_N_WRITES), 1),
+                           [xb, out, np.uint64(row_size), np.int64(rows)], threadgroup=(tg, 1, 1))
+    np.testing.assert_allclose(out.contents, x.astype(np.float64).sum(1), rtol=1e-5, atol=1e-4)
