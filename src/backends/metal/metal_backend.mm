@@ -760,6 +760,7 @@ struct KernelPipeline {
   Ref<id<MTLComputePipelineState> > pso;
   std::uint32_t max_threads = 0;
   std::uint32_t width = 0;
+  std::uint32_t threadgroup_slots = 0;  // bit n: the kernel declares [[threadgroup(n)]]
 };
 
 // One library with one set of function-constant values; a kernel's pipeline is made the
@@ -823,6 +824,9 @@ class MetalProgram final : public Program {
     p->desc.entry = p.get();
     p->desc.static_threadgroup_bytes = unsigned([p->pso.get() staticThreadgroupMemoryLength]);
     p->desc.flags = kernel.cooperative ? MG_KERNEL_COOPERATIVE : 0;
+    for (const auto& param : kernel.params)
+      if (param.role == msl::ParamRole::threadgroup_memory && param.slot >= 0 && param.slot < MG_MAX_THREADGROUP_SLOTS)
+        p->threadgroup_slots |= 1u << param.slot;
     // Sizes the core checks arguments against: the pipeline's reflection, else the declared
     // type where it is a scalar or vector (parameters Metal dropped as unused).
     MG_ALLOW_DEPRECATED_BEGIN
@@ -996,7 +1000,10 @@ class MetalBackend final : public Backend {
     for (int t = 0; t < MG_MAX_SAMPLERS; ++t)
       if (samplers[t]) [enc setSamplerState:samplers[t] atIndex:NSUInteger(t)];
     for (int i = 0; i < MG_MAX_THREADGROUP_SLOTS; ++i)
-      if (a.threadgroup_sizes[i]) [enc setThreadgroupMemoryLength:round_up(a.threadgroup_sizes[i], 16) atIndex:NSUInteger(i)];
+      // Every declared slot, 0 bytes too: a kernel may leave its threadgroup memory unused and
+      // the host size it 0, as ggml does; Metal wants the length set all the same.
+      if (a.threadgroup_sizes[i] || (k->threadgroup_slots >> i & 1u))
+        [enc setThreadgroupMemoryLength:round_up(a.threadgroup_sizes[i], 16) atIndex:NSUInteger(i)];
     MTLSize tg = MTLSizeMake(a.tg[0], a.tg[1], a.tg[2]);
     if (nonuniform_) [enc dispatchThreads:MTLSizeMake(a.grid[0], a.grid[1], a.grid[2]) threadsPerThreadgroup:tg];
     else [enc dispatchThreadgroups:MTLSizeMake(a.groups[0], a.groups[1], a.groups[2]) threadsPerThreadgroup:tg];

@@ -706,6 +706,7 @@ struct LibraryState {
   NSUInteger offsets_[MG_MAX_BUFFERS];
   std::vector<std::string>* bytes_;  // by index; empty = not set
   unsigned tg_lengths_[MG_MAX_THREADGROUP_SLOTS];
+  bool tg_set_[MG_MAX_THREADGROUP_SLOTS];  // setThreadgroupMemoryLength was called (0 bytes is a length)
   id<MTLTexture> textures_[MG_MAX_TEXTURES];         // retained
   id<MTLSamplerState> samplers_[MG_MAX_SAMPLERS];    // retained
   BOOL ended_;
@@ -942,6 +943,7 @@ struct RegionCopy final : Command {
   if (index >= MG_MAX_THREADGROUP_SLOTS) return [cb_ fail:"setThreadgroupMemoryLength: index out of range"];
   if (length % 16) return [cb_ fail:"setThreadgroupMemoryLength: length must be a multiple of 16"];
   tg_lengths_[index] = unsigned(length);
+  tg_set_[index] = true;
 }
 - (void)encode:(MTLSize)grid groups:(MTLSize)groups tg:(MTLSize)tg {
   if (!pipeline_) return [cb_ fail:"dispatch without setComputePipelineState:"];
@@ -960,7 +962,7 @@ struct RegionCopy final : Command {
     if (conditional(p)) continue;
     if (p.role == metalgpu::msl::ParamRole::buffer && !buffers_[p.slot] && (*bytes_)[std::size_t(p.slot)].empty())
       return [cb_ fail:"buffer(" + std::to_string(p.slot) + ") of kernel " + k.name + " is not bound"];
-    if (p.role == metalgpu::msl::ParamRole::threadgroup_memory && !tg_lengths_[p.slot])
+    if (p.role == metalgpu::msl::ParamRole::threadgroup_memory && !tg_set_[p.slot])
       return [cb_ fail:"threadgroup(" + std::to_string(p.slot) + ") of kernel " + k.name + " has no length"];
     if (p.role == metalgpu::msl::ParamRole::sampler && !samplers_[p.slot])
       return [cb_ fail:"sampler(" + std::to_string(p.slot) + ") of kernel " + k.name + " is not bound"];
