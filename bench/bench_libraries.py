@@ -8,7 +8,6 @@ cache off), and a plain kernel's speed beside a cooperative one in the same file
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from _common import Result, measure, report, run_child
@@ -67,6 +66,7 @@ def main() -> None:
                               target=f"< {first_target * 1000:.0f} ms", met=r["first"] < first_target, raw=r))
 
     import numpy as np
+
     import metalgpu as mg
 
     iface = mg.Interface(args.backend)

@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import BACKENDS, REPO_DIR, mg
 
 CORPUS = REPO_DIR.parent / "shared" / "corpus"

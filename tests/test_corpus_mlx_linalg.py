@@ -14,7 +14,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO_DIR
 
 CORPUS = REPO_DIR.parent / "shared" / "corpus"
