@@ -7,6 +7,7 @@
 #define MG_MAX_THREADGROUP_SLOTS 31
 #define MG_INLINE_BYTES 512
 #define MG_MAX_GROUP_THREADS 1024  // threads of one threadgroup (Metal's limit)
+#define MG_FIBER_GUARD_BYTES 4096  // below each fiber stack (mg_launch::fiber_stacks)
 #define MG_NOT_INLINE 0xffffffffu
 #define MG_MAX_TEXTURES 16
 #define MG_MAX_SAMPLERS 16

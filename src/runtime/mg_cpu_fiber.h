@@ -172,7 +172,7 @@ inline unsigned next_runnable(const group_runner* r, unsigned i) {
 }
 
 inline void fiber_start(group_runner* r, unsigned i) {
-  const size_t slot = r->stack_size + 4096;
+  const size_t slot = r->stack_size + MG_FIBER_GUARD_BYTES;
   unsigned char* top = r->stacks + (i + 1) * slot;  // stacks grow down from the slot's end
 #if MG_FIBER_UCONTEXT
   getcontext(&r->uc[i]);

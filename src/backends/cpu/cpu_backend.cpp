@@ -135,12 +135,15 @@ DeviceInfo cpu_device() {
 // for those architectures (no GPU needed), so CI catches CUDA translation errors. Builds
 // compile fully; a library checked at load (large, or with function constants) gets NVRTC's
 // front-end check over the whole file, as the cuda backend's check_library does.
-std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
-  std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu)\n";
+std::string cpu_prelude(const char* what) {
+  std::string source = std::string("// metalgpu " METALGPU_VERSION " generated code (") + what + ")\n";
   source += runtime::common_text;
   source += runtime::cpu_text;
-  source += tr.emit(msl::Target::cpu, constants, only);
   return source;
+}
+
+std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
+  return cpu_prelude("cpu") + tr.emit(msl::Target::cpu, constants, only);
 }
 
 void check_cuda_translation(const msl::Translation& tr, const Constants& constants, const std::string* only,
@@ -184,7 +187,7 @@ unsigned char* fiber_stacks_for_this_thread(unsigned long* stack_bytes) {
       const long v = std::atol(env);
       if (v >= 16 && v <= 65536) kib = std::size_t(v);
     }
-    constexpr std::size_t guard = 4096;  // the runtime lays stacks out in slots of stack + 4096
+    constexpr std::size_t guard = MG_FIBER_GUARD_BYTES;  // the runtime's layout: slots of guard + stack
     const std::size_t stack = kib * 1024, slot = stack + guard, total = slot * MG_MAX_GROUP_THREADS;
     void* m = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
@@ -262,10 +265,7 @@ class CpuBackend final : public Backend {
   void check_library(const msl::Translation& tr) override {
     static std::atomic<unsigned> counter{0};
     std::string scratch = scratch_dir() + "/check-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    std::string source = "// metalgpu " METALGPU_VERSION " generated code (cpu, library check)\n";
-    source += runtime::common_text;
-    source += runtime::cpu_text;
-    source += tr.emit_for_check(msl::Target::cpu);
+    const std::string source = cpu_prelude("cpu, library check") + tr.emit_for_check(msl::Target::cpu);
     if (const char* dump = std::getenv("METALGPU_DUMP"); dump && *dump)
       std::ofstream(std::string(dump) + "/check-" + Sha256().update(source).hex().substr(0, 40) + ".cpp") << source;
     try {
