@@ -294,12 +294,13 @@ void SourceModel::type_conditional_literals() {
     const bool second_literal = colon == q + 2 && integer_literal(q + 1);
     const bool third_literal = end == colon + 2 && integer_literal(colon + 1);
     if (second_literal != third_literal) wrap(second_literal ? q + 1 : colon + 1);  // else int
-    // A class half (CUDA) converts to float and float to half, which C++ calls ambiguous in a
-    // conditional (`il < 2 ? xb->d : xb->d / 16.f`, ggml); Metal's half is a builtin type and
-    // the conditional is a float. The CUDA translation converts each operand to the common
-    // type (mg_arm_t), which repeats the operands inside decltype: so only operands that hold
-    // no conditional (no exponential growth), no braces (no lambdas, not allowed in decltype)
-    // and no '>' without its '<' (a third operand that ran past a template argument list).
+    // A class half (CUDA; host compilers without a usable _Float16) converts to float and
+    // float to half, which C++ calls ambiguous in a conditional (`il < 2 ? xb->d : xb->d / 16.f`,
+    // ggml); Metal's half is a builtin type and the conditional is a float. The translation
+    // converts each operand to the common type (MG_ARM_CAST), which repeats the operands inside
+    // decltype: so only operands that hold no conditional (no exponential growth), no braces
+    // (no lambdas, not allowed in decltype) and no '>' without its '<' (a third operand that
+    // ran past a template argument list).
     if (colon == q + 1 || end >= toks.size() || toks[end].kind == TokenKind::end) continue;
     bool eligible = true;
     int angles = 0;

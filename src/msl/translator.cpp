@@ -339,10 +339,12 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   // declared at global scope, so metal's own names still come first, and a qualified metal::X
   // reaches them only where metal itself has no X.
   const bool cuda = target == Target::cuda;
-  // CUDA: the operands of a conditional convert to their common type, as Metal's builtin half
-  // would (see SourceModel::type_conditional_literals): text to write before a token.
+  // The operands of a conditional convert to their common type, as Metal's builtin half would
+  // (see SourceModel::type_conditional_literals): text to write before a token. MG_ARM_CAST is
+  // that conversion where half is a class (CUDA; host compilers without _Float16 or with GCC's
+  // C++23 rules for it) and nothing where half is the compiler's _Float16.
   std::unordered_map<std::size_t, std::string> before;
-  if (cuda) {
+  {
     auto range = [&](std::size_t b, std::size_t e) {
       std::string r;
       for (std::size_t k = b; k < e; ++k) {
@@ -353,9 +355,9 @@ std::string Translation::emit_selected(Target target, const Constants& constants
     };
     for (const auto& c : m.conditionals()) {
       const std::string a = range(c.question + 1, c.colon), b = range(c.colon + 1, c.end);
-      before[c.question + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + a + ")), decltype((" + b + "))>>(";
+      before[c.question + 1] += "MG_ARM_CAST(decltype((" + a + ")), decltype((" + b + ")))(";
       before[c.colon].insert(0, ")");
-      before[c.colon + 1] += "static_cast< ::metal::mg_arm_t<decltype((" + b + ")), decltype((" + a + "))>>(";
+      before[c.colon + 1] += "MG_ARM_CAST(decltype((" + b + ")), decltype((" + a + ")))(";
       before[c.end].insert(0, ")");
     }
   }

@@ -111,8 +111,18 @@ float modff(float, float*) noexcept;
 float logbf(float) noexcept;
 }
 #endif
-// _Float16 on the host where the compiler provides it.
-#if !MG_CUDA && defined(__FLT16_MAX__) && !defined(MG_NO_FLOAT16)
+// half is _Float16 on the host where the compiler provides it with the conversions of C's
+// arithmetic types - not GCC 13 and later, which gives _Float16 C++23's rules for extended
+// floating types: float no longer converts to it implicitly, so `T(x)` for a struct with
+// `operator float()` and is_convertible<float, half> (MLX) fail where Metal's half converts.
+// Elsewhere half is a class (mg_scalar.h); MG_HOST_FLOAT16 still lets its conversions use the
+// hardware's (F16C on x86-64, FP16 on AArch64).
+#if !MG_CUDA && defined(__FLT16_MAX__)
+#  define MG_HOST_FLOAT16 1
+#else
+#  define MG_HOST_FLOAT16 0
+#endif
+#if MG_HOST_FLOAT16 && !defined(MG_NO_FLOAT16) && (defined(__clang__) || __GNUC__ < 13)
 #  define MG_HALF_IS_FLOAT16 1
 #else
 #  define MG_HALF_IS_FLOAT16 0

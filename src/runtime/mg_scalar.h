@@ -64,6 +64,8 @@ MG_FN float mg_half_bits_to_float_ptx(uint16_t h) {
 MG_FN MG_HALF_CONSTEXPR uint16_t mg_float_to_half_bits(float f) {
 #if defined(__CUDA_ARCH__)
   if (MG_USE_PTX_CVT) return mg_float_to_half_bits_ptx(f);
+#elif MG_HOST_FLOAT16 && defined(MG_HAS_BIT_CAST)
+  return __builtin_bit_cast(uint16_t, (_Float16)f);
 #endif
   uint32_t x = mg_f2u(f);
   uint32_t sign = (x >> 16) & 0x8000u;
@@ -80,6 +82,8 @@ MG_FN MG_HALF_CONSTEXPR uint16_t mg_float_to_half_bits(float f) {
 MG_FN MG_HALF_CONSTEXPR float mg_half_bits_to_float(uint16_t h) {
 #if defined(__CUDA_ARCH__)
   if (MG_USE_PTX_CVT) return mg_half_bits_to_float_ptx(h);
+#elif MG_HOST_FLOAT16 && defined(MG_HAS_BIT_CAST)
+  return (float)__builtin_bit_cast(_Float16, h);
 #endif
   uint32_t sign = ((uint32_t)h & 0x8000u) << 16;
   uint32_t e = ((uint32_t)h >> 10) & 0x1fu, m = (uint32_t)h & 0x3ffu;
@@ -281,7 +285,7 @@ template<> struct numeric_limits<bfloat> {
 };
 #undef MG_HALF_CONST
 
-// The type the CUDA translation converts an operand of `c ? a : b` to:
+// The type the translation converts an operand of `c ? a : b` to (MG_ARM_CAST):
 // static_cast<mg_arm_t<decltype((a)), decltype((b))>>(a), and the same for b. A class scalar
 // (half on CUDA, bfloat) beside a builtin arithmetic type: both become the type Metal's usual
 // arithmetic conversions give (half and float: float; half and int: half), which C++ would
@@ -298,6 +302,15 @@ template<class A, class B, class DA, class DB> struct mg_arm<A, B, DA, DB, true>
                         typename mg_mix<DB, DA>::type> type;
 };
 template<class A, class B> using mg_arm_t = typename mg_arm<A, B>::type;
+// What the translation writes before each operand of a conditional (the operand follows in
+// parentheses). Where half is the compiler's _Float16 only bfloat is a class, and bfloat's
+// conversion template already gives Metal's result: the operands stay as written, and the
+// compiler never sees the decltype copies.
+#if MG_HALF_IS_FLOAT16
+#  define MG_ARM_CAST(A, B)
+#else
+#  define MG_ARM_CAST(A, B) static_cast< ::metal::mg_arm_t<A, B>>
+#endif
 
 // Floating result type of a math function on scalar T: half/bfloat stay, others -> float.
 template<class T> struct mg_float_of { typedef float type; };
