@@ -111,18 +111,20 @@ float modff(float, float*) noexcept;
 float logbf(float) noexcept;
 }
 #endif
-// half is _Float16 on the host where the compiler provides it with the conversions of C's
-// arithmetic types - not GCC 13 and later, which gives _Float16 C++23's rules for extended
-// floating types: float no longer converts to it implicitly, so `T(x)` for a struct with
-// `operator float()` and is_convertible<float, half> (MLX) fail where Metal's half converts.
-// Elsewhere half is a class (mg_scalar.h); MG_HOST_FLOAT16 still lets its conversions use the
-// hardware's (F16C on x86-64, FP16 on AArch64).
+// half is _Float16 on the host where the compiler provides it; a class elsewhere (CUDA, clang
+// on targets without _Float16), see mg_scalar.h. MG_HOST_FLOAT16 lets the class's conversions
+// still use the hardware's (MG_NO_FLOAT16 forces the class, for tests).
+// GCC 13 and later give _Float16 C++23's rules for extended floating types: a wider float no
+// longer converts to it implicitly. is_convertible (mg_traits.h) keeps Metal's answer; a
+// user-defined conversion to float followed by float -> half (`half(x)` for a struct with only
+// `operator float()`) is rejected there, which only a class half would avoid - and GCC does not
+// allow a class with constructors in an anonymous struct (ggml's block types).
 #if !MG_CUDA && defined(__FLT16_MAX__)
 #  define MG_HOST_FLOAT16 1
 #else
 #  define MG_HOST_FLOAT16 0
 #endif
-#if MG_HOST_FLOAT16 && !defined(MG_NO_FLOAT16) && (defined(__clang__) || __GNUC__ < 13)
+#if MG_HOST_FLOAT16 && !defined(MG_NO_FLOAT16)
 #  define MG_HALF_IS_FLOAT16 1
 #else
 #  define MG_HALF_IS_FLOAT16 0

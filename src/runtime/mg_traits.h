@@ -118,7 +118,13 @@ template<class From, class To> struct is_convertible {
   template<class F, class T, class = decltype(mg_accept<T>(declval<F>()))> static true_type mg_test(int);
   template<class, class> static false_type mg_test(...);
  public:
-  static constexpr bool value = decltype(mg_test<From, To>(0))::value;
+  static constexpr bool value = decltype(mg_test<From, To>(0))::value
+#if MG_HALF_IS_FLOAT16
+      // Metal's half takes every arithmetic type implicitly; GCC 13+ refuses a wider float
+      // (see mg_config.h), which would hide MLX's conversion operators to half.
+      || (is_same<remove_cv_t<To>, _Float16>::value && is_arithmetic<remove_cvref_t<From>>::value)
+#endif
+      ;
 };
 template<class From, class To> constexpr bool is_convertible_v = is_convertible<From, To>::value;
 template<class B, class D> struct is_base_of : bool_constant<__is_base_of(B, D)> {};
