@@ -100,7 +100,7 @@ def ne_nb(shape, itemsize, blck=1, strides=None):
 def tensor_args(prefix, shape, itemsize, blck=1, strides=None):
     """{prefix}e0..3 / {prefix}b0..3 fields for a kargs struct (prefix "n0" gives ne00, nb00...)."""
     ne, nb = ne_nb(shape, itemsize, blck, strides)
-    p = prefix[:-1] if prefix.endswith("_") else prefix
+    p = prefix.removesuffix("_")
     out = {}
     for i in range(4):
         out[f"ne{p}{i}"] = ne[i]
@@ -161,6 +161,7 @@ FC_FLASH_ATTN_EXT_VEC_REDUCE = 500
 FC_MUL_MV = 600
 FC_MUL_MM = 700
 FC_ROPE = 800
+FC_UNARY = 1200
 FC_BIN = 1300
 FC_SUM_ROWS = 1400
 
@@ -302,6 +303,89 @@ def test_ggml_bin(ggml, op, ashape, bshape, n_fuse, dtype):
         expect = fn(expect, np.tile(b.astype(np.float32), reps))
     tol = 1e-6 if dtype == np.float32 else 4e-3
     np.testing.assert_allclose(got.astype(np.float32), expect, rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------- ggml: unary (scale, clamp, gelu, silu ...)
+
+def _op_unary_nums():
+    """{op: OP_UNARY_NUM_<OP>} of ggml-metal-impl.h (the kernel's FC_UNARY + 0 constant)."""
+    return {k.lower(): int(v) for k, v in
+            re.findall(r"#define\s+OP_UNARY_NUM_(\w+)\s+(\d+)", GGML_IMPL.read_text())}
+
+
+OP_UNARY = _op_unary_nums() if GGML_IMPL.is_file() else {}
+
+
+def run_ggml_unary(iface, op, base, view, params=None):
+    """ggml_metal_op_unary with ggml_metal_library_get_pipeline_unary: src0 is `view`, a
+    row-contiguous view into `base` (the buffer bound); dst a new contiguous tensor.
+    params: the op's kargs (scale/bias for scale, min/max for clamp)."""
+    tname = {np.float32: "f32", np.float16: "f16"}[base.dtype.type]
+    isz = base.itemsize
+    assert view.strides[-1] == isz                     # ggml_is_contiguous_rows(src0)
+    contiguous = view.flags["C_CONTIGUOUS"]
+    is_c4 = view.shape[-1] % 4 == 0
+    is_cnt = contiguous and view.size < 32768
+    iface.set_function(f"kernel_unary_{tname}_{tname}" + ("_4" if is_c4 else ""),
+                       constants={FC_UNARY + 0: OP_UNARY[op], FC_UNARY + 1: is_cnt})
+    fields = {**src0(view.shape, isz, strides=view.strides), **dst(view.shape, isz), **(params or {})}
+    if is_c4:                                          # the float4 kernel counts float4s along rows
+        fields["ne00"] //= 4
+        fields["ne0"] //= 4
+    out = iface.create_buffer(view.size, base.dtype)
+    bufs = [kargs("unary", **fields), iface.array_to_buffer(base), out]
+    if is_cnt:                                         # one element (or float4) a threadgroup of 1
+        dispatch(iface, (view.size // 4 if is_c4 else view.size, 1, 1), (1, 1, 1), bufs)
+    else:
+        nth = min(fields["ne00"], min(256, max_tptg(iface)))
+        nk0 = (fields["ne00"] + nth - 1) // nth
+        dispatch(iface, (nk0 * fields["ne01"], fields["ne02"], fields["ne03"]), (nth, 1, 1), bufs)
+    return out.contents.reshape(view.shape)
+
+
+def _erf(x):
+    import math
+    return np.vectorize(math.erf)(x)
+
+
+UNARY_REF = {
+    "scale": lambda x, p: p["scale"] * x + p["bias"],
+    "clamp": lambda x, p: np.clip(x, p["min"], p["max"]),
+    "silu": lambda x, p: x / (1 + np.exp(-x)),
+    "relu": lambda x, p: np.maximum(x, 0),
+    "tanh": lambda x, p: np.tanh(x),
+    "gelu": lambda x, p: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * x * (1 + 0.044715 * x * x))),
+    "gelu_quick": lambda x, p: x / (1 + np.exp(-1.702 * x)),
+    "gelu_erf": lambda x, p: 0.5 * x * (1 + _erf(x / np.sqrt(2))),
+}
+
+
+# Shapes pick the variants ggml_metal_library_get_pipeline_unary chooses between: _4 when
+# ne00 % 4 == 0; "cnt" (one element a threadgroup over the flat tensor) when src0 is contiguous
+# and has < 32768 elements, otherwise threadgroups of up to 256 along rows (nk0 of them a row
+# when a row is longer). `cols` < the base's last axis makes src0 a view with padded rows.
+@pytest.mark.parametrize("op,dtype,shape,cols", [
+    ("gelu", np.float32, (4, 3, 64), None),            # _4, cnt
+    ("gelu_quick", np.float32, (5, 37), None),         # scalar, cnt
+    ("gelu_erf", np.float32, (2, 30, 602), None),      # scalar, 36120 elements: rows of 3 x 256 threads
+    ("clamp", np.float32, (3, 40, 300), None),         # _4, not cnt: 75 float4s a row
+    ("clamp", np.float16, (6, 50), None),              # half, cnt
+    ("scale", np.float32, (2, 16, 1100), None),        # _4, not cnt: 275 float4s a row, 2 threadgroups
+    ("silu", np.float16, (3, 8, 80), 72),              # half4 on a view: not cnt
+    ("relu", np.float32, (4, 20, 40), 36),             # float4 on a view
+    ("tanh", np.float32, (2, 5, 50), 45),              # scalar on a view
+])
+def test_ggml_unary(ggml, op, dtype, shape, cols):
+    r = rng(20)
+    base = (r.standard_normal(shape) * 3).astype(dtype)
+    view = base[..., :cols] if cols else base
+    params = {"scale": {"scale": 2.5, "bias": -1.0}, "clamp": {"min": -1.5, "max": 0.75}}.get(op)
+    got = run_ggml_unary(ggml, op, base, view, params)
+    expect = UNARY_REF[op](view.astype(np.float64), params)
+    # f32: exp/tanh in float, and gelu_erf's erf is an approximation (|error| < 1.5e-7);
+    # f16: computed in float, rounded to half
+    tol = 1e-5 if dtype == np.float32 else 1e-3
+    np.testing.assert_allclose(got.astype(np.float64), expect, rtol=tol, atol=tol)
 
 
 # ---------------------------------------------------------------- ggml: soft_max
@@ -447,7 +531,7 @@ def test_ggml_get_rows(ggml, tname):
     iface.set_function(f"kernel_get_rows_{tname}")
     _, nb0 = ne_nb((ne01, ne00), isz, blck)
     _, nb1 = ne_nb(ids.shape, 4)
-    ne, nb = ne_nb((1, ids.shape[1], ne00), 4)
+    _, nb = ne_nb((1, ids.shape[1], ne00), 4)
     quant = blck > 1
     ne00t = ne00 // 16 if quant else ne00
     args = kargs("get_rows", ne00t=ne00t, ne00=ne00, nb01=nb0[1], nb02=nb0[2], nb03=nb0[3],
@@ -589,10 +673,10 @@ def run_ggml_mul_mat(iface, tname, a_data, a_shape, b):
     ne0a, nb0a = ne_nb(a_shape, isz, blck)
     ne1b, nb1b = ne_nb(b.shape, 4)
     ne00, ne01, ne02, ne03 = ne0a
-    ne10, ne11, ne12, ne13 = ne1b
+    _, ne11, ne12, ne13 = ne1b
     r2, r3 = ne12 // ne02, ne13 // ne03
     dshape = (ne13, ne12, ne11, ne01)
-    ned, nbd = ne_nb(dshape, 4)
+    ned, _ = ne_nb(dshape, 4)
     out = iface.create_buffer(int(np.prod(dshape)), np.float32)
     # The quantized mul_mv kernels read all nr0 rows of a simdgroup's share and only skip the
     # store of rows past ne01 (kernel_mul_mv_q4_K_f32_impl, mul_vec_q_n_f32_impl): with ne01 not
@@ -732,7 +816,8 @@ def test_ggml_mul_mm_rows_not_multiple_of_4(iface, subprocess_env):
     # In a child: the failure is a crash.
     import subprocess
     code = _MISALIGNED_MUL_MM.format(tests=str(REPO_DIR / "tests"), backend=iface.backend)
-    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True,
+                          timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
