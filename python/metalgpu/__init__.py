@@ -43,13 +43,13 @@ from ._compiler import use_ziglang_if_no_compiler  # noqa: E402
 use_ziglang_if_no_compiler()
 
 from . import _core, operators  # noqa: E402
-from ._core import Buffer, CompileError, DeviceInfo, MetalSize, Run, Sampler, Texture  # noqa: E402
+from ._core import Buffer, CompileError, DeviceInfo, KernelFault, MetalSize, Run, Sampler, Texture  # noqa: E402
 from ._dtypes import DTypeError, metal_name  # noqa: E402
 
 __version__: str = _core.__version__
 
 __all__ = [
-    "Buffer", "CompileError", "DeviceInfo", "DTypeError", "Interface", "MetalSize", "Run",
+    "Buffer", "CompileError", "DeviceInfo", "DTypeError", "Interface", "KernelFault", "MetalSize", "Run",
     "Sampler", "ShaderNotFoundError", "Texture", "devices", "run_kernel", "translate", "__version__",
 ]
 

@@ -19,6 +19,12 @@ class CompileError(RuntimeError):
     lineno: int | None
     file: str
 
+class KernelFault(RuntimeError):
+    """A kernel's own bug found by debug mode (bounds, threadgroup races, barriers)."""
+    kernel: str
+    lineno: int | None
+    thread_position: tuple[int, int, int]
+
 class DTypeError(TypeError, ValueError): ...
 class ShaderNotFoundError(FileNotFoundError, ValueError): ...
 
@@ -133,9 +139,11 @@ _Grid = int | tuple[int] | tuple[int, int] | tuple[int, int, int] | MetalSize
 _Binding = Buffer | None | int | float | bytes | np.generic
 
 class Interface:
-    def __init__(self, backend: str | None = None, device: int = 0) -> None: ...
+    def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False) -> None: ...
     @property
     def backend(self) -> str: ...
+    @property
+    def debug(self) -> bool: ...
     @property
     def device(self) -> DeviceInfo: ...
     profiling: bool

@@ -191,10 +191,11 @@ void init_interface(py::module_& m) {
       .def_property_readonly("gpu_time", &Run::gpu_time);
 
   py::class_<Interface>(m, "Interface", py::dynamic_attr())
-      .def(py::init([](py::object backend, int device) {
-             return new Interface(backend.is_none() ? std::string() : backend.cast<std::string>(), device);
+      .def(py::init([](py::object backend, int device, bool debug) {
+             return new Interface(backend.is_none() ? std::string() : backend.cast<std::string>(), device, debug);
            }),
-           py::arg("backend") = py::none(), py::arg("device") = 0)
+           py::arg("backend") = py::none(), py::arg("device") = 0, py::arg("debug") = false)
+      .def_property_readonly("debug", &Interface::debug)
       .def_property_readonly("backend", &Interface::backend)
       .def_property_readonly("device", &Interface::device)
       .def("_load_source", [](Interface& self, const std::string& source, const std::string& path,

@@ -105,6 +105,8 @@ class Backend {
   virtual void check_library(const msl::Translation&) {}
   // Runs (cpu) or enqueues (gpu) the launch; fills `run` (done, gpu_time, how to wait).
   virtual void dispatch(Launch& launch, detail::RunState& run) = 0;
+  // Debug mode (bounds, race and barrier checks; KernelFault): true where this backend has it.
+  virtual bool enable_debug() { return false; }
   virtual void synchronize() = 0;
 };
 

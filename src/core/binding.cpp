@@ -176,6 +176,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const Ker
         throw std::invalid_argument("[run_function] " + where.str() + " needs " + std::to_string(want_size) +
                                     " bytes; the Buffer holds " + std::to_string(state->alloc->nbytes));
       launch.args.slots[slot] = state->alloc->device;
+      launch.args.slot_bytes[slot] = state->alloc->nbytes;
       launch.buffers[slot] = state->alloc;
       // Unknown parameters (unused slots) count as written: the safe side for coherence.
       launch.may_write[slot] = !param || !plan.slots[slot].read_only;
@@ -204,6 +205,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const Ker
     launch.inline_index[slot] = int(launch.inline_bytes.size());
     launch.inline_bytes.push_back(std::move(bytes));
     launch.args.slots[slot] = launch.inline_bytes.back().data();
+    launch.args.slot_bytes[slot] = stored;
   }
 }
 

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "core/dispatch.hpp"
@@ -105,7 +108,14 @@ double Run::gpu_time() const {
   return state_->gpu_time;
 }
 
-Interface::Interface(const std::string& backend, int device) {
+namespace {
+bool debug_from_environment() {
+  const char* v = std::getenv("METALGPU_DEBUG");
+  return v && *v && std::string(v) != "0";
+}
+}  // namespace
+
+Interface::Interface(const std::string& backend, int device, bool debug) {
   std::string name = backend.empty() ? default_backend() : backend;
   const BackendEntry* entry = nullptr;
   for (const auto& b : backend_registry())
@@ -123,7 +133,18 @@ Interface::Interface(const std::string& backend, int device) {
   impl_->backend = entry->create(device);
   impl_->device = impl_->backend->info();
   impl_->device.index = device;
+  if (debug || debug_from_environment()) {
+    impl_->debug = impl_->backend->enable_debug();
+    static std::once_flag noted;
+    if (!impl_->debug)
+      std::call_once(noted, [&] {
+        std::fprintf(stderr, "metalgpu: debug mode has the cpu backend only; the %s backend runs without its "
+                             "checks\n", name.c_str());
+      });
+  }
 }
+
+bool Interface::debug() const { return impl_->debug; }
 
 Interface::~Interface() = default;
 Interface::Interface(Interface&&) noexcept = default;

@@ -73,6 +73,7 @@ struct InterfaceImpl {
   std::string backend_name;
   DeviceInfo device;
   std::shared_ptr<Backend> backend;
+  bool debug = false;
 
   std::shared_ptr<const msl::Translation> library;
   std::shared_ptr<Program> base_program;  // the library built without function constants

@@ -54,6 +54,25 @@ class METALGPU_API NotAvailable : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A kernel's own bug found by debug mode (an out-of-bounds access, a threadgroup-memory race,
+// a barrier not every thread reaches): metalgpu.KernelFault, a RuntimeError. The message names
+// the kernel, the .metal file:line, what was accessed and the thread.
+class METALGPU_API KernelFault : public std::runtime_error {
+ public:
+  KernelFault(const std::string& message, std::string kernel, int line, const unsigned (&position)[3])
+      : std::runtime_error(message), kernel_(std::move(kernel)), line_(line) {
+    for (int k = 0; k < 3; ++k) position_[k] = position[k];
+  }
+  const std::string& kernel() const noexcept { return kernel_; }
+  int line() const noexcept { return line_; }
+  const unsigned* thread_position() const noexcept { return position_; }
+
+ private:
+  std::string kernel_;
+  int line_;
+  unsigned position_[3] = {};
+};
+
 // Use of a Buffer after release() or after its Interface was destroyed: ValueError.
 class METALGPU_API ReleasedError : public std::invalid_argument {
  public:

@@ -80,8 +80,9 @@ class METALGPU_API Run {
 
 class METALGPU_API Interface {
  public:
-  // backend: "" for the default ($METALGPU_BACKEND, else metal > cuda > cpu).
-  explicit Interface(const std::string& backend = "", int device = 0);
+  // backend: "" for the default ($METALGPU_BACKEND, else metal > cuda > cpu). debug: debug
+  // mode (also METALGPU_DEBUG=1): kernels check their accesses and raise KernelFault (cpu).
+  explicit Interface(const std::string& backend = "", int device = 0, bool debug = false);
   ~Interface();
   Interface(const Interface&) = delete;
   Interface& operator=(const Interface&) = delete;
@@ -90,6 +91,7 @@ class METALGPU_API Interface {
 
   const std::string& backend() const;
   const DeviceInfo& device() const;
+  bool debug() const;  // debug mode is on (the backend has it)
 
   void load_shader(const std::string& path, const ShaderOptions& options = {});
   void load_shader_from_string(const std::string& source, const ShaderOptions& options = {},

@@ -88,6 +88,13 @@ class SourceModel {
     std::size_t question, colon, end;
   };
   const std::vector<Conditional>& conditionals() const { return conditionals_; }
+  // Functions and records, and what each body uses.
+  const Structure& structure() const { return *structure_; }
+  // The `threadgroup` tokens that declare threadgroup storage in a kernel body.
+  const std::vector<std::size_t>& threadgroup_storage() const { return storage_tokens_; }
+  // The first token of the postfix expression that ends just before token `at` (a `.`, `->`
+  // or `[`), or npos where there is none.
+  std::size_t postfix_start(std::size_t at) const;
 
  private:
   struct Scope;
@@ -99,7 +106,6 @@ class SourceModel {
   void forward_half_to_float();
   void drop_address_space_overloads();
   std::string overload_key(std::size_t start, std::size_t close) const;
-  std::size_t postfix_start(std::size_t dot) const;
   bool declares_storage(std::size_t at) const;
   bool declaration_has_const(std::size_t at) const;
   void check_unsupported(std::size_t i);

@@ -10,6 +10,7 @@
 
 #include "metalgpu/dtype.hpp"
 #include "metalgpu/errors.hpp"
+#include "msl/debug_instrument.hpp"
 
 namespace metalgpu::msl {
 namespace {
@@ -202,13 +203,25 @@ EntryArgs entry_args(const KernelInfo& k, const LaunchAccess& L) {
   return e;
 }
 
+// Debug mode: the entry tells the checks which dispatch runs and what each slot is called.
+std::string debug_prologue(const KernelInfo& k) {
+  std::string out = "  ::__metalgpu::dbg::enter(__L, \"" + k.name + "\");\n";
+  for (const KernelParam& p : k.params) {
+    if (p.role == ParamRole::buffer)
+      out += "  ::__metalgpu::dbg::note_buffer(__L, " + std::to_string(p.slot) + ", \"" + p.name + "\");\n";
+    else if (p.role == ParamRole::threadgroup_memory)
+      out += "  ::__metalgpu::dbg::name_threadgroup_slot(" + std::to_string(p.slot) + ", \"" + p.name + "\");\n";
+  }
+  return out;
+}
+
 std::string line_directive(const Translation& tr, const KernelInfo& k) {
   return "#line " + std::to_string(k.line) + " \"" + tr.model().lexed().files[k.file] + "\"\n";
 }
 
 // CPU: per kernel an entry running a range of threadgroups, and a descriptor; the module
 // lists them through mg_module_kernels().
-void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected) {
+void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug) {
   const auto& kernels = tr.kernels();
   std::string table;
   std::size_t emitted = 0;
@@ -220,7 +233,9 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector
     out += line_directive(tr, k);
     out += "extern \"C\" MG_EXPORT void " + sym +
            "(const mg_launch* __L, unsigned long long __g0, unsigned long long __g1) {\n";
-    out += "  using __F = " + function_type(k) + ";\n" + e.prologue;
+    out += "  using __F = " + function_type(k) + ";\n";
+    if (debug) out += debug_prologue(k);
+    out += e.prologue;
     // Threads that cooperate (barriers, SIMD-group functions, threadgroup memory) run as
     // fibers; the rest as a plain loop the compiler can vectorise.
     out += std::string("  __metalgpu::cpu::") + (k.cooperative ? "run_groups_cooperative" : "run_groups") +
@@ -301,13 +316,14 @@ std::vector<std::string> resolve_constants(const SourceModel& model, const Const
   return values;
 }
 
-std::string Translation::emit(Target target, const Constants& constants, const std::string* only) const {
+std::string Translation::emit(Target target, const Constants& constants, const std::string* only,
+                              bool debug) const {
   if (only && !find(*only))
     throw std::invalid_argument("[translate] no kernel named '" + *only + "' in " + path_);
   std::vector<bool> selected(kernels().size(), true);
   if (only)
     for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = kernels()[i].name == *only;
-  return emit_selected(target, constants, selected);
+  return emit_selected(target, constants, selected, debug);
 }
 
 std::string Translation::emit_representatives(Target target, const Constants& constants) const {
@@ -326,7 +342,8 @@ std::string Translation::emit_for_check(Target target) const {
 }
 
 std::string Translation::emit_selected(Target target, const Constants& constants,
-                                       const std::vector<bool>& selected) const {  const SourceModel& m = *model_;
+                                       const std::vector<bool>& selected, bool debug) const {
+  const SourceModel& m = *model_;
   const Lexed& lx = m.lexed();
   std::vector<std::string> values = resolve_constants(m, constants);
   LineWriter w(lx);
@@ -361,6 +378,12 @@ std::string Translation::emit_selected(Target target, const Constants& constants
       before[c.end].insert(0, ")");
     }
   }
+  // Debug mode: each access through its check (inside the conditionals' conversions).
+  TextEdits checks;
+  if (debug && target == Target::cpu) {
+    checks = debug_instrumentation(m);
+    for (auto& [k, text] : checks.before) before[k] += text;
+  }
   int depth = 0;                     // brace depth in the user's code
   int metal_block_depth = -1;        // depth inside the file-scope `namespace metal {`, if open
   bool metal_block_next_brace = false;
@@ -393,16 +416,20 @@ std::string Translation::emit_selected(Target target, const Constants& constants
       w.raw("}  // namespace metal_user");
       metal_block_next_brace = true;
     }
-    if (!before.empty()) {
-      if (auto it = before.find(i); it != before.end()) {
-        const TokenAction act = m.action(i);
-        if (act == TokenAction::keep || act == TokenAction::replace || act == TokenAction::drop) {
-          std::string text = it->second;
-          if (act == TokenAction::keep) text += t.text;
-          else if (act == TokenAction::replace) text += m.replacement(i);
-          w.token(t, text);
-          continue;
-        }
+    const auto checked = checks.replace.find(i);
+    const auto checked_after = checks.after.find(i);
+    if (!before.empty() || checked != checks.replace.end() || checked_after != checks.after.end()) {
+      const auto it = before.find(i);
+      const TokenAction act = m.action(i);
+      if ((it != before.end() || checked != checks.replace.end() || checked_after != checks.after.end()) &&
+          (act == TokenAction::keep || act == TokenAction::replace || act == TokenAction::drop)) {
+        std::string text = it != before.end() ? it->second : std::string();
+        if (checked != checks.replace.end()) text += checked->second;
+        else if (act == TokenAction::keep) text += t.text;
+        else if (act == TokenAction::replace) text += m.replacement(i);
+        if (checked_after != checks.after.end()) text += checked_after->second;
+        w.token(t, text);
+        continue;
       }
     }
     switch (m.action(i)) {
@@ -430,7 +457,7 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   if (target == Target::cuda) out = "namespace metal_user {\n";
   out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
-  if (target == Target::cpu) emit_cpu_entries(out, *this, selected);
+  if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug);
   else emit_cuda_entries(out, *this, selected);
   if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;

@@ -31,7 +31,9 @@ class Translation {
   // The translated program without the runtime (which the caller places first). `only`, if
   // set, emits the entry point of that kernel alone. Throws std::invalid_argument for
   // constants that name nothing or do not convert to their declared type.
-  std::string emit(Target target, const Constants& constants, const std::string* only = nullptr) const;
+  // `debug` (cpu): every memory access goes through debug mode's checks (debug_instrument.hpp).
+  std::string emit(Target target, const Constants& constants, const std::string* only = nullptr,
+                   bool debug = false) const;
   // The program with the entry points of one instantiation per kernel definition: what
   // checking a large library at load compiles (each kernel is compiled whole on first use).
   std::string emit_representatives(Target target, const Constants& constants) const;
@@ -40,7 +42,8 @@ class Translation {
   std::string emit_for_check(Target target) const;
 
  private:
-  std::string emit_selected(Target target, const Constants& constants, const std::vector<bool>& selected) const;
+  std::string emit_selected(Target target, const Constants& constants, const std::vector<bool>& selected,
+                            bool debug = false) const;
 
   std::string path_;
   std::string source_;

@@ -42,6 +42,15 @@ enum mg_sampler_address {
   MG_ADDRESS_CLAMP_TO_ZERO = 3, MG_ADDRESS_CLAMP_TO_BORDER = 4
 };
 
+// Debug mode (cpu): where a kernel's checks leave the first fault of a dispatch, which the
+// host raises as KernelFault. `faulted` is set once, atomically, before the rest is written.
+struct mg_debug_report {
+  int faulted;
+  int line;                          // in the .metal source
+  unsigned int thread_position[3];   // thread_position_in_grid of the faulting thread
+  char message[1024];
+};
+
 // Everything one dispatch needs. Each buffer slot points at the memory the kernel sees for
 // [[buffer(n)]]: a buffer's device memory, or a copy of by-value bytes.
 struct mg_launch {
@@ -63,6 +72,10 @@ struct mg_launch {
   // dozen cooperative shaders were loaded): MG_MAX_GROUP_THREADS stacks of *stack_bytes
   // each, every one above a guard page. Null on GPU targets.
   unsigned char* (*fiber_stacks)(unsigned long* stack_bytes);
+  // cpu target, debug mode: each slot's length in bytes (a buffer's, or a by-value argument's
+  // own size) and where faults go. Null `debug` outside debug mode.
+  unsigned long long slot_bytes[MG_MAX_BUFFERS];
+  struct mg_debug_report* debug;
 };
 
 // Runs threadgroups [first, end) (linear index, x fastest) of one dispatch.

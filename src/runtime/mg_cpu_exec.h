@@ -45,6 +45,9 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
   t.dispatch_simdgroups_per_threadgroup = (dispatch_threads + 31) / 32;
   t.dispatch_quadgroups_per_threadgroup = (dispatch_threads + 3) / 4;
   for (unsigned long long g = g0; g < g1; ++g) {
+#if MG_DEBUG
+    if (dbg::faulted()) return;  // the dispatch has failed: skip the rest of it
+#endif
     const uint gx = uint(g % groups.x);
     const uint gy = uint((g / groups.x) % groups.y);
     const uint gz = uint(g / (unsigned long long)(groups.x * groups.y));
@@ -71,6 +74,9 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
           t.thread_index_in_simdgroup = index % 32;
           t.quadgroup_index_in_threadgroup = index / 4;
           t.thread_index_in_quadgroup = index % 4;
+#if MG_DEBUG
+          dbg::st().ctx = &t;
+#endif
           body(t);
         }
       }

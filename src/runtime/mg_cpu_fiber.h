@@ -99,6 +99,11 @@ struct group_runner {
   unsigned char* tg_memory = nullptr;
   size_t tg_capacity = 0;
   void* tg_slots[MG_MAX_THREADGROUP_SLOTS];
+#if MG_DEBUG
+  // Where each fiber waits at a barrier (debug mode names a barrier not all threads reach).
+  const char* barrier_file[kMaxGroupThreads];
+  int barrier_line[kMaxGroupThreads];
+#endif
 };
 
 inline group_runner*& current_runner() {
@@ -240,12 +245,47 @@ inline void resolve_exchanges(group_runner* r) {
         }
       }
       fn(call);
+#if MG_DEBUG
+      dbg::simd_synced(base / 32);
+#endif
       waiting &= ~call.active;
       for (unsigned l = 0; l < width; ++l)
         if (call.active >> l & 1u) r->state[base + l] = fiber_runnable;
     }
   }
 }
+
+#if MG_DEBUG
+// All running threads wait at a barrier: every one of the group must, at the same one.
+[[gnu::cold, gnu::noinline]] inline void barrier_fault(group_runner* r, unsigned waiting, unsigned culprit,
+                                                        bool ended) {
+  unsigned first = 0;
+  while (r->state[first] != fiber_at_barrier) ++first;
+  r->current = first;  // the fault names a waiting thread's position
+  char what[384];
+  const uint3 g = r->ctx[first].threadgroup_position_in_grid;
+  if (ended)
+    snprintf(what, sizeof what,
+             "threadgroup_barrier reached by %u of the %u threads of threadgroup (%u, %u, %u): thread %u ended "
+             "without reaching it (every thread of a group must reach each barrier)",
+             waiting, r->count, g.x, g.y, g.z, culprit);
+  else
+    snprintf(what, sizeof what,
+             "threads of threadgroup (%u, %u, %u) wait at different barriers: thread %u at %s:%d (every thread "
+             "of a group must reach the same barrier)",
+             g.x, g.y, g.z, culprit, r->barrier_file[culprit], r->barrier_line[culprit]);
+  dbg::fault(r->barrier_file[first], r->barrier_line[first], what);
+}
+inline void check_barrier(group_runner* r, unsigned waiting) {
+  unsigned first = 0;
+  while (r->state[first] != fiber_at_barrier) ++first;
+  for (unsigned i = 0; i < r->count; ++i) {
+    if (r->state[i] == fiber_done) return barrier_fault(r, waiting, i, true);
+    if (r->barrier_line[i] != r->barrier_line[first] || r->barrier_file[i] != r->barrier_file[first])
+      return barrier_fault(r, waiting, i, false);
+  }
+}
+#endif
 
 // Runs the `r->count` fibers of one threadgroup to completion.
 inline void run_fibers(group_runner* r) {
@@ -268,6 +308,10 @@ inline void run_fibers(group_runner* r) {
     if (at_exchange) {
       resolve_exchanges(r);
     } else if (at_barrier) {
+#if MG_DEBUG
+      check_barrier(r, at_barrier);
+      dbg::next_epoch();
+#endif
       for (unsigned i = 0; i < r->count; ++i)
         if (r->state[i] == fiber_at_barrier) r->state[i] = fiber_runnable;
     } else {
@@ -300,6 +344,9 @@ inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, un
   }
   for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k)
     r->tg_slots[k] = L->threadgroup_sizes[k] ? r->tg_memory + offsets[k] : nullptr;
+#if MG_DEBUG
+  dbg::note_threadgroup_slots(r->tg_slots, L->threadgroup_sizes);
+#endif
 
   run_groups(L, g0, g1, [&](const thread_ctx& t) {
     // run_groups visits the group's threads in order; collect them, then run them together.
@@ -309,6 +356,9 @@ inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, un
     const uint3 n = t.threads_per_threadgroup;
     if (index + 1 == n.x * n.y * n.z) {
       r->count = index + 1;
+#if MG_DEBUG
+      dbg::next_epoch();  // a new group: nothing it touches is ordered against the last one's
+#endif
       run_fibers(r);
       r->count = 0;
     }
@@ -318,10 +368,24 @@ inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, un
 }  // namespace cpu
 
 // The primitives declared in mg_sync.h.
+#if MG_DEBUG
+inline void threadgroup_barrier_impl(const char* file, int line) {
+  cpu::group_runner* r = cpu::current_runner();
+  if (!r || !r->count) return;
+  r->barrier_file[r->current] = file;
+  r->barrier_line[r->current] = line;
+  cpu::block(r, cpu::fiber_at_barrier);
+}
+inline const thread_ctx* dbg::fiber_ctx() {
+  cpu::group_runner* r = cpu::current_runner();
+  return r && r->count ? &r->ctx[r->current] : nullptr;
+}
+#else
 inline void threadgroup_barrier_impl() {
   cpu::group_runner* r = cpu::current_runner();
   if (r && r->count) cpu::block(r, cpu::fiber_at_barrier);
 }
+#endif
 
 inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn) {
   cpu::group_runner* r = cpu::current_runner();

@@ -45,14 +45,26 @@ MG_DECL inline void simd_exchange(const void* in, void* out, unsigned arg, simd_
 // This thread's lane in its SIMD group (0..31).
 MG_DECL inline unsigned simd_lane_id();
 
-// All threads of the threadgroup that are still running meet here.
+// All threads of the threadgroup that are still running meet here. Debug mode (cpu) passes
+// the call's place, to name a barrier that not every thread reaches.
+#if MG_DEBUG
+inline void threadgroup_barrier_impl(const char* file, int line);
+#else
 MG_DECL inline void threadgroup_barrier_impl();
+#endif
 
 }  // namespace __metalgpu
 
 namespace metal {
 
+#if MG_DEBUG
+inline void threadgroup_barrier(mem_flags = mem_flags::mem_none, const char* file = __builtin_FILE(),
+                                int line = __builtin_LINE()) {
+  __metalgpu::threadgroup_barrier_impl(file, line);
+}
+#else
 MG_FN void threadgroup_barrier(mem_flags = mem_flags::mem_none) { __metalgpu::threadgroup_barrier_impl(); }
+#endif
 
 namespace __detail_sync {
 MG_FN void nothing(__metalgpu::simd_call&) {}

@@ -142,7 +142,8 @@ std::string cpu_prelude(const char* what) {
   return source;
 }
 
-std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
+std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only, bool debug) {
+  if (debug) return "#define MG_DEBUG 1\n" + cpu_prelude("cpu, debug mode") + tr.emit(msl::Target::cpu, constants, only, true);
   return cpu_prelude("cpu") + tr.emit(msl::Target::cpu, constants, only);
 }
 
@@ -221,7 +222,7 @@ class CpuBackend final : public Backend {
 
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
                                  const std::string* only) override {
-    std::string source = cpu_source(tr, constants, only);
+    std::string source = cpu_source(tr, constants, only, debug_);
     const HostCompiler& hc = host_compiler();
     std::string key = Sha256()
                           .update(hc.version).update("\n").update(hc.flags).update("\n")
@@ -286,18 +287,30 @@ class CpuBackend final : public Backend {
     std::uint64_t per_group = std::uint64_t(args->tg[0]) * args->tg[1] * args->tg[2];
     // Chunks of about 16K threads: big enough to amortise scheduling, small enough to balance.
     std::uint64_t grain = std::max<std::uint64_t>(1, 16384 / per_group);
+    mg_debug_report report{};
+    if (debug_) launch.args.debug = &report;
     RunningKernel running(launch.kernel->name);
     ThreadPool::instance().parallel_for(groups, grain, [&](std::uint64_t a, std::uint64_t b) {
       entry(args, a, b);
     });
+    launch.args.debug = nullptr;
+    if (__atomic_load_n(&report.faulted, __ATOMIC_ACQUIRE))
+      throw KernelFault("[run_function] " + std::string(report.message) + " [debug mode]", launch.kernel->name,
+                        report.line, report.thread_position);
     run.gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     run.done = true;
   }
 
   void synchronize() override {}
 
+  bool enable_debug() override {
+    debug_ = true;
+    return true;
+  }
+
  private:
   DeviceInfo info_;
+  bool debug_ = false;
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<CpuProgram>> programs_;
 };

@@ -1,0 +1,346 @@
+#include "msl/debug_instrument.hpp"
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+namespace metalgpu::msl {
+namespace {
+
+// Access kinds, as mg_cpu_debug.h numbers them.
+enum Access { address_only = 0, read = 1, write = 2, read_write = 3 };
+
+const std::set<std::string, std::less<>> kAssignments = {"=",  "+=", "-=", "*=",  "/=", "%=",
+                                                         "&=", "|=", "^=", "<<=", ">>="};
+// Keywords after which an expression starts (a `[` after them is no declarator's).
+const std::set<std::string, std::less<>> kExpressionKeywords = {"return", "case",     "throw",
+                                                                "else",   "co_return", "co_yield"};
+// Tokens after which a `*` is a dereference (a unary operator), not a multiplication.
+const std::set<std::string, std::less<>> kBeforeUnary = {
+    "(",  "[",  "{",  ",",  ";",  "=",  "+=", "-=", "*=", "/=", "%=", "&=", "|=",     "^=",  "<<=",
+    ">>=", "?", ":",  "!",  "~",  "+",  "-",  "/",  "%",  "&&", "||", "==", "!=", "<=", ">=", "return", "case"};
+const std::set<std::string, std::less<>> kQualifiers = {"const", "constexpr", "static", "volatile", "thread",
+                                                        "threadgroup", "device", "constant", "register"};
+
+class Instrumenter {
+ public:
+  explicit Instrumenter(const SourceModel& m) : m_(m), toks_(m.lexed().tokens) {}
+
+  TextEdits run() {
+    mark_bodies();
+    for (std::size_t i = 0; i < toks_.size(); ++i) {
+      if (!in_body_[i] || m_.action(i) != TokenAction::keep || toks_[i].kind != TokenKind::punct) continue;
+      if (toks_[i].text == "[") subscript(i);
+      else if (toks_[i].text == "*") dereference(i);
+      else if (toks_[i].text == "->") arrow(i);
+    }
+    note_threadgroup_variables();
+    return compose();
+  }
+
+ private:
+  struct Span {
+    std::size_t start, end;  // first and last token
+    std::string open;        // before `start`
+    std::string close;       // after `end` (empty: the span closes itself through `replace`)
+    std::size_t close_before = npos;  // or before this token
+  };
+  static constexpr std::size_t npos = std::string::npos;
+
+  bool is(std::size_t i, const char* s) const {
+    return i < toks_.size() && toks_[i].kind != TokenKind::string_literal && toks_[i].kind != TokenKind::end &&
+           toks_[i].text == s;
+  }
+  bool ident(std::size_t i) const { return i < toks_.size() && toks_[i].kind == TokenKind::identifier; }
+  bool kept(std::size_t i) const { return i < toks_.size() && m_.action(i) == TokenAction::keep; }
+
+  std::size_t forward_match(std::size_t open) const {
+    const std::string& o = toks_[open].text;
+    const char* c = o == "(" ? ")" : o == "[" ? "]" : "}";
+    int depth = 0;
+    for (std::size_t k = open; k < toks_.size(); ++k) {
+      if (toks_[k].kind != TokenKind::punct) continue;
+      if (toks_[k].text == o) ++depth;
+      else if (toks_[k].text == c && --depth == 0) return k;
+    }
+    return npos;
+  }
+  std::size_t back_match(std::size_t close) const {
+    const std::string& c = toks_[close].text;
+    const char* o = c == ")" ? "(" : c == "]" ? "[" : "{";
+    int depth = 0;
+    for (std::size_t k = close + 1; k-- > 0;) {
+      if (toks_[k].kind != TokenKind::punct) continue;
+      if (toks_[k].text == c) ++depth;
+      else if (toks_[k].text == o && --depth == 0) return k;
+    }
+    return npos;
+  }
+
+  // Tokens strictly inside a function body, outside attributes.
+  void mark_bodies() {
+    in_body_.assign(toks_.size(), false);
+    for (const Definition& d : m_.structure().definitions())
+      if (d.kind == Definition::function)
+        for (std::size_t k = d.open + 1; k < d.close && k < toks_.size(); ++k) in_body_[k] = true;
+    for (std::size_t k = 0; k + 1 < toks_.size(); ++k)
+      if (is(k, "[") && is(k + 1, "[")) {
+        const std::size_t e = forward_match(k);
+        for (std::size_t j = k; j <= e && j < toks_.size(); ++j) in_body_[j] = false;
+        if (e == npos) break;
+        k = e;
+      }
+  }
+
+  // The statement's first token: after the `;`, `{` or `}` before `at` at its own depth, or
+  // npos when an unclosed `(`, `[` or `{` comes first (`at` is inside a call or initializer).
+  std::size_t statement_start(std::size_t at) const {
+    int depth = 0;
+    for (std::size_t k = at; k-- > 0;) {
+      const std::string& t = toks_[k].text;
+      if (toks_[k].kind != TokenKind::punct) continue;
+      if (t == ")" || t == "]") ++depth;
+      else if (t == "(" || t == "[") {
+        if (depth-- == 0) return npos;
+      } else if (depth == 0 && (t == ";" || t == "{" || t == "}")) {
+        return k + 1;
+      }
+    }
+    return npos;
+  }
+
+  // Does the statement starting at `s` declare variables (`float a[4], *b;`)? Qualifiers, a
+  // type name (qualified, with template arguments), `*`/`&`s, then a name.
+  bool declares(std::size_t s) const {
+    std::size_t k = s;
+    while (ident(k) && kQualifiers.count(toks_[k].text)) ++k;
+    if (!ident(k) || kExpressionKeywords.count(toks_[k].text)) return false;
+    ++k;
+    while (is(k, "::") && ident(k + 1)) k += 2;
+    if (is(k, "<")) {
+      int depth = 0;
+      for (; k < toks_.size(); ++k) {
+        if (is(k, "<")) ++depth;
+        else if (is(k, ">") && --depth == 0) break;
+        else if (is(k, ">>") && (depth -= 2) <= 0) break;
+        else if (is(k, ";") || is(k, "{") || is(k, "}")) return false;
+      }
+      ++k;
+    }
+    while (is(k, "*") || is(k, "&") || is(k, "&&") || (ident(k) && kQualifiers.count(toks_[k].text))) ++k;
+    return ident(k);
+  }
+
+  // Is the name at `s` (the start of `s ... [`) being declared rather than used?
+  bool is_declarator(std::size_t s) const {
+    if (s == 0) return false;
+    const std::size_t p = s - 1;
+    if (ident(p)) return !kExpressionKeywords.count(toks_[p].text);  // `float a[4]`
+    if (is(p, ">")) return true;  // `vec<float, 4> a[2]` - or a comparison, left unchecked
+    if (is(p, "*") || is(p, "&") || is(p, "&&")) {
+      // `T* p[2]` at the start of a declaration, against `x * a[i]`.
+      std::size_t q = p;
+      while (q > 0 && (is(q, "*") || is(q, "&") || is(q, "&&") || is(q, "const"))) --q;
+      if (!(ident(q) || is(q, ">"))) return false;
+      const std::size_t st = statement_start(s);
+      return st != npos && declares(st);
+    }
+    if (is(p, ",")) {
+      const std::size_t st = statement_start(s);
+      return st != npos && declares(st);
+    }
+    return false;
+  }
+
+  // How an access whose expression ends at `end` (its operand starting at `start`) is used.
+  Access access_kind(std::size_t start, std::size_t end) const {
+    std::size_t k = end + 1;
+    while (is(k, ".") && ident(k + 1)) k += 2;  // members and swizzles of the element
+    if (is(k, "[")) return address_only;        // a row of a multi-dimensional array
+    if (k < toks_.size() && toks_[k].kind == TokenKind::punct && kAssignments.count(toks_[k].text))
+      return is(k, "=") ? write : read_write;
+    if (is(k, "++") || is(k, "--")) return read_write;
+    if (start > 0 && (is(start - 1, "++") || is(start - 1, "--"))) return read_write;
+    if (start > 0 && is(start - 1, "&") && !(start > 1 && (ident(start - 2) || is(start - 2, ")") ||
+                                                             is(start - 2, "]") ||
+                                                             toks_[start - 2].kind == TokenKind::number)))
+      return address_only;  // &x[i]: only its address
+    return read;
+  }
+
+  std::string text(std::size_t b, std::size_t e) const {
+    std::string r;
+    for (std::size_t k = b; k <= e && k < toks_.size(); ++k) {
+      if (!r.empty() && toks_[k].space_before) r += ' ';
+      r += toks_[k].text;
+    }
+    if (r.size() > 60) r = r.substr(0, 57) + "...";
+    std::string q;
+    for (char c : r) {
+      if (c == '"' || c == '\\') q += '\\';
+      if (c == '\n') c = ' ';
+      q += c;
+    }
+    return q;
+  }
+
+  std::string call(const char* fn, std::size_t b, std::size_t e, Access kind) const {
+    return std::string(" ::__metalgpu::dbg::") + fn + "(__FILE__, __LINE__, \"" + text(b, e) + "\", " +
+           std::to_string(int(kind)) + ", ";
+  }
+
+  // x[i]
+  void subscript(std::size_t b) {
+    if (b == 0 || is(b + 1, "[") || is(b - 1, "[")) return;
+    const std::size_t p = b - 1;
+    const bool operand_end = (ident(p) && !kExpressionKeywords.count(toks_[p].text) && !is(p, "operator") &&
+                              !is(p, "new") && !is(p, "delete")) ||
+                             is(p, ")") || is(p, "]");
+    if (!operand_end) return;  // a lambda's captures, structured bindings, `new T[n]`
+    if (is(p, ")")) {
+      const std::size_t o = back_match(p);
+      if (o == npos || o == 0 || is(o - 1, "decltype") || is(o - 1, "sizeof") || is(o - 1, "]")) return;
+    }
+    const std::size_t close = forward_match(b);
+    const std::size_t s = m_.postfix_start(b);
+    if (close == npos || s == npos || !kept(s) || !kept(close) || !in_body_[s]) return;
+    if (s > 0 && (is(s - 1, "new") || is(s - 1, "delete"))) return;
+    if (is_declarator(s)) return;
+    for (std::size_t k = s; k < b; ++k)
+      if (is(k, "<") || is(k, "template")) return;  // `f<N>(x)[i]`: a template call, not worth the risk
+    spans_.push_back({s, close, call("sub", s, close, access_kind(s, close)), "", npos});
+    replace_[b] = ",";
+    replace_[close] = ")";
+  }
+
+  // The end of the postfix expression that starts at `k` (a name or a parenthesised group), or
+  // npos when it is not one this pass handles.
+  std::size_t operand_end(std::size_t k) const {
+    std::size_t e;
+    if (is(k, "(")) {
+      e = forward_match(k);
+      if (e == npos || e == k + 1) return npos;
+      // A cast `(T*)x` / `(float)x`: its operand follows; not handled.
+      if (is(e - 1, "*") || is(e - 1, "&") || (e == k + 2 && ident(k + 1))) return npos;
+    } else if (ident(k) && !kExpressionKeywords.count(toks_[k].text) && !is(k, "sizeof")) {
+      e = k;
+      while (is(e + 1, "::") && ident(e + 2)) e += 2;
+      if (is(e + 1, "<")) return npos;
+    } else {
+      return npos;
+    }
+    for (;;) {
+      if (is(e + 1, "[") || is(e + 1, "(")) {
+        const std::size_t c = forward_match(e + 1);
+        if (c == npos) return npos;
+        e = c;
+      } else if ((is(e + 1, ".") || is(e + 1, "->")) && ident(e + 2)) {
+        e += 2;
+      } else if (is(e + 1, "++") || is(e + 1, "--")) {
+        ++e;
+      } else {
+        return e;
+      }
+    }
+  }
+
+  // *p
+  void dereference(std::size_t k) {
+    if (k == 0) return;
+    const Token& prev = toks_[k - 1];
+    const bool unary = (prev.kind == TokenKind::punct || prev.kind == TokenKind::identifier) &&
+                       kBeforeUnary.count(prev.text) && prev.kind != TokenKind::string_literal;
+    if (!unary) return;
+    const std::size_t s = k + 1, e = operand_end(s);
+    if (e == npos || !kept(s) || !kept(e)) return;
+    if (is(k - 1, "(") && is(e + 1, ")") && is(e + 2, "(")) return;  // `(*fp)(x)`, or a declaration of fp
+    if (is(k - 1, ",")) {
+      const std::size_t st = statement_start(k);
+      if (st != npos && declares(st)) return;  // `int a, *b;`
+    }
+    Access kind = access_kind(k, e);
+    if (is(k - 1, "&")) kind = address_only;
+    spans_.push_back({s, e, call("ptr", k, e, kind), ")", npos});
+  }
+
+  // p->m
+  void arrow(std::size_t a) {
+    if (a == 0 || !ident(a + 1)) return;
+    if (is(a - 1, ")")) {
+      const std::size_t o = back_match(a - 1);
+      if (o == npos || o == 0 || is(o - 1, "]") || is(o - 1, "decltype")) return;  // a lambda's return type
+    }
+    const std::size_t s = m_.postfix_start(a);
+    if (s == npos || !kept(s) || !kept(a - 1) || !in_body_[s]) return;
+    for (std::size_t k = s; k < a; ++k)
+      if (is(k, "<") || is(k, "template")) return;
+    std::size_t e = a + 1;
+    while ((is(e + 1, ".") || is(e + 1, "->")) && ident(e + 2)) e += 2;
+    Access kind = access_kind(s, e);
+    if (kind == address_only) kind = read;
+    spans_.push_back({s, a - 1, call("ptr", s, a + 1, kind), "", a});
+  }
+
+  // `threadgroup T name[...];` in a kernel: tell the race detector where it lives.
+  void note_threadgroup_variables() {
+    for (std::size_t t : m_.threadgroup_storage()) {
+      std::size_t name = npos, semi = npos;
+      int depth = 0;
+      bool declarator_done = false, several = false;
+      for (std::size_t k = t + 1; k < toks_.size() && toks_[k].kind != TokenKind::end; ++k) {
+        if (is(k, "(") || is(k, "[") || is(k, "{")) {
+          if (depth == 0 && !is(k, "(")) declarator_done = true;
+          ++depth;
+        } else if (is(k, ")") || is(k, "]") || is(k, "}")) {
+          --depth;
+        } else if (depth == 0 && is(k, "=")) {
+          declarator_done = true;
+        } else if (depth == 0 && is(k, ",")) {
+          several = true;
+        } else if (depth == 0 && is(k, ";")) {
+          semi = k;
+          break;
+        } else if (depth == 0 && !declarator_done && ident(k)) {
+          name = k;
+        }
+      }
+      if (name == npos || semi == npos || several) continue;
+      const std::string& n = toks_[name].text;
+      after_[semi] += " ::__metalgpu::dbg::note_threadgroup_variable(&" + n + ", sizeof(" + n + "), \"" + n + "\");";
+    }
+  }
+
+  TextEdits compose() {
+    // Spans that start at one token open outermost first (the one that ends last); closes
+    // after one token come innermost first.
+    std::stable_sort(spans_.begin(), spans_.end(), [](const Span& x, const Span& y) {
+      return x.start != y.start ? x.start < y.start : x.end > y.end;
+    });
+    TextEdits out;
+    for (const Span& sp : spans_) out.before[sp.start] += sp.open;
+    std::vector<const Span*> by_end;
+    for (const Span& sp : spans_) by_end.push_back(&sp);
+    std::stable_sort(by_end.begin(), by_end.end(), [](const Span* x, const Span* y) {
+      return x->end != y->end ? x->end < y->end : x->start > y->start;
+    });
+    for (const Span* sp : by_end) {
+      if (sp->close_before != npos) out.before[sp->close_before].insert(0, ")");
+      else if (!sp->close.empty()) out.after[sp->end] += sp->close;
+    }
+    out.replace = std::move(replace_);
+    for (auto& [k, v] : after_) out.after[k] += v;
+    return out;
+  }
+
+  const SourceModel& m_;
+  const std::vector<Token>& toks_;
+  std::vector<bool> in_body_;
+  std::vector<Span> spans_;
+  std::unordered_map<std::size_t, std::string> replace_, after_;
+};
+
+}  // namespace
+
+TextEdits debug_instrumentation(const SourceModel& model) { return Instrumenter(model).run(); }
+
+}  // namespace metalgpu::msl

@@ -1,0 +1,398 @@
+// Debug mode on the CPU (METALGPU_DEBUG=1, Interface(debug=True)): the translator routes every
+// subscript, `*p` and `p->` in the program through the checks below, with the .metal line and
+// whether the access reads or writes. A check that fails records a fault for the host (which
+// raises KernelFault) and redirects the access to a scratch element, so the kernel finishes
+// without touching memory it does not own.
+//
+// What is checked:
+// - bounds: an access through a pointer into a buffer or threadgroup memory stays inside the
+//   region its base pointer points into; C arrays and metal::array stay inside their extent;
+// - threadgroup-memory races: two threads of a group touching the same word between two
+//   barriers, at least one writing (threads of one SIMD group are ordered by their exchanges);
+// - barriers that not every thread of the group reaches (mg_cpu_fiber.h).
+// Memory that is not a buffer or threadgroup memory (thread-local arrays behind a pointer,
+// program constants) has no known bounds: a pointer there is followed unchecked.
+#pragma once
+
+#if MG_DEBUG
+
+extern "C" {
+int snprintf(char*, size_t, const char*, ...) noexcept;
+void* malloc(size_t) noexcept;
+void* realloc(void*, size_t) noexcept;
+[[noreturn]] void abort() noexcept;
+}
+
+namespace __metalgpu {
+namespace dbg {
+
+using metal::false_type;
+using metal::is_integral;
+using metal::is_pointer;
+using metal::remove_cv_t;
+using metal::remove_cvref_t;
+using metal::remove_pointer_t;
+using metal::remove_reference_t;
+using metal::true_type;
+using metal::uint3;
+
+enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3 };
+enum region_kind : unsigned char { buffer, threadgroup_slot, threadgroup_variable };
+
+// Per 4-byte word of threadgroup memory: the last write and the last read(s) in this barrier
+// interval (epoch), with where they happened.
+struct shadow_word {
+  unsigned w_epoch, r_epoch;
+  unsigned w_sg_epoch, r_sg_epoch;
+  unsigned short w_tid, r_tid;  // r_tid == kManyReaders: several threads read
+  int w_line, r_line;
+  const char *w_file, *r_file;
+};
+constexpr unsigned short kManyReaders = 0xffff;
+
+struct region {
+  const unsigned char* base;
+  const unsigned char* end;
+  const char* name;
+  int slot;  // [[buffer(n)]] / [[threadgroup(n)]], -1 for a threadgroup variable
+  region_kind kind;
+  size_t shadow;  // threadgroup memory: index of its first word in state::shadow
+};
+
+constexpr unsigned kMaxRegions = MG_MAX_BUFFERS + MG_MAX_THREADGROUP_SLOTS + 64;
+
+// Per OS thread: the dispatch being run, its memory regions and the race detector's state.
+struct state {
+  mg_debug_report* report = nullptr;
+  const char* kernel = "";
+  region regions[kMaxRegions];
+  unsigned count = 0;
+  const char* tg_slot_names[MG_MAX_THREADGROUP_SLOTS];
+  const region* last = nullptr;  // the region the previous access hit
+  const thread_ctx* ctx = nullptr;  // the thread running (plain loops; fibers: fiber_ctx())
+  unsigned epoch = 1;               // barrier interval of the group running
+  unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
+  shadow_word* shadow = nullptr;
+  size_t shadow_words = 0, shadow_used = 0;
+  alignas(64) unsigned char sink[1 << 16];  // where a faulting access goes instead
+};
+inline state& st() {
+  static thread_local state s;
+  return s;
+}
+
+// The thread running on this OS thread (mg_cpu_fiber.h: a fiber's, else the plain loop's).
+inline const thread_ctx* fiber_ctx();
+inline const thread_ctx* current_ctx() {
+  const thread_ctx* f = fiber_ctx();
+  return f ? f : st().ctx;
+}
+
+inline bool faulted() {
+  const state& s = st();
+  return s.report && __atomic_load_n(&s.report->faulted, __ATOMIC_RELAXED);
+}
+
+// Records the first fault of the dispatch: `what` already says what went wrong; the kernel,
+// place and thread are added here.
+[[gnu::cold, gnu::noinline]] inline void fault(const char* file, int line, const char* what) {
+  state& s = st();
+  if (!s.report || __atomic_exchange_n(&s.report->faulted, 1, __ATOMIC_ACQ_REL)) return;
+  const thread_ctx* t = current_ctx();
+  char where[96] = "";
+  if (t)
+    snprintf(where, sizeof where, " (thread_position_in_grid (%u, %u, %u))", t->thread_position_in_grid.x,
+             t->thread_position_in_grid.y, t->thread_position_in_grid.z);
+  snprintf(s.report->message, sizeof s.report->message, "kernel '%s', %s:%d: %s%s", s.kernel, file, line, what,
+           where);
+  s.report->line = line;
+  if (t)
+    for (int k = 0; k < 3; ++k) s.report->thread_position[k] = t->thread_position_in_grid[k];
+}
+
+template <class T> inline T& sink() {
+  static_assert(sizeof(T) <= sizeof(state::sink), "an element larger than debug mode's scratch space");
+  state& s = st();
+  for (size_t k = 0; k < sizeof(T); ++k) s.sink[k] = 0;
+  return *reinterpret_cast<T*>(s.sink);
+}
+
+// ---- regions
+
+inline size_t reserve_shadow(size_t bytes) {
+  state& s = st();
+  const size_t words = (bytes + 3) / 4, first = s.shadow_used;
+  if (first + words > s.shadow_words) {
+    size_t n = s.shadow_words ? s.shadow_words : 4096;
+    while (n < first + words) n *= 2;
+    void* p = realloc(s.shadow, n * sizeof(shadow_word));
+    if (!p) abort();
+    s.shadow = static_cast<shadow_word*>(p);
+    s.shadow_words = n;
+  }
+  for (size_t k = first; k < first + words; ++k) s.shadow[k] = shadow_word{};
+  s.shadow_used = first + words;
+  return first;
+}
+
+inline void add_region(const void* base, size_t bytes, const char* name, int slot, region_kind kind) {
+  state& s = st();
+  if (!base || s.count == kMaxRegions) return;
+  region& r = s.regions[s.count++];
+  r.base = static_cast<const unsigned char*>(base);
+  r.end = r.base + bytes;
+  r.name = name;
+  r.slot = slot;
+  r.kind = kind;
+  r.shadow = kind == buffer ? 0 : reserve_shadow(bytes);
+  s.last = nullptr;
+}
+
+// The entry point of a kernel, on each OS thread that runs part of the dispatch.
+inline void enter(const mg_launch* L, const char* kernel) {
+  state& s = st();
+  s.report = L->debug;
+  s.kernel = kernel;
+  s.count = 0;
+  s.shadow_used = 0;
+  s.last = nullptr;
+  s.ctx = nullptr;
+  for (auto& n : s.tg_slot_names) n = nullptr;
+}
+inline void note_buffer(const mg_launch* L, unsigned slot, const char* name) {
+  add_region(L->slots[slot], size_t(L->slot_bytes[slot]), name, int(slot), buffer);
+}
+inline void name_threadgroup_slot(unsigned slot, const char* name) { st().tg_slot_names[slot] = name; }
+
+// The dynamic threadgroup memory this OS thread gives its groups (run_groups_cooperative).
+inline void note_threadgroup_slots(void* const* slots, const unsigned* sizes) {
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k)
+    if (slots[k]) {
+      const char* n = st().tg_slot_names[k];
+      add_region(slots[k], sizes[k], n ? n : "threadgroup memory", int(k), threadgroup_slot);
+    }
+}
+
+// `threadgroup T name[...]` declared in a kernel: noted where it is declared (each thread
+// passes there; the first one on this OS thread adds it).
+inline void note_threadgroup_variable(const void* base, size_t bytes, const char* name) {
+  state& s = st();
+  for (unsigned k = 0; k < s.count; ++k)
+    if (s.regions[k].base == base) return;
+  add_region(base, bytes, name, -1, threadgroup_variable);
+}
+
+inline const region* find(const void* p) {
+  state& s = st();
+  const auto* a = static_cast<const unsigned char*>(p);
+  if (s.last && a >= s.last->base && a < s.last->end) return s.last;
+  for (unsigned k = 0; k < s.count; ++k) {
+    const region& r = s.regions[k];
+    if (a >= r.base && a < r.end) return s.last = &r;
+  }
+  for (unsigned k = 0; k < s.count; ++k)  // one past the end: a pointer arithmetic may start there
+    if (a == s.regions[k].end) return &s.regions[k];
+  return nullptr;
+}
+
+// A pointer in no region that lands close beyond (or before) a buffer most likely came from
+// it: 16 MiB either side, never the stack this thread runs on.
+inline const region* near(const void* p) {
+  state& s = st();
+  const auto* a = static_cast<const unsigned char*>(p);
+  unsigned char probe;
+  const unsigned char* stack = &probe;
+  if ((a > stack ? size_t(a - stack) : size_t(stack - a)) < (size_t(8) << 20)) return nullptr;
+  constexpr size_t window = size_t(16) << 20;
+  for (unsigned k = 0; k < s.count; ++k) {
+    const region& r = s.regions[k];
+    if ((a >= r.end && size_t(a - r.end) < window) || (a < r.base && size_t(r.base - a) <= window)) return &r;
+  }
+  return nullptr;
+}
+
+inline void describe_region(char* out, size_t n, const region& r) {
+  if (r.kind == buffer) snprintf(out, n, "'%s' ([[buffer(%d)]], %zu bytes)", r.name, r.slot, size_t(r.end - r.base));
+  else if (r.kind == threadgroup_slot)
+    snprintf(out, n, "'%s' ([[threadgroup(%d)]], %zu bytes)", r.name, r.slot, size_t(r.end - r.base));
+  else snprintf(out, n, "threadgroup variable '%s' (%zu bytes)", r.name, size_t(r.end - r.base));
+}
+
+inline const char* access_word(unsigned kind) {
+  return kind == write ? "write" : kind == read_write ? "read-write" : kind == read ? "read" : "address";
+}
+
+[[gnu::cold, gnu::noinline]] inline void out_of_bounds(const char* file, int line, const char* expr, unsigned kind,
+                                                       const region& r, const void* at, size_t size) {
+  char reg[192], what[512];
+  describe_region(reg, sizeof reg, r);
+  const long long offset = static_cast<const unsigned char*>(at) - r.base;
+  const long long index = offset >= 0 ? offset / (long long)size : -((-offset + (long long)size - 1) / (long long)size);
+  const unsigned long long length = size_t(r.end - r.base) / size;
+  snprintf(what, sizeof what,
+           "out-of-bounds %s `%s`: element %lld (%zu bytes each, byte offset %lld) of %s, which holds %llu",
+           access_word(kind), expr, index, size, offset, reg, length);
+  fault(file, line, what);
+}
+
+// ---- races on threadgroup memory
+
+[[gnu::cold, gnu::noinline]] inline void race(const char* file, int line, const char* expr, unsigned kind,
+                                              const region& r, size_t offset, unsigned other_tid,
+                                              const char* other_file, int other_line, bool other_wrote) {
+  char reg[192], what[768];
+  describe_region(reg, sizeof reg, r);
+  const thread_ctx* t = current_ctx();
+  snprintf(what, sizeof what,
+           "threadgroup memory race: `%s` (%s by thread %u of the threadgroup) and %s:%d (%s by thread %u) "
+           "touch byte %zu of %s with no threadgroup_barrier between them",
+           expr, access_word(kind), t ? t->thread_index_in_threadgroup : 0u, other_file, other_line,
+           other_wrote ? "write" : "read", other_tid, offset, reg);
+  fault(file, line, what);
+}
+
+inline void check_race(const char* file, int line, const char* expr, unsigned kind, const region& r,
+                       const void* at, size_t size) {
+  const thread_ctx* t = fiber_ctx();
+  if (!t || kind == address_only) return;
+  state& s = st();
+  const unsigned tid = t->thread_index_in_threadgroup, sg = tid / 32, epoch = s.epoch, sge = s.sg_epoch[sg];
+  const size_t first = size_t(static_cast<const unsigned char*>(at) - r.base);
+  const size_t w0 = first / 4, w1 = (first + size - 1) / 4;
+  // Another thread's access in this interval conflicts unless it is in this SIMD group and an
+  // exchange has ordered the two since.
+  auto conflicts = [&](unsigned other, unsigned other_sge) {
+    return other != tid && !(other / 32 == sg && other_sge != sge);
+  };
+  for (size_t w = w0; w <= w1 && r.shadow + w < s.shadow_used; ++w) {
+    shadow_word& sh = s.shadow[r.shadow + w];
+    if (sh.w_epoch == epoch && conflicts(sh.w_tid, sh.w_sg_epoch)) {
+      race(file, line, expr, kind, r, w * 4, sh.w_tid, sh.w_file, sh.w_line, true);
+      return;
+    }
+    if (kind & write) {
+      if (sh.r_epoch == epoch && (sh.r_tid == kManyReaders || conflicts(sh.r_tid, sh.r_sg_epoch))) {
+        race(file, line, expr, kind, r, w * 4, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file, sh.r_line,
+             false);
+        return;
+      }
+      sh.w_epoch = epoch;
+      sh.w_sg_epoch = sge;
+      sh.w_tid = (unsigned short)tid;
+      sh.w_file = file;
+      sh.w_line = line;
+    }
+    if (kind & read) {
+      if (sh.r_epoch == epoch && sh.r_tid != tid) sh.r_tid = kManyReaders;
+      else sh.r_tid = (unsigned short)tid;
+      sh.r_epoch = epoch;
+      sh.r_sg_epoch = sge;
+      sh.r_file = file;
+      sh.r_line = line;
+    }
+  }
+}
+
+// A barrier released / a new group started: a new interval. An exchange in SIMD group `sg`.
+inline void next_epoch() { ++st().epoch; }
+inline void simd_synced(unsigned sg) { ++st().sg_epoch[sg]; }
+
+// ---- the checks the translator calls
+
+// An access of `size` bytes at `at` through a pointer whose base was `base`.
+inline bool pointer_ok(const char* file, int line, const char* expr, unsigned kind, const void* base,
+                       const void* at, size_t size) {
+  const region* r = find(base);
+  if (!r) r = near(at);
+  if (!r) return true;  // memory of unknown extent (thread-local, constants)
+  const auto* a = static_cast<const unsigned char*>(at);
+  const bool inside = a >= r->base && (kind == address_only ? a <= r->end : a + size <= r->end && a + size > a);
+  if (!inside) {
+    out_of_bounds(file, line, expr, kind, *r, at, size);
+    return false;
+  }
+  if (r->kind != buffer && kind != address_only) check_race(file, line, expr, kind, *r, at, size);
+  return true;
+}
+
+// Arrays whose extent the type says: C arrays and metal::array.
+template <class T> struct static_extent { static constexpr size_t value = 0; static constexpr bool known = false; };
+template <class T, size_t N> struct static_extent<T[N]> { static constexpr size_t value = N; static constexpr bool known = true; };
+template <class T, size_t N> struct static_extent<metal::array<T, N>> {
+  static constexpr size_t value = N;
+  static constexpr bool known = true;
+};
+template <class T> struct is_void_type : false_type {};
+template <> struct is_void_type<void> : true_type {};
+template <> struct is_void_type<const void> : true_type {};
+// A function type ignores const: `const F` is not const.
+template <class T> struct is_function_type : metal::bool_constant<!metal::is_const<const T>::value> {};
+template <class T> struct is_function_type<T&> : false_type {};
+
+[[gnu::cold, gnu::noinline]] inline void index_out_of_range(const char* file, int line, const char* expr,
+                                                            unsigned kind, long long index, size_t extent) {
+  char what[384];
+  snprintf(what, sizeof what, "out-of-bounds %s `%s`: index %lld of an array of %zu elements", access_word(kind),
+           expr, index, extent);
+  fault(file, line, what);
+}
+
+template <class I> constexpr long long index_value(const I& i) {
+  using J = remove_cvref_t<I>;
+  if constexpr (is_integral<J>::value || __is_enum(J)) return (long long)i;
+  else return 0;
+}
+
+// x[i]: a pointer, a C array, a metal::array - or anything else with an operator[] (vectors,
+// matrices, user classes), which is not checked here.
+template <class X, class I>
+constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsigned kind, X&& x, I&& i) {
+  using D = remove_cvref_t<X>;
+  if constexpr (is_pointer<D>::value) {
+    using T = remove_pointer_t<D>;
+    if (!__builtin_is_constant_evaluated()) {
+      T* at = x + i;
+      if (!pointer_ok(file, line, expr, kind, x, at, sizeof(T))) return sink<T>();
+      return *at;
+    }
+    return x[i];
+  } else if constexpr (static_extent<D>::known) {
+    constexpr size_t n = static_extent<D>::value;
+    using E = remove_reference_t<decltype(x[i])>;
+    if (!__builtin_is_constant_evaluated()) {
+      const long long k = index_value(i);
+      const bool ok = kind == address_only ? k >= 0 && (unsigned long long)k <= n
+                                           : k >= 0 && (unsigned long long)k < n;
+      if (!ok) {
+        index_out_of_range(file, line, expr, kind, k, n);
+        return sink<E>();
+      }
+      if (kind != address_only && (unsigned long long)k < n) {
+        E* at = &x[i];
+        if (const region* r = find(at); r && r->kind != buffer) check_race(file, line, expr, kind, *r, at, sizeof(E));
+      }
+    }
+    return x[i];
+  } else {
+    return static_cast<X&&>(x)[static_cast<I&&>(i)];
+  }
+}
+
+// *p and p->m: the pointer itself, checked; anything else (an iterator, a class with its own
+// operator* or ->) as it is.
+template <class P> constexpr decltype(auto) ptr(const char* file, int line, const char* expr, unsigned kind, P&& p) {
+  using D = remove_cvref_t<P>;
+  if constexpr (is_pointer<D>::value && !is_void_type<remove_cv_t<remove_pointer_t<D>>>::value &&
+                !is_function_type<remove_pointer_t<D>>::value) {
+    using T = remove_pointer_t<D>;
+    if (!__builtin_is_constant_evaluated() && !pointer_ok(file, line, expr, kind, p, p, sizeof(T))) return &sink<T>();
+    return D(p);
+  } else {
+    return static_cast<P&&>(p);
+  }
+}
+
+}  // namespace dbg
+}  // namespace __metalgpu
+
+#endif  // MG_DEBUG
