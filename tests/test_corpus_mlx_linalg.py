@@ -22,7 +22,8 @@ MLX_KERNELS = MLX_ROOT / "mlx" / "backend" / "metal" / "kernels"
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not here")
 
-MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32"}
+BF16 = "bfloat16"   # stands for MLX's bfloat16 in the parametrizations
+MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32", BF16: "bfloat16"}
 
 
 @pytest.fixture
@@ -46,6 +47,46 @@ def dispatch(iface, groups, tg, buffers):
 
 def i64(*values):
     return np.array(values, np.int64).tobytes()
+
+
+# numpy has no bfloat16: bfloat data is kept as its uint16 bit pattern (the high half of a
+# float32), rounded to nearest even as Metal's float -> bfloat conversion does.
+def to_bf16(x):
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def from_bf16(bits):
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def random_in(r, dtype, shape):
+    """Standard normal values in dtype: (what the kernel gets, their exact float64 values)."""
+    x = r.standard_normal(shape).astype(np.float32)
+    if dtype == BF16:
+        held = to_bf16(x)
+        return held, from_bf16(held).astype(np.float64)
+    held = x.astype(dtype)
+    return held, held.astype(np.float64)
+
+
+def to_buffer(iface, held, dtype):
+    """A buffer of the kernel's type: bfloat bit patterns go into a "bfloat" buffer (the API
+    checks a buffer's element type against the kernel parameter's)."""
+    if dtype != BF16:
+        return iface.array_to_buffer(held)
+    buf = iface.create_buffer(held.size, "bfloat")
+    buf.contents[:] = held.reshape(-1)
+    return buf
+
+
+def new_buffer(iface, count, dtype):
+    return iface.create_buffer(count, "bfloat" if dtype == BF16 else dtype)
+
+
+def read_out(buf, dtype, shape):
+    got = buf.contents.reshape(shape)
+    return (from_bf16(got) if dtype == BF16 else got).astype(np.float64)
 
 
 # ---------------------------------------------------------------- gemv (matmul.cpp: gemv_axbpy)
@@ -117,8 +158,10 @@ ADDMM_PARAMS = np.dtype([("ldc", "i4"), ("fdc", "i4"), ("batch_stride_c", "i8"),
 
 # Tiles as GEMM_TPARAM_MACRO picks them for these small sizes (none reaches split-K, which wants
 # K >= 128 and K >= max(M, N)): 64/64/16/2/2 on a medium device (and float32 nn on a small
-# one), 64/64/16/1/2 for half nn on a small device, 32/64/16/1/2 for float32 nt on a large one.
+# one), 64/64/16/1/2 for half/bfloat nn on a small device, 32/64/16/1/2 for float32 nt on a
+# large one, 64/32/32/2/2 for any nt on a small device.
 # A batch whose B is not broadcast stays a batch (grid z), has_batch false, strides in params.
+# bfloat16 data is passed as uint16 bit patterns; the kernels accumulate in float.
 @pytest.mark.parametrize("dtype,trans_b,M,N,K,batch,tile,addmm", [
     (np.float32, False, 64, 64, 64, 1, (64, 64, 16, 2, 2), False),
     (np.float32, False, 70, 40, 33, 2, (64, 64, 16, 2, 2), False),
@@ -126,13 +169,16 @@ ADDMM_PARAMS = np.dtype([("ldc", "i4"), ("fdc", "i4"), ("batch_stride_c", "i8"),
     (np.float16, False, 70, 40, 33, 1, (64, 64, 16, 1, 2), False),
     (np.float32, True, 70, 40, 33, 1, (32, 64, 16, 1, 2), False),
     (np.float32, False, 70, 40, 33, 1, (64, 64, 16, 2, 2), True),
+    (BF16, False, 64, 64, 64, 1, (64, 64, 16, 1, 2), False),
+    (BF16, False, 70, 40, 33, 2, (64, 64, 16, 1, 2), True),
+    (BF16, True, 100, 50, 70, 1, (64, 32, 32, 2, 2), False),
 ])
 def test_mlx_steel_gemm_fused(iface, dtype, trans_b, M, N, K, batch, tile, addmm):
     load_mlx(iface, "steel/gemm/kernels/steel_gemm_fused.metal")
     bm, bn, bk, wm, wn = tile
     r = np.random.default_rng(41)
-    a = r.standard_normal((batch, M, K)).astype(dtype)
-    b = r.standard_normal((batch, K, N)).astype(dtype)
+    a, a64 = random_in(r, dtype, (batch, M, K))
+    b, b64 = random_in(r, dtype, (batch, K, N))
     # A transposed B is held as (N, K) row-major; ldb is then K.
     b_held = np.ascontiguousarray(b.transpose(0, 2, 1)) if trans_b else b
     tname = MLX_NAMES[dtype]
@@ -148,21 +194,23 @@ def test_mlx_steel_gemm_fused(iface, dtype, trans_b, M, N, K, batch, tile, addmm
     p["tiles_n"], p["tiles_m"] = tn, tm
     p["batch_stride_a"], p["batch_stride_b"], p["batch_stride_d"] = M * K, K * N, M * N
     p["swizzle_log"], p["gemm_k_iterations_aligned"], p["batch_ndim"] = 0, K // bk, 1
-    out = iface.create_buffer(batch * M * N, dtype)
-    expect = np.einsum("bmk,bkn->bmn", a.astype(np.float64), b.astype(np.float64))
+    out = new_buffer(iface, batch * M * N, dtype)
+    expect = np.einsum("bmk,bkn->bmn", a64, b64)
     c_buf, c_params = None, None   # slots 2 and 5 exist only with use_out_source
     if addmm:
-        c = r.standard_normal((batch, M, N)).astype(dtype)
+        c, c64 = random_in(r, dtype, (batch, M, N))
         q = np.zeros((), ADDMM_PARAMS)
         q["ldc"], q["fdc"], q["batch_stride_c"], q["alpha"], q["beta"] = N, 1, M * N, alpha, beta
-        c_buf, c_params = iface.array_to_buffer(c), q.tobytes()
-        expect = alpha * expect + beta * c
-    bufs = [iface.array_to_buffer(a), iface.array_to_buffer(b_held), c_buf, out, p.tobytes()]
+        c_buf, c_params = to_buffer(iface, c, dtype), q.tobytes()
+        expect = alpha * expect + beta * c64
+    bufs = [to_buffer(iface, a, dtype), to_buffer(iface, b_held, dtype), c_buf, out, p.tobytes()]
     if addmm:
         bufs.append(c_params)
     dispatch(iface, (tn, tm, batch), (32, wn, wm), bufs)
-    got = out.contents.reshape(batch, M, N).astype(np.float64)
-    tol = 1e-4 if dtype == np.float32 else 1e-2
+    got = read_out(out, dtype, (batch, M, N))
+    # float32 accumulation, then one rounding to the output type (bfloat: 8 significant bits,
+    # a relative error up to 2**-9 from rounding, 2**-8 seen)
+    tol = {np.float32: 1e-4, np.float16: 1e-2, BF16: 1e-2}[dtype]
     np.testing.assert_allclose(got, expect, rtol=tol, atol=tol * np.abs(expect).max())
 
 
