@@ -272,3 +272,198 @@ def test_mlx_row_reduce_sum(iface, rows, row_size):
         iface.run_function((tg, -(-rows // REDUCE_N_WRITES), 1),
                            [xb, out, np.uint64(row_size), np.int64(rows)], threadgroup=(tg, 1, 1))
     np.testing.assert_allclose(out.contents, x.astype(np.float64).sum(1), rtol=1e-5, atol=1e-4)
+
+
+# ---------------------------------------------------------------- affine quantization
+# (quantized.cpp: quantize_impl, QuantizedMatmul::eval_gpu, dispatch_qmv, qmv, qmv_quad, qmm)
+#
+# MLX's affine mode: each group of group_size consecutive values along a row's last axis keeps
+# a scale and a bias (in the activation type), w ~ scale * q + bias with q in [0, 2**bits), the
+# q packed little end first into uint32 words (pack_factor = 32 / bits of them per word).
+# Device choices follow an M1/M2-class GPU (architecture generation 13/14, size 'g'): there
+# get_qmv_batch_limit is 14 for these sizes and affine never takes qmv_wide (gen >= 15 only).
+
+QTYPES = {np.float32: "float", np.float16: "float16_t", BF16: "bfloat16_t"}   # get_type_string
+
+
+def metal_round(x):
+    """Metal's round(): halfway cases away from zero (numpy's np.round goes to even)."""
+    t = np.trunc(x)
+    return t + np.where(np.abs(x - t) >= 0.5, np.sign(x), 0).astype(x.dtype)
+
+
+def hold(values, dtype):
+    """float32 values stored as dtype: (what the kernel gets, their exact float64 values)."""
+    if dtype == BF16:
+        held = to_bf16(values)
+        return held, from_bf16(held).astype(np.float64)
+    held = np.asarray(values, np.float32).astype(dtype)
+    return held, held.astype(np.float64)
+
+
+def affine_quantize(w, group_size, bits, dtype):
+    """affine_quantize (kernels/quantized.h) in numpy, float32 arithmetic as the kernel does:
+    q (uint8, w's shape), scales and biases as stored (dtype), and their float64 values."""
+    n_bins = np.float32(2**bits - 1)
+    g = w.astype(np.float32).reshape(*w.shape[:-1], -1, group_size)
+    w_min, w_max = g.min(-1, keepdims=True), g.max(-1, keepdims=True)
+    scale = np.maximum((w_max - w_min) / n_bins, np.float32(1e-7))
+    side = np.abs(w_min) > np.abs(w_max)
+    scale = np.where(side, scale, -scale)
+    edge = np.where(side, w_min, w_max)
+    q0 = metal_round(edge / scale)
+    at_zero = q0 == 0
+    scale = np.where(at_zero, scale, edge / np.where(at_zero, 1, q0))
+    bias = np.where(at_zero, np.float32(0), edge)
+    q = np.minimum(metal_round((g - bias) / scale), n_bins).astype(np.uint8).reshape(w.shape)
+    scales, scales64 = hold(scale[..., 0], dtype)
+    biases, biases64 = hold(bias[..., 0], dtype)
+    return q, scales, biases, scales64, biases64
+
+
+def pack(q, bits):
+    """q values (last axis) into uint32 words, element i of a word at bits * i."""
+    pf = 32 // bits
+    parts = q.reshape(*q.shape[:-1], -1, pf).astype(np.uint32) << (bits * np.arange(pf, dtype=np.uint32))
+    return np.bitwise_or.reduce(parts, axis=-1)
+
+
+def dequantized(q, scales64, biases64, group_size):
+    g = q.astype(np.float64).reshape(*q.shape[:-1], -1, group_size)
+    return (g * scales64[..., None] + biases64[..., None]).reshape(q.shape)
+
+
+def quantized_weights(r, shape, group_size, bits, dtype):
+    """Random weights of `shape`, quantized along the last axis: (packed uint32, scales,
+    biases, the float64 weights the kernels should multiply with)."""
+    w = r.standard_normal(shape).astype(np.float32)
+    q, scales, biases, s64, b64 = affine_quantize(w, group_size, bits, dtype)
+    return pack(q, bits), scales, biases, dequantized(q, s64, b64, group_size)
+
+
+# affine_quantize / affine_dequantize run as quantize_impl dispatches them: dispatch_threads
+# over w.size / max(group_size / 32, 1) threads (quantize) or out.size / (8 / bits) threads
+# (dequantize), threadgroups of min(maxTotalThreadsPerThreadgroup, nthreads), one row of grid.
+@pytest.mark.parametrize("dtype,rows,cols,group_size,bits", [
+    (np.float32, 48, 256, 64, 4),     # 24576 values: 12288 threads, last threadgroup partial
+    (np.float16, 10, 128, 32, 8),
+    (BF16, 6, 128, 64, 4),
+])
+def test_mlx_affine_quantize_dequantize(iface, dtype, rows, cols, group_size, bits):
+    load_mlx(iface, "quantized.metal")
+    tname = QTYPES[dtype]
+    r = np.random.default_rng(44)
+    w, w64 = random_in(r, dtype, (rows, cols))
+    q, scales, biases, s64, b64 = affine_quantize(w64.astype(np.float32), group_size, bits, dtype)
+    max_tg = iface.maxThreadsPerGroup()
+
+    iface.set_function(f"affine_quantize_{tname}_gs_{group_size}_b_{bits}")
+    n_threads = w.size // max(group_size // 32, 1)
+    out_q = iface.create_buffer(w.size * bits // 32, np.uint32)
+    out_s = new_buffer(iface, w.size // group_size, dtype)
+    out_b = new_buffer(iface, w.size // group_size, dtype)
+    iface.run_function(n_threads, [to_buffer(iface, w, dtype), out_q, out_s, out_b],
+                       threadgroup=min(max_tg, n_threads))
+    np.testing.assert_array_equal(out_s.contents.reshape(s64.shape), scales)
+    np.testing.assert_array_equal(out_b.contents.reshape(b64.shape), biases)
+    np.testing.assert_array_equal(out_q.contents.reshape(rows, -1), pack(q, bits))
+
+    iface.set_function(f"affine_dequantize_{tname}_gs_{group_size}_b_{bits}")
+    n_threads = w.size // (8 // bits)
+    out = new_buffer(iface, w.size, dtype)
+    iface.run_function(n_threads, [iface.array_to_buffer(pack(q, bits)), to_buffer(iface, scales, dtype),
+                                   to_buffer(iface, biases, dtype), out],
+                       threadgroup=min(max_tg, n_threads))
+    # scale * q + bias in the output type (one or two roundings of it)
+    tol = {np.float32: 1e-6, np.float16: 2e-3, BF16: 1.6e-2}[dtype]
+    expect = dequantized(q, s64, b64, group_size)
+    np.testing.assert_allclose(read_out(out, dtype, (rows, cols)), expect, rtol=tol, atol=tol)
+
+
+def batch_slots(x_shape, w_shape, s_shape):
+    """add_strides_and_shapes: batch ndims, shapes and (row-contiguous) strides of x, w, scales,
+    biases, for slots after N (qmv) or M (qmm)."""
+    def strides(shape):
+        return np.cumprod((list(shape[1:]) + [1])[::-1])[::-1]
+    return [np.int32(len(x_shape) - 2), np.array(x_shape, np.int32).tobytes(), i64(*strides(x_shape)),
+            np.int32(len(w_shape) - 2), np.array(w_shape, np.int32).tobytes(), i64(*strides(w_shape)),
+            i64(*strides(s_shape)), i64(*strides(s_shape))]
+
+
+# Without a batch the host binds nothing after N / M; this API wants every slot bound, so the
+# kernel's unread batch slots get harmless values.
+NO_BATCH = [np.int32(0), np.array([1], np.int32).tobytes(), i64(0), np.int32(0),
+            np.array([1], np.int32).tobytes(), i64(0), i64(0), i64(0)]
+
+
+# x (B, M, K) @ w.T with w (N, K) quantized, M below the vector limit: dispatch_qmv. K of 64 or
+# 128 takes qmv_quad (grid (M, N / 64, B) of 32 threads); otherwise qmv, "fast" when N % 8 == 0
+# and K % (pack_factor * 2 * 32) == 0, grid (M, ceil(N / 8), B) of (32, 2) threads. A batch
+# exists (batch_1 variant, grid z) only when w has one too.
+@pytest.mark.parametrize("kind,dtype,B,M,N,K,group_size,bits", [
+    ("qmv_fast", np.float32, 1, 1, 64, 512, 64, 4),
+    ("qmv_fast", np.float16, 2, 3, 40, 768, 64, 8),    # batched; K % 256 for 8 bits
+    ("qmv", np.float16, 1, 2, 37, 320, 64, 4),         # last 8-row tile moved back over N
+    ("qmv", np.float32, 1, 1, 5, 96, 32, 4),           # N < 8: guarded rows
+    ("qmv", BF16, 1, 2, 20, 192, 64, 4),
+    ("qmv_quad", np.float16, 1, 2, 128, 128, 64, 4),
+])
+def test_mlx_affine_qmv(iface, kind, dtype, B, M, N, K, group_size, bits):
+    load_mlx(iface, "quantized.metal")
+    fast = N % 8 == 0 and K % ((32 // bits) * 2 * 32) == 0
+    assert kind == ("qmv_quad" if K in (64, 128) else "qmv_fast" if fast else "qmv")
+    r = np.random.default_rng(45)
+    lead = (B,) if B > 1 else ()
+    wq, scales, biases, w64 = quantized_weights(r, lead + (N, K), group_size, bits, dtype)
+    x, x64 = random_in(r, dtype, lead + (M, K))
+    name = f"affine_{kind}_{QTYPES[dtype]}_gs_{group_size}_b_{bits}"
+    name += f"_d_{K}" if kind == "qmv_quad" else ""
+    iface.set_function(name + f"_batch_{int(B > 1)}")
+    out = new_buffer(iface, B * M * N, dtype)
+    bufs = [iface.array_to_buffer(wq), to_buffer(iface, scales, dtype), to_buffer(iface, biases, dtype),
+            to_buffer(iface, x, dtype), out, np.int32(K), np.int32(N)]
+    bufs += batch_slots(x.shape, wq.shape, scales.shape) if B > 1 else NO_BATCH
+    if kind == "qmv_quad":
+        dispatch(iface, (M, -(-N // 64), B), (32, 1, 1), bufs)
+    else:
+        dispatch(iface, (M, -(-N // 8), B), (32, 2, 1), bufs)
+    expect = np.einsum("...mk,...nk->...mn", x64, w64).reshape(B, M, N)
+    tol = {np.float32: 1e-4, np.float16: 1e-2, BF16: 1e-2}[dtype]
+    np.testing.assert_allclose(read_out(out, dtype, (B, M, N)), expect, rtol=tol,
+                               atol=tol * np.abs(expect).max())
+
+
+# M at or above the vector limit: qmm (bm = bn = 32, threadgroups (32, 2, 2), grid
+# (ceil(N / 32), ceil(M / 32), B)). Transposed weights without a batch go through qmm_splitk,
+# which falls back to qmm when split_k <= 1 (K / max(group_size, 32) == 1 here); with a batch
+# they reach qmm directly. alN_true when N % 32 == 0. Untransposed weights w (K, N) run qmm_n.
+@pytest.mark.parametrize("kind,dtype,B,M,N,K,group_size,bits", [
+    ("qmm_t", np.float32, 2, 20, 64, 128, 64, 4),     # batched, aligned N
+    ("qmm_t", np.float16, 1, 40, 50, 64, 64, 4),      # unaligned N, two row tiles
+    ("qmm_t", np.float32, 2, 33, 45, 256, 32, 8),
+    ("qmm_n", np.float32, 1, 33, 128, 70, 64, 4),     # K not a multiple of BK, M tile partial
+    ("qmm_n", np.float16, 2, 16, 64, 96, 32, 4),
+])
+def test_mlx_affine_qmm(iface, kind, dtype, B, M, N, K, group_size, bits):
+    load_mlx(iface, "quantized.metal")
+    r = np.random.default_rng(46)
+    lead = (B,) if B > 1 else ()
+    transpose = kind == "qmm_t"
+    w_shape = (N, K) if transpose else (K, N)
+    wq, scales, biases, w64 = quantized_weights(r, lead + w_shape, group_size, bits, dtype)
+    x, x64 = random_in(r, dtype, lead + (M, K))
+    name = f"affine_{kind}_{QTYPES[dtype]}_gs_{group_size}_b_{bits}"
+    if transpose:
+        name += f"_alN_{'true' if N % 32 == 0 else 'false'}"
+    iface.set_function(name + f"_batch_{int(B > 1)}")
+    out = new_buffer(iface, B * M * N, dtype)
+    bufs = [iface.array_to_buffer(wq), to_buffer(iface, scales, dtype), to_buffer(iface, biases, dtype),
+            to_buffer(iface, x, dtype), out, np.int32(K), np.int32(N), np.int32(M)]
+    bufs += batch_slots(x.shape, wq.shape, scales.shape) if B > 1 else NO_BATCH
+    dispatch(iface, (-(-N // 32), -(-M // 32), B), (32, 2, 2), bufs)
+    spec = "...mk,...nk->...mn" if transpose else "...mk,...kn->...mn"
+    expect = np.einsum(spec, x64, w64).reshape(B, M, N)
+    # half tiles hold the dequantized weights in half (scale * q + bias rounded to it)
+    tol = {np.float32: 1e-4, np.float16: 1e-2, BF16: 1e-2}[dtype]
+    np.testing.assert_allclose(read_out(out, dtype, (B, M, N)), expect, rtol=tol,
+                               atol=tol * np.abs(expect).max())
