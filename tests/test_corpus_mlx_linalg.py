@@ -1,7 +1,9 @@
 """MLX's linear algebra and reduction kernels (../shared/corpus/mlx) against numpy: gemv, the
-steel fused gemm and the sum reductions, each driven as mlx/backend/metal/matmul.cpp and
-reduce.cpp drive it (kernel name chosen by the host's rules, argument slots, function constants,
-threadgroups and grids).
+steel fused gemm (float32, float16, bfloat16), the sum reductions, affine quantization and the
+quantized matmuls, and the vector path of scaled dot product attention, each driven as
+mlx/backend/metal/matmul.cpp, reduce.cpp, quantized.cpp (and upstream's
+scaled_dot_product_attention.cpp) drive it (kernel name chosen by the host's rules, argument
+slots, function constants, threadgroups and grids).
 
 The corpus is test data read in place; nothing of it is copied into the project. Grids given to
 run_function are in threads: a host's dispatch_threadgroups(groups, tg) is groups * tg, its
@@ -209,7 +211,7 @@ def test_mlx_steel_gemm_fused(iface, dtype, trans_b, M, N, K, batch, tile, addmm
     dispatch(iface, (tn, tm, batch), (32, wn, wm), bufs)
     got = read_out(out, dtype, (batch, M, N))
     # float32 accumulation, then one rounding to the output type (bfloat: 8 significant bits,
-    # a relative error up to 2**-9 from rounding, 2**-8 seen)
+    # about 2**-9 relative)
     tol = {np.float32: 1e-4, np.float16: 1e-2, BF16: 1e-2}[dtype]
     np.testing.assert_allclose(got, expect, rtol=tol, atol=tol * np.abs(expect).max())
 
@@ -467,3 +469,134 @@ def test_mlx_affine_qmm(iface, kind, dtype, B, M, N, K, group_size, bits):
     tol = {np.float32: 1e-4, np.float16: 1e-2, BF16: 1e-2}[dtype]
     np.testing.assert_allclose(read_out(out, dtype, (B, M, N)), expect, rtol=tol,
                                atol=tol * np.abs(expect).max())
+
+
+# ---------------------------------------------------------------- attention, vector path
+# The host code (mlx/backend/metal/scaled_dot_product_attention.cpp: sdpa_vector,
+# sdpa_vector_2pass, ScaledDotProductAttention::eval_gpu) is not in the corpus; this follows
+# upstream's (the ml-explore/mlx file) together with the kernels' own parameter lists
+# (kernels/sdpa_vector.h). Queries of at most 8 tokens take the vector path; q, k, v and the
+# output are row-contiguous (B, heads, L, D). The 2-pass kernels run when the device is large
+# ('d'/'s') and N >= 1024, or with GQA and N >= 4096; otherwise the 1-pass sdpa_vector, one
+# 1024-thread threadgroup per (batch * query head, query token).
+
+def sdpa_reference(q, k, v, scale, mask=None, causal=False, sinks=None):
+    """softmax(q k^T * scale [+ float mask]) v in float64, GQA by repeating kv heads; a bool
+    mask (or -inf float mask) drops keys; sinks add one logit per query head with no value."""
+    hq, hk = q.shape[1], k.shape[1]
+    k = np.repeat(k, hq // hk, axis=1)
+    v = np.repeat(v, hq // hk, axis=1)
+    s = np.einsum("bhqd,bhkd->bhqk", q, k) * scale
+    n, ql = k.shape[2], q.shape[2]
+    if mask is not None:
+        s = np.where(mask, s, -np.inf) if mask.dtype == bool else s + mask
+    if causal:
+        allowed = np.arange(n)[None, :] <= (n - ql + np.arange(ql))[:, None]
+        s = np.where(allowed, s, -np.inf)
+    m = s.max(-1, keepdims=True)
+    if sinks is not None:
+        m = np.maximum(m, sinks[None, :, None, None])
+    e = np.exp(s - m)
+    denom = e.sum(-1, keepdims=True)
+    if sinks is not None:
+        denom = denom + np.exp(sinks[None, :, None, None] - m)
+    return np.einsum("bhqk,bhkd->bhqd", e, v) / denom
+
+
+def sdpa_blocks(device, n_simds, N):
+    """sdpa_vector_2pass's number of key blocks per device size ('d' large, 's', else)."""
+    if device == "s":
+        if N > 1024 and n_simds > 4:
+            return 128 if N <= 8192 else 256 if N <= 32768 else 512 if N <= 65536 else 1024
+        return 64
+    if device == "d":
+        if n_simds <= 2 and N > 8192:
+            return 256
+        if n_simds >= 6 and N >= 16384:
+            return 512 if N < 65536 else 1024
+        return 128
+    return 64 if n_simds >= 4 else 32
+
+
+# mask: None, "bool" (bool_mask, slots 11/12 or 13/14 by type), "float" (additive, -inf drops
+# a key), "causal" (do_causal, only for more than one query token). Masks are (B, Hq, qL, N)
+# row-contiguous: kv_seq stride 1, q_seq stride N (if qL > 1, else 0), head stride qL * N.
+@pytest.mark.parametrize("kind,dtype,D,B,Hq,Hk,qL,N,mask,sinks,device", [
+    ("1pass", np.float32, 64, 1, 4, 4, 1, 100, None, False, "g"),
+    ("1pass", np.float16, 128, 2, 8, 2, 1, 77, "bool", False, "g"),      # GQA 4
+    ("1pass", np.float32, 128, 1, 4, 1, 3, 50, "causal", False, "g"),
+    ("1pass", np.float16, 64, 1, 6, 3, 2, 40, "float", True, "g"),
+    ("2pass", np.float16, 64, 1, 2, 2, 1, 1030, "bool", False, "d"),     # 128 blocks
+    ("2pass", np.float32, 128, 1, 8, 2, 2, 4100, "causal", False, "g"),  # GQA, 64 blocks
+    ("2pass", BF16, 64, 2, 4, 4, 1, 1100, None, True, "d"),
+    ("2pass_gqa", np.float16, 64, 1, 8, 1, 1, 8200, None, False, "g"),   # G = 8, 8 heads a thread
+])
+def test_mlx_sdpa_vector(iface, kind, dtype, D, B, Hq, Hk, qL, N, mask, sinks, device):
+    load_mlx(iface, "scaled_dot_product_attention.metal")
+    r = np.random.default_rng(47)
+    gqa = Hq // Hk
+    q, q64 = random_in(r, dtype, (B, Hq, qL, D))
+    k, k64 = random_in(r, dtype, (B, Hk, N, D))
+    v, v64 = random_in(r, dtype, (B, Hk, N, D))
+    scale = 1 / np.sqrt(D)
+    tname = QTYPES[dtype]
+    m_held = m_ref = None
+    if mask == "bool":
+        m_ref = m_held = r.random((B, Hq, qL, N)) < 0.7
+        m_held[..., 0] = m_ref[..., 0] = True                  # no row entirely masked
+    elif mask == "float":
+        add = r.standard_normal((B, Hq, qL, N)).astype(np.float32)
+        add[r.random(add.shape) < 0.3] = -np.inf
+        add[..., 0] = 0
+        m_held, m_ref = hold(add, dtype)
+    sink_held = sink_ref = None
+    if sinks:
+        # about log(N): the sink then weighs as much as all the keys together
+        sink_held, sink_ref = hold((r.standard_normal(Hq) + np.log(N)).astype(np.float32), dtype)
+    expect = sdpa_reference(q64, k64, v64, scale, m_ref, mask == "causal", sink_ref)
+
+    has_mask = mask in ("bool", "float")
+    consts = {"has_mask": has_mask, "query_transposed": False, "do_causal": mask == "causal",
+              "bool_mask": mask == "bool", "float_mask": mask == "float", "has_sinks": sinks}
+    # kv head strides: k.strides(1) (k.strides(0) when one kv head); seq strides D
+    k_head = N * D
+    mask_slots = []
+    if has_mask:
+        m_buf = iface.array_to_buffer(m_held) if mask == "bool" else to_buffer(iface, m_held, dtype)
+        mask_slots = [m_buf, None] if mask == "bool" else [None, m_buf]
+        mask_slots += [np.int32(1), np.int32(N if qL > 1 else 0), np.int32(qL * N)]
+    out = new_buffer(iface, B * Hq * qL * D, dtype)
+    bufs_qkv = [to_buffer(iface, q, dtype), to_buffer(iface, k, dtype), to_buffer(iface, v, dtype)]
+
+    if kind == "1pass":
+        iface.set_function(f"sdpa_vector_{tname}_{D}_{D}", constants=consts)
+        bufs = bufs_qkv + [out, np.int32(gqa), np.int32(N), np.uint64(k_head), np.uint64(D),
+                           np.uint64(k_head), np.uint64(D), np.float32(scale)]
+        if has_mask or sinks:
+            bufs += mask_slots or [None] * 5
+        if sinks:
+            bufs += [to_buffer(iface, sink_held, dtype), np.int32(Hq)]
+        dispatch(iface, (B * Hq, qL, 1), (1024, 1, 1), bufs)
+    else:
+        blocks = sdpa_blocks(device, gqa * qL, N)
+        inter = new_buffer(iface, B * Hq * qL * blocks * D, dtype)
+        sums = iface.create_buffer(B * Hq * qL * blocks, np.float32)
+        maxs = iface.create_buffer(B * Hq * qL * blocks, np.float32)
+        if kind == "2pass_gqa":
+            # no mask, no sinks, one query token, G = 8: function constants unread
+            iface.set_function(f"sdpa_vector_2pass_1_gqa_{tname}_{D}_{D}")
+        else:
+            iface.set_function(f"sdpa_vector_2pass_1_{tname}_{D}_{D}", constants={**consts, "blocks": blocks})
+        bufs = bufs_qkv + [inter, sums, maxs, None, np.int32(N), np.uint64(k_head), np.uint64(D),
+                           np.uint64(k_head), np.uint64(D), np.float32(scale)]
+        if has_mask or sinks:
+            bufs += mask_slots or [None] * 5
+        if sinks:
+            bufs.append(to_buffer(iface, sink_held, dtype))
+        dispatch(iface, (Hk, B, blocks), (32, gqa, qL), bufs)
+        iface.set_function(f"sdpa_vector_2pass_2_{tname}_{D}")
+        dispatch(iface, (B * Hq, qL, 1), (1024, 1, 1), [inter, sums, maxs, out, np.int32(blocks)])
+
+    got = read_out(out, dtype, expect.shape)
+    tol = {np.float32: 1e-4, np.float16: 5e-3, BF16: 2e-2}[dtype]
+    np.testing.assert_allclose(got, expect, rtol=tol, atol=tol)
