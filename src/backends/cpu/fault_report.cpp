@@ -29,8 +29,8 @@ void on_fault(int sig, siginfo_t*, void*) {
     write_text("\nmetalgpu: kernel '");
     write_text(kernel);
     write_text(sig == SIGBUS ? "' crashed the process (SIGBUS)" : "' crashed the process (SIGSEGV)");
-    write_text(": an access outside its buffers? Check its indices against the buffers' lengths "
-               "and the grid it ran on.\n");
+    write_text(": an access outside its buffers? Run it again with METALGPU_DEBUG=1 (debug mode), "
+               "which names the access, its .metal line and the thread.\n");
   }
   sigaction(sig, sig == SIGBUS ? &previous_bus : &previous_segv, nullptr);
 }

@@ -1,0 +1,233 @@
+"""Debug mode (METALGPU_DEBUG=1 / Interface(debug=True)) on the cpu backend: a kernel's own bugs
+raise mg.KernelFault naming the kernel, the .metal line, the access, the slot and the thread -
+and correct kernels (cooperative ones included) run and compute exactly as without it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import AVAILABLE_BACKENDS, mg
+
+pytestmark = pytest.mark.skipif("cpu" not in AVAILABLE_BACKENDS, reason="debug mode is the cpu backend's")
+
+HEADER = "#include <metal_stdlib>\nusing namespace metal;\n"
+
+
+@pytest.fixture
+def dbg():
+    return mg.Interface(backend="cpu", debug=True)
+
+
+def run_fault(iface, source, function, grid, buffers, **kw):
+    iface.load_shader_from_string(HEADER + source)
+    iface.set_function(function)
+    with pytest.raises(mg.KernelFault) as info:
+        iface.run_function(grid, buffers, **kw)
+    return info.value
+
+
+def test_interface_reports_debug_mode(dbg, monkeypatch):
+    assert dbg.debug is True
+    assert mg.Interface(backend="cpu").debug is False
+    monkeypatch.setenv("METALGPU_DEBUG", "1")
+    assert mg.Interface(backend="cpu").debug is True
+    monkeypatch.setenv("METALGPU_DEBUG", "0")
+    assert mg.Interface(backend="cpu").debug is False
+    assert issubclass(mg.KernelFault, RuntimeError)
+
+
+def test_write_far_past_a_buffer_names_everything(dbg):
+    x = dbg.create_buffer(8, "float")
+    e = run_fault(dbg, """
+kernel void poke(device float* x [[buffer(0)]], uint id [[thread_position_in_grid]]) {
+  x[id + 1000000] = 42;
+}""", "poke", 8, [x])
+    text = str(e)
+    assert "kernel 'poke'" in text and "<string>:5" in text
+    assert "out-of-bounds write `x[id + 1000000]`" in text
+    assert "element 1000000" in text and "'x' ([[buffer(0)]], 32 bytes)" in text and "holds 8" in text
+    assert e.kernel == "poke" and e.lineno == 5 and e.thread_position == (0, 0, 0)
+    assert not np.any(x.contents)  # nothing was written anywhere
+
+
+def test_one_element_past_the_end_is_caught_at_the_last_thread(dbg):
+    x = dbg.create_buffer(8, "float")
+    e = run_fault(dbg, """
+kernel void shift(device float* x [[buffer(0)]], device const float* y [[buffer(1)]],
+                  uint id [[thread_position_in_grid]]) {
+  x[id] = y[id + 1];
+}""", "shift", 8, [x, dbg.array_to_buffer(np.ones(8, np.float32))])
+    assert "out-of-bounds read `y[id + 1]`" in str(e) and "element 8" in str(e) and "'y' ([[buffer(1)]]" in str(e)
+    assert e.thread_position == (7, 0, 0)
+
+
+def test_reads_through_pointer_arithmetic_dereference_and_arrow(dbg):
+    src = """
+struct P { float a; float b; };
+kernel void deref(device float* out [[buffer(0)]], device const P* p [[buffer(1)]],
+                  constant uint& n [[buffer(2)]], uint id [[thread_position_in_grid]]) {
+  device const P* q = p + id;
+  float v = q->a + (*(p + n)).b;
+  out[id] = v;
+}"""
+    p = np.zeros(4, dtype=[("a", "f4"), ("b", "f4")])
+    out = dbg.create_buffer(4, "float")
+    # n = 3 stays inside: no fault, and the values are right.
+    dbg.load_shader_from_string(HEADER + src)
+    dbg.set_function("deref")
+    p["a"], p["b"] = np.arange(4), 10
+    dbg.run_function(4, [out, p.tobytes(), np.uint32(3)])
+    np.testing.assert_array_equal(out.contents, np.arange(4) + 10)
+    e = run_fault(dbg, src, "deref", 4, [out, p.tobytes(), np.uint32(4)])
+    assert "out-of-bounds read `*(p + n)`" in str(e) and "8 bytes each" in str(e) and "[[buffer(1)]]" in str(e)
+
+
+def test_writes_to_a_by_value_struct_slot_and_threadgroup_slot_are_bounded(dbg):
+    out = dbg.create_buffer(64, "float")
+    e = run_fault(dbg, """
+kernel void tg(device float* out [[buffer(0)]], threadgroup float* scratch [[threadgroup(0)]],
+               uint l [[thread_position_in_threadgroup]], uint g [[thread_position_in_grid]]) {
+  scratch[l] = float(l);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[g] = scratch[l];
+}""", "tg", 64, [out], threadgroup=(32, 1, 1), threadgroup_memory={0: 64})  # room for 16 floats
+    assert "out-of-bounds write `scratch[l]`" in str(e) and "'scratch' ([[threadgroup(0)]], 64 bytes)" in str(e)
+    assert e.thread_position[0] % 32 == 16
+
+
+def test_threadgroup_array_and_metal_array_indices_are_checked(dbg):
+    out = dbg.create_buffer(32, "float")
+    e = run_fault(dbg, """
+kernel void shared_tile(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {
+  threadgroup float tile[32];
+  tile[l] = float(l);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[l] = tile[l + 1];
+}""", "shared_tile", 32, [out], threadgroup=(32, 1, 1))
+    assert "out-of-bounds read `tile[l + 1]`: index 32 of an array of 32 elements" in str(e)
+    assert e.thread_position == (31, 0, 0)
+    e = run_fault(dbg, """
+kernel void arr(device float* out [[buffer(0)]], constant int& k [[buffer(1)]], uint id [[thread_position_in_grid]]) {
+  metal::array<float, 4> a = {1, 2, 3, 4};
+  out[id] = a[k];
+}""", "arr", 4, [out, np.int32(-1)])
+    assert "index -1 of an array of 4 elements" in str(e)
+
+
+def test_taking_the_end_address_is_not_an_access(dbg):
+    src = """
+kernel void span(device float* x [[buffer(0)]], constant uint& n [[buffer(1)]], uint id [[thread_position_in_grid]]) {
+  device float* end = &x[n];
+  device float* p = &x[id];
+  if (p < end) *p = float(end - p);
+}"""
+    x = dbg.create_buffer(8, "float")
+    dbg.load_shader_from_string(HEADER + src)
+    dbg.set_function("span")
+    dbg.run_function(8, [x, np.uint32(8)])
+    np.testing.assert_array_equal(x.contents, np.arange(8, 0, -1))
+
+
+def test_write_write_race_in_threadgroup_memory(dbg):
+    out = dbg.create_buffer(8, "float")
+    e = run_fault(dbg, """
+kernel void last_wins(device float* out [[buffer(0)]], threadgroup float* t [[threadgroup(0)]],
+                      uint l [[thread_position_in_threadgroup]]) {
+  t[0] = float(l);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[l] = t[0];
+}""", "last_wins", 8, [out], threadgroup=(8, 1, 1), threadgroup_memory={0: 16})
+    text = str(e)
+    assert "threadgroup memory race: `t[0]` (write by thread 1" in text and "(write by thread 0)" in text
+    assert "'t' ([[threadgroup(0)]]" in text and e.lineno == 6
+
+
+def test_read_of_a_neighbour_without_a_barrier_is_a_race(dbg):
+    out = dbg.create_buffer(64, "float")
+    e = run_fault(dbg, """
+kernel void neighbour(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {
+  threadgroup float tile[64];
+  tile[l] = float(l);
+  out[l] = tile[(l + 1) % 64];  // the barrier is missing
+}""", "neighbour", 64, [out], threadgroup=(64, 1, 1))
+    assert "threadgroup memory race" in str(e) and "tile" in str(e)
+
+
+def test_a_barrier_only_some_threads_reach_is_reported_not_hung(dbg):
+    out = dbg.create_buffer(32, "float")
+    e = run_fault(dbg, """
+kernel void half_barrier(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {
+  if (l < 16) threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[l] = 1;
+}""", "half_barrier", 32, [out], threadgroup=(32, 1, 1))
+    assert "threadgroup_barrier reached by 16 of the 32 threads" in str(e) and "ended without reaching it" in str(e)
+    assert e.lineno == 5
+
+
+def test_threads_at_different_barriers_are_reported(dbg):
+    out = dbg.create_buffer(32, "float")
+    e = run_fault(dbg, """
+kernel void split(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {
+  if (l < 16) { threadgroup_barrier(mem_flags::mem_threadgroup); }
+  else { threadgroup_barrier(mem_flags::mem_threadgroup); }
+  out[l] = 1;
+}""", "split", 32, [out], threadgroup=(32, 1, 1))
+    assert "wait at different barriers" in str(e)
+
+
+REDUCTION = """
+kernel void tree_sum(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                     threadgroup float* part [[threadgroup(0)]],
+                     uint l [[thread_position_in_threadgroup]], uint g [[threadgroup_position_in_grid]],
+                     uint n [[threads_per_threadgroup]], uint lane [[thread_index_in_simdgroup]],
+                     uint sg [[simdgroup_index_in_threadgroup]]) {
+  float v = simd_sum(x[g * n + l]);
+  if (lane == 0) part[sg] = v;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (sg == 0) {
+    float w = l < n / 32 ? part[l] : 0.0f;
+    w = simd_sum(w);
+    if (l == 0) out[g] = w;
+  }
+}
+"""
+
+
+def test_correct_cooperative_kernels_run_unchanged(dbg):
+    x = np.random.default_rng(0).standard_normal(8 * 256).astype(np.float32)
+    out = dbg.create_buffer(8, "float")
+    dbg.load_shader_from_string(HEADER + REDUCTION)
+    dbg.set_function("tree_sum")
+    dbg.run_function(8 * 256, [dbg.array_to_buffer(x), out], threadgroup=(256, 1, 1), threadgroup_memory={0: 32})
+    np.testing.assert_allclose(out.contents, x.reshape(8, 256).sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_a_faulting_dispatch_leaves_the_interface_usable(dbg):
+    x = dbg.create_buffer(4, "float")
+    dbg.load_shader_from_string(HEADER + """
+kernel void fill(device float* x [[buffer(0)]], constant uint& off [[buffer(1)]], uint id [[thread_position_in_grid]]) {
+  x[id + off] = 7;
+}""")
+    dbg.set_function("fill")
+    with pytest.raises(mg.KernelFault):
+        dbg.run_function(4, [x, np.uint32(2)])
+    dbg.run_function(4, [x, np.uint32(0)])
+    np.testing.assert_array_equal(x.contents, 7)
+
+
+def test_without_debug_mode_a_crash_names_the_kernel_and_suggests_it(tmp_path):
+    # The same far write without debug mode takes the process down - with a word on stderr.
+    script = tmp_path / "crash.py"
+    script.write_text(
+        "import metalgpu as mg\n"
+        "i = mg.Interface(backend='cpu')\n"
+        f"i.load_shader_from_string({HEADER!r} + 'kernel void poke(device float* x [[buffer(0)]], "
+        "uint id [[thread_position_in_grid]]) { x[id * 100000000u + 900000000u] = 42; }')\n"
+        "i.set_function('poke')\n"
+        "i.run_function(8, [i.create_buffer(8, 'float')])\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode != 0
+    assert "kernel 'poke'" in r.stderr and "METALGPU_DEBUG=1" in r.stderr
