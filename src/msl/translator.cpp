@@ -238,10 +238,14 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector
     out += e.prologue;
     // Threads that cooperate (barriers, SIMD-group functions, threadgroup memory) run as
     // fibers; the rest as a plain loop the compiler can vectorise.
+    // Debug mode: a fault leaves through dbg::guarded, abandoning the rest of this share.
+    if (debug) out += "  ::__metalgpu::dbg::guarded([&] {\n";
     out += std::string("  __metalgpu::cpu::") + (k.cooperative ? "run_groups_cooperative" : "run_groups") +
            "(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) " +
            (k.cooperative ? "" : "MG_LAMBDA_INLINE ") + "{\n";
-    out += "    (void)__t;\n    " + k.call + "(" + e.args + ");\n  });\n}\n";
+    out += "    (void)__t;\n    " + k.call + "(" + e.args + ");\n  });\n";
+    if (debug) out += "  });\n";
+    out += "}\n";
     // Descriptor: sizes come from the compiler, so structs get Metal's layout as compiled.
     out += "static mg_kernel_desc " + sym + "_desc() {\n  mg_kernel_desc __s = {};\n  __s.name = \"" + k.name +
            "\";\n  __s.entry = (void*)&" + sym + ";\n";

@@ -74,7 +74,11 @@ struct state {
   unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
   shadow_word* shadow = nullptr;
   size_t shadow_words = 0, shadow_used = 0;
-  alignas(64) unsigned char sink[1 << 16];  // where a faulting access goes instead
+  // Where a fault leaves the kernel (guarded()): the rest of this thread's share of a failed
+  // dispatch is not run, so nothing computes on with what the faulting access would have read.
+  void* escape[5];
+  bool armed = false;
+  alignas(64) unsigned char sink[1 << 16];  // where a faulting access goes when not armed
 };
 inline state& st() {
   static thread_local state s;
@@ -93,9 +97,18 @@ inline bool faulted() {
   return s.report && __atomic_load_n(&s.report->faulted, __ATOMIC_RELAXED);
 }
 
-// Records the first fault of the dispatch: `what` already says what went wrong; the kernel,
-// place and thread are added here.
+// Records the first fault of the dispatch (`what` says what went wrong; the kernel, place and
+// thread are added here), then leaves the kernel through guarded().
+[[gnu::cold, gnu::noinline]] inline void record(const char* file, int line, const char* what);
 [[gnu::cold, gnu::noinline]] inline void fault(const char* file, int line, const char* what) {
+  record(file, line, what);
+  state& s = st();
+  if (s.armed) {
+    s.armed = false;
+    __builtin_longjmp(s.escape, 1);
+  }
+}
+inline void record(const char* file, int line, const char* what) {
   state& s = st();
   if (!s.report || __atomic_exchange_n(&s.report->faulted, 1, __ATOMIC_ACQ_REL)) return;
   const thread_ctx* t = current_ctx();
@@ -108,6 +121,21 @@ inline bool faulted() {
   s.report->line = line;
   if (t)
     for (int k = 0; k < 3; ++k) s.report->thread_position[k] = t->thread_position_in_grid[k];
+}
+
+// What a fault abandons on this OS thread (mg_cpu_fiber.h: the group's fibers).
+inline void abandon_group();
+
+// Runs `run` (the entry's share of the dispatch); a fault inside comes back here.
+template <class F> [[gnu::noinline]] void guarded(F&& run) {
+  state& s = st();
+  if (__builtin_setjmp(s.escape) == 0) {
+    s.armed = true;
+    run();
+    s.armed = false;
+  } else {
+    abandon_group();
+  }
 }
 
 template <class T> inline T& sink() {

@@ -380,6 +380,11 @@ inline const thread_ctx* dbg::fiber_ctx() {
   cpu::group_runner* r = cpu::current_runner();
   return r && r->count ? &r->ctx[r->current] : nullptr;
 }
+inline void dbg::abandon_group() {
+  // The fibers of the faulting group are left where they are: nothing of theirs needs
+  // releasing, and the next group starts every fiber afresh.
+  if (cpu::group_runner* r = cpu::current_runner()) r->count = 0;
+}
 #else
 inline void threadgroup_barrier_impl() {
   cpu::group_runner* r = cpu::current_runner();
