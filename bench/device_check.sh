@@ -2,7 +2,8 @@
 # On a lent GPU machine (see bench/device_setup.sh for the build): the suite on cuda, the cpu
 # suite with that machine's own compiler ($CXX there is a wrapper adding C++ include folders),
 # and the real-library benchmark on cuda. Logs go to $OUT (or ./device-logs).
-#   bash bench/device_check.sh cuda|cpu|bench
+#   bash bench/device_check.sh cuda|cpu|bench|corpus
+# corpus: the real-library tests on cuda and, at the same time, on cpu with $CXX (and debug mode).
 # The corpus (../shared/corpus) does not travel with the checkout: carry a copy as .corpus.
 set -uo pipefail
 OUT=${OUT:-device-logs}
@@ -16,6 +17,16 @@ case "${1:-cuda}" in
   cpu)
     echo "CXX=${CXX:-unset}: $(${CXX:-c++} --version | head -1)" | tee "$OUT/pytest_cpu_device_compiler.txt"
     METALGPU_TEST_BACKENDS=cpu python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tee -a "$OUT/pytest_cpu_device_compiler.txt" | tail -25 ;;
+  corpus)
+    echo "CXX=${CXX:-unset}: $(${CXX:-c++} --version | head -1)" > "$OUT/pytest_corpus_cpu_device_compiler.txt"
+    (METALGPU_TEST_BACKENDS=cuda timeout 540 python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 8 \
+       tests/test_corpus.py tests/test_corpus_families.py tests/test_corpus_mlx_linalg.py tests/test_corpus_mlx_ops.py \
+       -k "not loads and not tensor_api" > "$OUT/pytest_corpus_cuda_h200.txt" 2>&1) &
+    (METALGPU_TEST_BACKENDS=cpu timeout 540 python3 -m pytest -q -p no:cacheprovider -p no:benchmark -n 6 \
+       tests/test_corpus.py tests/test_corpus_families.py tests/test_corpus_mlx_linalg.py tests/test_corpus_mlx_ops.py \
+       tests/test_debug_mode.py >> "$OUT/pytest_corpus_cpu_device_compiler.txt" 2>&1) &
+    wait
+    tail -8 "$OUT/pytest_corpus_cuda_h200.txt" "$OUT/pytest_corpus_cpu_device_compiler.txt" ;;
   bench)
     python3 bench/bench_libraries.py --backend cuda --out "$OUT" 2>&1 | tail -20 ;;
 esac
