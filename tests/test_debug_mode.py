@@ -231,3 +231,21 @@ def test_without_debug_mode_a_crash_names_the_kernel_and_suggests_it(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode != 0
     assert "kernel 'poke'" in r.stderr and "METALGPU_DEBUG=1" in r.stderr
+
+
+def test_an_integer_division_by_zero_is_a_fault_not_a_crash(dbg):
+    out = dbg.create_buffer(4, "int")
+    e = run_fault(dbg, """
+kernel void ratio(device int* out [[buffer(0)]], constant int& d [[buffer(1)]], uint id [[thread_position_in_grid]]) {
+  out[id] = int(id) / d;
+}""", "ratio", 4, [out, np.int32(0)])
+    assert "kernel 'ratio'" in str(e) and "integer division by zero (SIGFPE)" in str(e)
+
+
+def test_an_unchecked_wild_access_is_a_fault_not_a_crash(dbg):
+    out = dbg.create_buffer(4, "float")
+    e = run_fault(dbg, """
+kernel void wild(device float* out [[buffer(0)]], constant ulong& a [[buffer(1)]], uint id [[thread_position_in_grid]]) {
+  out[id] = *(device float*)(a + id);  // an address from nowhere: no region to check it against
+}""", "wild", 4, [out, np.uint64(16)])
+    assert "invalid memory access at address 0x10 (SIGSEGV)" in str(e)

@@ -7,7 +7,7 @@
 // What is checked:
 // - bounds: an access through a pointer into a buffer or threadgroup memory stays inside the
 //   region its base pointer points into; C arrays and metal::array stay inside their extent;
-// - threadgroup-memory races: two threads of a group touching the same word between two
+// - threadgroup-memory races: two threads of a group touching the same byte between two
 //   barriers, at least one writing (threads of one SIMD group are ordered by their exchanges);
 // - barriers that not every thread of the group reaches (mg_cpu_fiber.h).
 // Memory that is not a buffer or threadgroup memory (thread-local arrays behind a pointer,
@@ -39,9 +39,9 @@ using metal::uint3;
 enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3 };
 enum region_kind : unsigned char { buffer, threadgroup_slot, threadgroup_variable };
 
-// Per 4-byte word of threadgroup memory: the last write and the last read(s) in this barrier
-// interval (epoch), with where they happened.
-struct shadow_word {
+// Per byte of threadgroup memory (2-byte halves and single bytes are elements too): the last
+// write and the last read(s) in this barrier interval (epoch), with where they happened.
+struct shadow_cell {
   unsigned w_epoch, r_epoch;
   unsigned w_sg_epoch, r_sg_epoch;
   unsigned short w_tid, r_tid;  // r_tid == kManyReaders: several threads read
@@ -56,7 +56,7 @@ struct region {
   const char* name;
   int slot;  // [[buffer(n)]] / [[threadgroup(n)]], -1 for a threadgroup variable
   region_kind kind;
-  size_t shadow;  // threadgroup memory: index of its first word in state::shadow
+  size_t shadow;  // threadgroup memory: index of its first byte's cell in state::shadow
 };
 
 constexpr unsigned kMaxRegions = MG_MAX_BUFFERS + MG_MAX_THREADGROUP_SLOTS + 64;
@@ -72,8 +72,8 @@ struct state {
   const thread_ctx* ctx = nullptr;  // the thread running (plain loops; fibers: fiber_ctx())
   unsigned epoch = 1;               // barrier interval of the group running
   unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
-  shadow_word* shadow = nullptr;
-  size_t shadow_words = 0, shadow_used = 0;
+  shadow_cell* shadow = nullptr;
+  size_t shadow_cells = 0, shadow_used = 0;
   // Where a fault leaves the kernel (guarded()): the rest of this thread's share of a failed
   // dispatch is not run, so nothing computes on with what the faulting access would have read.
   void* escape[5];
@@ -113,11 +113,18 @@ inline void record(const char* file, int line, const char* what) {
   if (!s.report || __atomic_exchange_n(&s.report->faulted, 1, __ATOMIC_ACQ_REL)) return;
   const thread_ctx* t = current_ctx();
   char where[96] = "";
+  if (!file) {  // a signal: the place is the kernel's, not a line's
+    snprintf(s.report->message, sizeof s.report->message, "kernel '%s': %s", s.kernel, what);
+    file = "";
+  }
   if (t)
     snprintf(where, sizeof where, " (thread_position_in_grid (%u, %u, %u))", t->thread_position_in_grid.x,
              t->thread_position_in_grid.y, t->thread_position_in_grid.z);
-  snprintf(s.report->message, sizeof s.report->message, "kernel '%s', %s:%d: %s%s", s.kernel, file, line, what,
-           where);
+  if (*file)
+    snprintf(s.report->message, sizeof s.report->message, "kernel '%s', %s:%d: %s%s", s.kernel, file, line, what,
+             where);
+  else
+    snprintf(s.report->message, sizeof s.report->message, "kernel '%s': %s%s", s.kernel, what, where);
   s.report->line = line;
   if (t)
     for (int k = 0; k < 3; ++k) s.report->thread_position[k] = t->thread_position_in_grid[k];
@@ -138,6 +145,30 @@ template <class F> [[gnu::noinline]] void guarded(F&& run) {
   }
 }
 
+}  // namespace dbg
+}  // namespace __metalgpu
+
+// The host's fault handler calls this in every loaded debug module when a kernel thread gets
+// SIGFPE (what = 1) or SIGSEGV/SIGBUS (what = 2). The module whose kernel is running on this
+// thread turns it into a fault and leaves the kernel; the others return.
+extern "C" __attribute__((visibility("default"))) void mg_debug_signal(int what, void* address) {
+  __metalgpu::dbg::state& s = __metalgpu::dbg::st();
+  if (!s.armed) return;
+  char text[320];
+  if (what == 1)
+    snprintf(text, sizeof text, "integer division by zero (SIGFPE): a divisor in the kernel is 0 (on a GPU the "
+                                "quotient would be undefined; on the CPU it stops the program)");
+  else
+    snprintf(text, sizeof text, "invalid memory access at address %p (SIGSEGV): through an access debug mode "
+                                "does not check (a cast pointer, an atomic, a simdgroup load or store?)", address);
+  __metalgpu::dbg::record(nullptr, 0, text);
+  s.armed = false;
+  __builtin_longjmp(s.escape, 1);
+}
+
+namespace __metalgpu {
+namespace dbg {
+
 template <class T> inline T& sink() {
   static_assert(sizeof(T) <= sizeof(state::sink), "an element larger than debug mode's scratch space");
   state& s = st();
@@ -149,16 +180,16 @@ template <class T> inline T& sink() {
 
 inline size_t reserve_shadow(size_t bytes) {
   state& s = st();
-  const size_t words = (bytes + 3) / 4, first = s.shadow_used;
-  if (first + words > s.shadow_words) {
-    size_t n = s.shadow_words ? s.shadow_words : 4096;
+  const size_t words = bytes, first = s.shadow_used;
+  if (first + words > s.shadow_cells) {
+    size_t n = s.shadow_cells ? s.shadow_cells : 4096;
     while (n < first + words) n *= 2;
-    void* p = realloc(s.shadow, n * sizeof(shadow_word));
+    void* p = realloc(s.shadow, n * sizeof(shadow_cell));
     if (!p) abort();
-    s.shadow = static_cast<shadow_word*>(p);
-    s.shadow_words = n;
+    s.shadow = static_cast<shadow_cell*>(p);
+    s.shadow_cells = n;
   }
-  for (size_t k = first; k < first + words; ++k) s.shadow[k] = shadow_word{};
+  for (size_t k = first; k < first + words; ++k) s.shadow[k] = shadow_cell{};
   s.shadow_used = first + words;
   return first;
 }
@@ -285,22 +316,21 @@ inline void check_race(const char* file, int line, const char* expr, unsigned ki
   if (!t || kind == address_only) return;
   state& s = st();
   const unsigned tid = t->thread_index_in_threadgroup, sg = tid / 32, epoch = s.epoch, sge = s.sg_epoch[sg];
-  const size_t first = size_t(static_cast<const unsigned char*>(at) - r.base);
-  const size_t w0 = first / 4, w1 = (first + size - 1) / 4;
+  const size_t w0 = size_t(static_cast<const unsigned char*>(at) - r.base), w1 = w0 + size - 1;
   // Another thread's access in this interval conflicts unless it is in this SIMD group and an
   // exchange has ordered the two since.
   auto conflicts = [&](unsigned other, unsigned other_sge) {
     return other != tid && !(other / 32 == sg && other_sge != sge);
   };
   for (size_t w = w0; w <= w1 && r.shadow + w < s.shadow_used; ++w) {
-    shadow_word& sh = s.shadow[r.shadow + w];
+    shadow_cell& sh = s.shadow[r.shadow + w];
     if (sh.w_epoch == epoch && conflicts(sh.w_tid, sh.w_sg_epoch)) {
-      race(file, line, expr, kind, r, w * 4, sh.w_tid, sh.w_file, sh.w_line, true);
+      race(file, line, expr, kind, r, w, sh.w_tid, sh.w_file, sh.w_line, true);
       return;
     }
     if (kind & write) {
       if (sh.r_epoch == epoch && (sh.r_tid == kManyReaders || conflicts(sh.r_tid, sh.r_sg_epoch))) {
-        race(file, line, expr, kind, r, w * 4, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file, sh.r_line,
+        race(file, line, expr, kind, r, w, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file, sh.r_line,
              false);
         return;
       }

@@ -74,8 +74,15 @@ class ForeignAllocation final : public Allocation {
 class CpuProgram final : public Program {
  public:
   CpuProgram(void* handle, std::vector<mg_kernel_desc> kernels)
-      : handle_(handle), kernels_(std::move(kernels)) {}
-  ~CpuProgram() override { dlclose(handle_); }
+      : handle_(handle), kernels_(std::move(kernels)) {
+    // A debug-mode module turns signals in its kernels into KernelFault.
+    debug_signal_ = reinterpret_cast<DebugSignalHandler>(dlsym(handle_, "mg_debug_signal"));
+    if (debug_signal_) register_debug_module(debug_signal_);
+  }
+  ~CpuProgram() override {
+    if (debug_signal_) unregister_debug_module(debug_signal_);
+    dlclose(handle_);
+  }
   const mg_kernel_desc* find(const std::string& name) const override {
     for (const auto& k : kernels_)
       if (name == k.name) return &k;
@@ -85,6 +92,7 @@ class CpuProgram final : public Program {
  private:
   void* handle_;
   std::vector<mg_kernel_desc> kernels_;
+  DebugSignalHandler debug_signal_ = nullptr;
 };
 
 using ModuleKernels = unsigned (*)(mg_kernel_desc*, unsigned);

@@ -10,6 +10,12 @@ namespace metalgpu::cpu {
 // first time. The name must outlive the dispatch (descriptor names live in their module).
 void set_running_kernel(const char* kernel);
 
+// Debug modules (mg_debug_signal in the runtime) turn a signal in their kernel into a
+// KernelFault: the handler offers each registered module the signal first.
+using DebugSignalHandler = void (*)(int what, void* address);
+void register_debug_module(DebugSignalHandler handler);
+void unregister_debug_module(DebugSignalHandler handler);
+
 class RunningKernel {
  public:
   explicit RunningKernel(const char* kernel) { set_running_kernel(kernel); }
