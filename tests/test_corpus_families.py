@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO_DIR
+from conftest import REPO_DIR, mg
 
 CORPUS = REPO_DIR.parent / "shared" / "corpus"
 GGML_SRC = CORPUS / "ggml" / "src"
@@ -808,16 +808,21 @@ np.testing.assert_allclose(got, expect, rtol=1e-3, atol=1e-2)
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
+_MISALIGNED_MUL_MM_CPU = (
     "misaligned vector access: mul_mm's edge tiles store rows through (device float4 *) at "
     "dst + r0 + (r1 + j)*ne0, 8-byte aligned when ne0 = 70; Apple GPUs allow it, but on cpu "
-    "float4 is alignas(16) and the host compiler emits aligned moves (vmovdqa): SIGSEGV"))
-def test_ggml_mul_mm_rows_not_multiple_of_4(iface, subprocess_env):
-    # In a child: the failure is a crash.
+    "float4 is alignas(16) and the host compiler emits aligned moves (vmovdqa): SIGSEGV")
+
+
+def test_ggml_mul_mm_rows_not_multiple_of_4(request, iface, subprocess_env):
+    if iface.backend == "cpu":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_MISALIGNED_MUL_MM_CPU))
+    # In a child: the failure is a crash (a signal), never a Python error in the test itself.
     import subprocess
     code = _MISALIGNED_MUL_MM.format(tests=str(REPO_DIR / "tests"), backend=iface.backend)
     proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True,
                           timeout=600, check=False)
+    assert proc.returncode <= 0, proc.stderr[-2000:]  # > 0: the test code itself failed
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -1079,28 +1084,15 @@ def test_mlx_cumsum(iface, size, reverse, inclusive):
     np.testing.assert_array_equal(out.contents.reshape(x.shape), expect)
 
 
-_LAYER_NORM_SINGLE_ROW = """
-import sys
-sys.path.insert(0, {tests!r})
-import metalgpu as mg
-import test_corpus_families as t
-t.test_mlx_norms.__wrapped__ if hasattr(t.test_mlx_norms, "__wrapped__") else None
-t.test_mlx_norms(mg.Interface({backend!r}), None, "layer_norm", 200, t.np.float32)
-"""
-
-
-_LAYER_NORM_SINGLE_ROW_CPU = (
-    "MLX's layer_norm_single_row writes out of bounds in threads past the row's end: with "
-    "n = axis_size - lid * N_READS < 0, `for (int i = n; i < N_READS; i++) thread_x[i] = mean;` "
-    "stores below thread_x[0]. Harmless in a GPU's private memory; on cpu it overwrites the "
-    "fiber's stack (SIGSEGV in a later simd_sum). Rows whose threads all read (axis 256, 1024) pass")
-
-
-def test_mlx_layer_norm_single_row(request, iface, subprocess_env):
-    if iface.backend == "cpu":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=_LAYER_NORM_SINGLE_ROW_CPU))
-    # In a child: the failure is a crash.
-    import subprocess
-    code = _LAYER_NORM_SINGLE_ROW.format(tests=str(REPO_DIR / "tests"), backend=iface.backend)
-    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+# MLX's layer_norm_single_row writes out of bounds in threads past the row's end: with
+# n = axis_size - lid * N_READS < 0, `for (int i = n; i < N_READS; i++) thread_x[i] = mean;`
+# stores below thread_x[0]. Harmless in a GPU's private memory; on cpu it overwrites the
+# fiber's stack (SIGSEGV in a later simd_sum). Rows whose threads all read (axis 256, 1024)
+# pass. On cpu debug mode names the write; on a GPU the row computes right.
+def test_mlx_layer_norm_single_row(iface):
+    if iface.backend != "cpu":
+        test_mlx_norms(iface, "layer_norm", 200, np.float32)
+        return
+    checked = mg.Interface(backend="cpu", debug=True)
+    with pytest.raises(mg.KernelFault, match=r"out-of-bounds write `thread_x\[i\]`: index -\d+ of an array of 8"):
+        test_mlx_norms(checked, "layer_norm", 200, np.float32)

@@ -120,7 +120,14 @@ def gemv_blocks(transpose_mat, in_len, out_len):
     ("gemv_t", 1, 200, 300, 1),    # bm1 bn2 sm8 sn4 tm4 tn4
     ("gemv_t", 1, 100, 3, 1),      # out < 4: tn1
 ])
-def test_mlx_gemv(iface, kind, M, K, N, batch):
+def test_mlx_gemv(request, iface, kind, M, K, N, batch):
+    if iface.backend == "cuda" and kind == "gemv_t":
+        # Debug mode on cpu names it: gemv_t calls threadgroup_barrier inside
+        # `if (out_col < out_vec_size)` (gemv.h), which the threads of a partial last block skip.
+        # Apple GPUs let the others through; CUDA's __syncthreads in divergent code does not.
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "MLX's gemv_t has barriers some threads skip (gemv.h, `if (out_col < out_vec_size)`): "
+            "undefined on CUDA (wrong results); KernelFault in debug mode on cpu")))
     load_mlx(iface, "gemv.metal")
     r = np.random.default_rng(40)
     transpose_mat = kind == "gemv_t"
@@ -330,6 +337,13 @@ def pack(q, bits):
     return np.bitwise_or.reduce(parts, axis=-1)
 
 
+def unpack(words, bits):
+    """pack's inverse: the q values of uint32 words."""
+    pf = 32 // bits
+    parts = (words[..., None] >> (bits * np.arange(pf, dtype=np.uint32))) & np.uint32((1 << bits) - 1)
+    return parts.reshape(*words.shape[:-1], -1)
+
+
 def dequantized(q, scales64, biases64, group_size):
     g = q.astype(np.float64).reshape(*q.shape[:-1], -1, group_size)
     return (g * scales64[..., None] + biases64[..., None]).reshape(q.shape)
@@ -366,9 +380,19 @@ def test_mlx_affine_quantize_dequantize(iface, dtype, rows, cols, group_size, bi
     out_b = new_buffer(iface, w.size // group_size, dtype)
     iface.run_function(n_threads, [to_buffer(iface, w, dtype), out_q, out_s, out_b],
                        threadgroup=min(max_tg, n_threads))
-    np.testing.assert_array_equal(out_s.contents.reshape(s64.shape), scales)
-    np.testing.assert_array_equal(out_b.contents.reshape(b64.shape), biases)
-    np.testing.assert_array_equal(out_q.contents.reshape(rows, -1), pack(q, bits))
+    if iface.backend == "cpu":  # IEEE division: bit for bit
+        np.testing.assert_array_equal(out_s.contents.reshape(s64.shape), scales)
+        np.testing.assert_array_equal(out_b.contents.reshape(b64.shape), biases)
+        np.testing.assert_array_equal(out_q.contents.reshape(rows, -1), pack(q, bits))
+    else:  # a GPU's fast-math division is within 2 ulp: a quantum may round the other way
+        tol = {np.float32: 1e-6, np.float16: 1e-3}.get(dtype, 1e-2)
+        got_s = out_s.contents.reshape(s64.shape).astype(np.float64)
+        got_b = out_b.contents.reshape(b64.shape).astype(np.float64)
+        np.testing.assert_allclose(got_s, s64, rtol=tol, atol=0)
+        np.testing.assert_allclose(got_b, b64, rtol=tol, atol=tol * np.abs(s64).max())
+        got_q = unpack(out_q.contents.reshape(rows, -1), bits)
+        assert np.abs(got_q.astype(np.int64) - q.astype(np.int64)).max() <= 1
+        assert np.mean(got_q != q) < 0.01
 
     iface.set_function(f"affine_dequantize_{tname}_gs_{group_size}_b_{bits}")
     n_threads = w.size // (8 // bits)
