@@ -360,7 +360,10 @@ inline void simd_synced(unsigned sg) { ++st().sg_epoch[sg]; }
 // An access of `size` bytes at `at` through a pointer whose base was `base`.
 inline bool pointer_ok(const char* file, int line, const char* expr, unsigned kind, const void* base,
                        const void* at, size_t size) {
+  // The region the base points into; a base outside every region (`out + n - offset`, MLX's
+  // reverse scans) is judged by where the access lands, then by the buffer it lands near.
   const region* r = find(base);
+  if (!r) r = find(at);
   if (!r) r = near(at);
   if (!r) return true;  // memory of unknown extent (thread-local, constants)
   const auto* a = static_cast<const unsigned char*>(at);
