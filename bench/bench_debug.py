@@ -82,17 +82,17 @@ def main() -> int:
             return measure(go, repeat=reps, warmup=1)
 
         timings = {
-            "cos, 8M float32 (basic)": run(basic, "cosine", n, [bx, by],
+            f"cos, {n >> 20}M float32 (basic)": run(basic, "cosine", n, [bx, by],
                                            lambda: np.testing.assert_allclose(by.contents, np.cos(x), atol=1e-5)),
-            "saxpy, 8M float32 (basic)": run(basic, "saxpy", n, [bx, by, np.float32(2.0)], lambda: None),
+            f"saxpy, {n >> 20}M float32 (basic)": run(basic, "saxpy", n, [bx, by, np.float32(2.0)], lambda: None),
             f"naive matmul {m}x{m} (basic)": run(
                 basic, "naive_matmul", (m, m), [bA, bB, bC, np.uint32(m)],
                 lambda: np.testing.assert_allclose(bC.contents.reshape(m, m), A @ B, rtol=1e-3, atol=1e-3)),
-            "sum 8M, threadgroup tree + barriers (cooperative)": run(
+            f"sum {n >> 20}M, threadgroup tree + barriers (cooperative)": run(
                 coop, "tree_sum", n, [bx, partial], lambda: np.testing.assert_equal(float(partial.contents.sum()),
                                                                                     float(x.sum())),
                 threadgroup=tg, threadgroup_memory={0: tg * 4}),
-            "sum 8M, simd_sum (cooperative)": run(
+            f"sum {n >> 20}M, simd_sum (cooperative)": run(
                 coop, "simd_reduce", n, [bx, partial_s],
                 lambda: np.testing.assert_equal(float(partial_s.contents.sum()), float(x.sum())), threadgroup=tg),
             f"matmul {m}x{m}, 16x16 threadgroup tiles (cooperative)": run(

@@ -62,22 +62,27 @@ struct region {
 constexpr unsigned kMaxRegions = MG_MAX_BUFFERS + MG_MAX_THREADGROUP_SLOTS + 64;
 
 // Per OS thread: the dispatch being run, its memory regions and the race detector's state.
+// Plain data, zero at thread start: a thread_local without a constructor is reached without
+// an initialisation check on every access.
 struct state {
-  mg_debug_report* report = nullptr;
-  const char* kernel = "";
+  mg_debug_report* report;
+  const char* kernel;
   region regions[kMaxRegions];
-  unsigned count = 0;
+  unsigned count;
   const char* tg_slot_names[MG_MAX_THREADGROUP_SLOTS];
-  const region* last = nullptr;  // the region the previous access hit
-  const thread_ctx* ctx = nullptr;  // the thread running (plain loops; fibers: fiber_ctx())
-  unsigned epoch = 1;               // barrier interval of the group running
+  const region* last;  // the region the previous access hit
+  // The position of the thread a plain loop runs (fibers: fiber_ctx()). Only the position:
+  // handing out the loop's whole thread_ctx would make it build every field of it per thread.
+  unsigned pos[3];
+  bool has_pos;
+  unsigned epoch;               // barrier interval of the group running (0: none yet)
   unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
-  shadow_cell* shadow = nullptr;
-  size_t shadow_cells = 0, shadow_used = 0;
+  shadow_cell* shadow;
+  size_t shadow_cells, shadow_used;
   // Where a fault leaves the kernel (guarded()): the rest of this thread's share of a failed
   // dispatch is not run, so nothing computes on with what the faulting access would have read.
   void* escape[5];
-  bool armed = false;
+  bool armed;
   alignas(64) unsigned char sink[1 << 16];  // where a faulting access goes when not armed
 };
 inline state& st() {
@@ -85,12 +90,8 @@ inline state& st() {
   return s;
 }
 
-// The thread running on this OS thread (mg_cpu_fiber.h: a fiber's, else the plain loop's).
+// The fiber running on this OS thread, if any (mg_cpu_fiber.h).
 inline const thread_ctx* fiber_ctx();
-inline const thread_ctx* current_ctx() {
-  const thread_ctx* f = fiber_ctx();
-  return f ? f : st().ctx;
-}
 
 inline bool faulted() {
   const state& s = st();
@@ -111,23 +112,28 @@ inline bool faulted() {
 inline void record(const char* file, int line, const char* what) {
   state& s = st();
   if (!s.report || __atomic_exchange_n(&s.report->faulted, 1, __ATOMIC_ACQ_REL)) return;
-  const thread_ctx* t = current_ctx();
+  unsigned pos[3] = {0, 0, 0};
+  bool known = false;
+  if (const thread_ctx* f = fiber_ctx()) {
+    for (int k = 0; k < 3; ++k) pos[k] = f->thread_position_in_grid[k];
+    known = true;
+  } else if (s.has_pos) {
+    for (int k = 0; k < 3; ++k) pos[k] = s.pos[k];
+    known = true;
+  }
   char where[96] = "";
   if (!file) {  // a signal: the place is the kernel's, not a line's
     snprintf(s.report->message, sizeof s.report->message, "kernel '%s': %s", s.kernel, what);
     file = "";
   }
-  if (t)
-    snprintf(where, sizeof where, " (thread_position_in_grid (%u, %u, %u))", t->thread_position_in_grid.x,
-             t->thread_position_in_grid.y, t->thread_position_in_grid.z);
+  if (known) snprintf(where, sizeof where, " (thread_position_in_grid (%u, %u, %u))", pos[0], pos[1], pos[2]);
   if (*file)
     snprintf(s.report->message, sizeof s.report->message, "kernel '%s', %s:%d: %s%s", s.kernel, file, line, what,
              where);
   else
     snprintf(s.report->message, sizeof s.report->message, "kernel '%s': %s%s", s.kernel, what, where);
   s.report->line = line;
-  if (t)
-    for (int k = 0; k < 3; ++k) s.report->thread_position[k] = t->thread_position_in_grid[k];
+  for (int k = 0; k < 3; ++k) s.report->thread_position[k] = pos[k];
 }
 
 // What a fault abandons on this OS thread (mg_cpu_fiber.h: the group's fibers).
@@ -215,7 +221,7 @@ inline void enter(const mg_launch* L, const char* kernel) {
   s.count = 0;
   s.shadow_used = 0;
   s.last = nullptr;
-  s.ctx = nullptr;
+  s.has_pos = false;
   for (auto& n : s.tg_slot_names) n = nullptr;
 }
 inline void note_buffer(const mg_launch* L, unsigned slot, const char* name) {
@@ -301,7 +307,7 @@ inline const char* access_word(unsigned kind) {
                                               const char* other_file, int other_line, bool other_wrote) {
   char reg[192], what[768];
   describe_region(reg, sizeof reg, r);
-  const thread_ctx* t = current_ctx();
+  const thread_ctx* t = fiber_ctx();
   snprintf(what, sizeof what,
            "threadgroup memory race: `%s` (%s by thread %u of the threadgroup) and %s:%d (%s by thread %u) "
            "touch byte %zu of %s with no threadgroup_barrier between them",

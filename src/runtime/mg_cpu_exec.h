@@ -41,12 +41,16 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
   t.dispatch_threads_per_threadgroup = tg;
   t.thread_execution_width = 32;
   t.threads_per_simdgroup = 32;
+#if MG_DEBUG
+  dbg::state& checks = dbg::st();
+  checks.has_pos = true;
+#endif
   const uint dispatch_threads = tg.x * tg.y * tg.z;
   t.dispatch_simdgroups_per_threadgroup = (dispatch_threads + 31) / 32;
   t.dispatch_quadgroups_per_threadgroup = (dispatch_threads + 3) / 4;
   for (unsigned long long g = g0; g < g1; ++g) {
 #if MG_DEBUG
-    if (dbg::faulted()) return;  // the dispatch has failed: skip the rest of it
+    if (checks.report && __atomic_load_n(&checks.report->faulted, __ATOMIC_RELAXED)) return;  // failed: skip the rest
 #endif
     const uint gx = uint(g % groups.x);
     const uint gy = uint((g / groups.x) % groups.y);
@@ -75,7 +79,9 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
           t.quadgroup_index_in_threadgroup = index / 4;
           t.thread_index_in_quadgroup = index % 4;
 #if MG_DEBUG
-          dbg::st().ctx = &t;
+          checks.pos[0] = px;
+          checks.pos[1] = oy + y;
+          checks.pos[2] = oz + z;
 #endif
           body(t);
         }
