@@ -18,35 +18,24 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO_DIR, mg
+from corpus import (
+    GGML_SRC,
+    dispatch,
+    load_mlx,
+    mlx_block_dims,
+    requires_corpus,
+    skip_metal_double,
+)
 
-CORPUS = REPO_DIR.parent / "shared" / "corpus"
-GGML_SRC = CORPUS / "ggml" / "src"
 GGML_METAL = GGML_SRC / "ggml-metal" / "ggml-metal.metal"
 GGML_IMPL = GGML_SRC / "ggml-metal" / "ggml-metal-impl.h"
-MLX_ROOT = CORPUS / "mlx"
-MLX_KERNELS = MLX_ROOT / "mlx" / "backend" / "metal" / "kernels"
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not here")
+pytestmark = requires_corpus
 
 
 @pytest.fixture
 def iface(iface):
-    # Off a Mac the metal backend is the test double, which compiles a whole large library at
-    # load: minutes for ggml; the libraries' numbers are checked on cpu and cuda there.
-    if iface.backend == "metal" and sys.platform != "darwin":
-        pytest.skip("the Metal test double compiles whole libraries at load")
-    return iface
-
-
-def dispatch(iface, groups, tg, buffers, smem=None):
-    """A host's dispatchThreadgroups(groups, tg): the grid in threads is groups * tg."""
-    groups = tuple(groups) + (1,) * (3 - len(groups))
-    tg = tuple(tg) + (1,) * (3 - len(tg))
-    grid = tuple(int(g) * int(t) for g, t in zip(groups, tg))
-    tgmem = None
-    if smem is not None:      # the host called setThreadgroupMemoryLength (0 bytes included)
-        tgmem = smem if isinstance(smem, dict) else {0: int(smem)}
-    iface.run_function(grid, buffers, threadgroup=tuple(int(t) for t in tg), threadgroup_memory=tgmem)
+    return skip_metal_double(iface)
 
 
 def rng(seed=0):
@@ -927,29 +916,6 @@ def test_ggml_flash_attn_ext_f16(ggml, n_q, masked):
 # ======================================================================================= MLX
 
 MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32"}
-
-
-def load_mlx(iface, name):
-    iface.load_shader(str(MLX_KERNELS / name), include_dirs=[str(MLX_ROOT)])
-
-
-def mlx_block_dims(dim0, dim1, dim2, pow2=10):
-    """MLX's get_block_dims: a power-of-two threadgroup of up to 2**pow2 threads spread over
-    the three grid dimensions, none larger than its dimension."""
-    pows = [0, 0, 0]
-    total = 0
-    dims = [dim0, dim1, dim2]
-    while True:
-        before = total
-        for i in range(3):
-            if dims[i] >= 1 << (pows[i] + 1):
-                pows[i] += 1
-                total += 1
-            if total == pow2:
-                break
-        if total == before or total == pow2:
-            break
-    return tuple(1 << p for p in pows)
 
 
 def mlx_row_threadgroup(axis_size, n_reads, simd_size=32):

@@ -12,17 +12,19 @@ dispatch_threads(grid, tg) is grid itself.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
-from conftest import REPO_DIR
+from corpus import (
+    dispatch,
+    from_bf16,
+    i64,
+    load_mlx,
+    requires_corpus,
+    skip_metal_double,
+    to_bf16,
+)
 
-CORPUS = REPO_DIR.parent / "shared" / "corpus"
-MLX_ROOT = CORPUS / "mlx"
-MLX_KERNELS = MLX_ROOT / "mlx" / "backend" / "metal" / "kernels"
-
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not here")
+pytestmark = requires_corpus
 
 BF16 = "bfloat16"   # stands for MLX's bfloat16 in the parametrizations
 MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32", BF16: "bfloat16"}
@@ -30,36 +32,7 @@ MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32", BF
 
 @pytest.fixture
 def iface(iface):
-    # Off a Mac the metal backend is the test double, which compiles a whole large library at
-    # load: minutes for ggml; the libraries' numbers are checked on cpu and cuda there.
-    if iface.backend == "metal" and sys.platform != "darwin":
-        pytest.skip("the Metal test double compiles whole libraries at load")
-    return iface
-
-
-def load_mlx(iface, name):
-    iface.load_shader(str(MLX_KERNELS / name), include_dirs=[str(MLX_ROOT)])
-
-
-def dispatch(iface, groups, tg, buffers):
-    """A host's dispatchThreadgroups(groups, tg): the grid in threads is groups * tg."""
-    grid = tuple(int(g) * int(t) for g, t in zip(groups, tg))
-    iface.run_function(grid, buffers, threadgroup=tuple(int(t) for t in tg))
-
-
-def i64(*values):
-    return np.array(values, np.int64).tobytes()
-
-
-# numpy has no bfloat16: bfloat data is kept as its uint16 bit pattern (the high half of a
-# float32), rounded to nearest even as Metal's float -> bfloat conversion does.
-def to_bf16(x):
-    u = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
-    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def from_bf16(bits):
-    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return skip_metal_double(iface)
 
 
 def random_in(r, dtype, shape):

@@ -12,76 +12,34 @@ bit patterns and converted in the test.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
-from conftest import REPO_DIR
+from corpus import (
+    dispatch,
+    from_bf16,
+    load_mlx,
+    requires_corpus,
+    skip_metal_double,
+    to_bf16,
+)
+from corpus import i64 as i64s
+from corpus import mlx_block_dims as block_dims
 
-CORPUS = REPO_DIR.parent / "shared" / "corpus"
-MLX_ROOT = CORPUS / "mlx"
-MLX_KERNELS = MLX_ROOT / "mlx" / "backend" / "metal" / "kernels"
-
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not here")
+pytestmark = requires_corpus
 
 MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32"}
 
 
 @pytest.fixture
 def iface(iface):
-    # Off a Mac the metal backend is the test double, which compiles a whole large library at
-    # load; the libraries' numbers are checked on cpu and cuda there.
-    if iface.backend == "metal" and sys.platform != "darwin":
-        pytest.skip("the Metal test double compiles whole libraries at load")
-    return iface
-
-
-def load_mlx(iface, name):
-    iface.load_shader(str(MLX_KERNELS / name), include_dirs=[str(MLX_ROOT)])
-
-
-def dispatch(iface, groups, tg, buffers):
-    """A host's dispatchThreadgroups(groups, tg): the grid in threads is groups * tg."""
-    grid = tuple(int(g) * int(t) for g, t in zip(groups, tg))
-    iface.run_function(grid, buffers, threadgroup=tuple(int(t) for t in tg))
+    return skip_metal_double(iface)
 
 
 def i32s(*values):
     return np.array(values, np.int32).tobytes()
 
 
-def i64s(*values):
-    return np.array(values, np.int64).tobytes()
-
-
-def block_dims(dim0, dim1, dim2, pow2=10):
-    """MLX's get_block_dims (utils.cpp): a power-of-two threadgroup of up to 2**pow2 threads
-    spread over the three grid dimensions, none larger than its dimension."""
-    pows, total, dims = [0, 0, 0], 0, [dim0, dim1, dim2]
-    while True:
-        before = total
-        for i in range(3):
-            if dims[i] >= 1 << (pows[i] + 1):
-                pows[i] += 1
-                total += 1
-            if total == pow2:
-                break
-        if total == before or total == pow2:
-            break
-    return tuple(1 << p for p in pows)
-
-
 # ---------------------------------------------------------------- bfloat16 as uint16 bits
-
-def to_bf16(x):
-    """float32 -> bfloat16 bits, rounding to nearest even (what a float -> bfloat cast does)."""
-    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def from_bf16(bits):
-    return (np.asarray(bits, np.uint16).astype(np.uint32) << 16).view(np.float32)
-
 
 def typed_buffer(iface, tname, values):
     """A buffer of the type: bfloat buffers (the kernels' bfloat16_t) take uint16 bit patterns."""
