@@ -359,8 +359,11 @@ def test_mlx_affine_quantize_dequantize(iface, dtype, rows, cols, group_size, bi
         np.testing.assert_array_equal(out_q.contents.reshape(rows, -1), pack(q, bits))
     else:  # a GPU's fast-math division is within 2 ulp: a quantum may round the other way
         tol = {np.float32: 1e-6, np.float16: 1e-3}.get(dtype, 1e-2)
-        got_s = out_s.contents.reshape(s64.shape).astype(np.float64)
-        got_b = out_b.contents.reshape(b64.shape).astype(np.float64)
+        def values(buf, shape):
+            v = buf.contents.view(np.uint16) if dtype == BF16 else buf.contents
+            return (from_bf16(v) if dtype == BF16 else v).reshape(shape).astype(np.float64)
+
+        got_s, got_b = values(out_s, s64.shape), values(out_b, b64.shape)
         np.testing.assert_allclose(got_s, s64, rtol=tol, atol=0)
         np.testing.assert_allclose(got_b, b64, rtol=tol, atol=tol * np.abs(s64).max())
         got_q = unpack(out_q.contents.reshape(rows, -1), bits)

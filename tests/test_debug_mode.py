@@ -255,8 +255,9 @@ def test_mlx_gemv_t_barrier_in_divergent_code_is_named():
     # MLX's gemv_t (gemv.h) calls threadgroup_barrier inside `if (out_col < out_vec_size)`: the
     # threads of a partial last block skip it. Apple GPUs tolerate it, CUDA computes wrongly;
     # debug mode says where.
+    import corpus
     import test_corpus_mlx_linalg as linalg
-    if not linalg.CORPUS.is_dir():
+    if not corpus.CORPUS.is_dir():
         pytest.skip("../shared/corpus is not here")
     checked = mg.Interface(backend="cpu", debug=True)
     with pytest.raises(mg.KernelFault, match=r"gemv\.h:350: threadgroup_barrier reached by \d+ of the 64 threads"):
