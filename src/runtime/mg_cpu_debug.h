@@ -70,7 +70,6 @@ struct state {
   region regions[kMaxRegions];
   unsigned count;
   const char* tg_slot_names[MG_MAX_THREADGROUP_SLOTS];
-  const region* last;  // the region the previous access hit
   // The position of the thread a plain loop runs (fibers: fiber_ctx()). Only the position:
   // handing out the loop's whole thread_ctx would make it build every field of it per thread.
   unsigned pos[3];
@@ -85,10 +84,14 @@ struct state {
   bool armed;
   alignas(64) unsigned char sink[1 << 16];  // where a faulting access goes when not armed
 };
-inline state& st() {
+// This OS thread's state. `const`: the address never changes on a thread (fibers share their
+// OS thread's), so the compiler computes it once per function instead of once per access - a
+// thread_local in a dlopen'ed module costs a __tls_get_addr call each time otherwise.
+[[gnu::const, gnu::noinline]] inline state* state_of_this_thread() {
   static thread_local state s;
-  return s;
+  return &s;
 }
+inline state& st() { return *state_of_this_thread(); }
 
 // The fiber running on this OS thread, if any (mg_cpu_fiber.h).
 inline const thread_ctx* fiber_ctx();
@@ -139,12 +142,16 @@ inline void record(const char* file, int line, const char* what) {
 // What a fault abandons on this OS thread (mg_cpu_fiber.h: the group's fibers).
 inline void abandon_group();
 
+// The kernel's loops, compiled apart from guarded(): a function that calls setjmp keeps its
+// variables in memory, which inlined loops would pay for on every access.
+template <class F> [[gnu::noinline]] void run_apart(F& run) { run(); }
+
 // Runs `run` (the entry's share of the dispatch); a fault inside comes back here.
 template <class F> [[gnu::noinline]] void guarded(F&& run) {
   state& s = st();
   if (__builtin_setjmp(s.escape) == 0) {
     s.armed = true;
-    run();
+    run_apart(run);
     s.armed = false;
   } else {
     abandon_group();
@@ -210,7 +217,6 @@ inline void add_region(const void* base, size_t bytes, const char* name, int slo
   r.slot = slot;
   r.kind = kind;
   r.shadow = kind == buffer ? 0 : reserve_shadow(bytes);
-  s.last = nullptr;
 }
 
 // The entry point of a kernel, on each OS thread that runs part of the dispatch.
@@ -220,7 +226,6 @@ inline void enter(const mg_launch* L, const char* kernel) {
   s.kernel = kernel;
   s.count = 0;
   s.shadow_used = 0;
-  s.last = nullptr;
   s.has_pos = false;
   for (auto& n : s.tg_slot_names) n = nullptr;
 }
@@ -247,13 +252,14 @@ inline void note_threadgroup_variable(const void* base, size_t bytes, const char
   add_region(base, bytes, name, -1, threadgroup_variable);
 }
 
+// A scan of the few regions a dispatch has: cheaper than remembering the last one, which
+// kernels reading two buffers in turn would overwrite on every access.
 inline const region* find(const void* p) {
   state& s = st();
   const auto* a = static_cast<const unsigned char*>(p);
-  if (s.last && a >= s.last->base && a < s.last->end) return s.last;
   for (unsigned k = 0; k < s.count; ++k) {
     const region& r = s.regions[k];
-    if (a >= r.base && a < r.end) return s.last = &r;
+    if (a >= r.base && a < r.end) return &r;
   }
   for (unsigned k = 0; k < s.count; ++k)  // one past the end: a pointer arithmetic may start there
     if (a == s.regions[k].end) return &s.regions[k];
