@@ -78,7 +78,9 @@ class Interface(_core.Interface):
         """Compiles the .metal file at `path`; raises CompileError on shader errors."""
         path = os.fspath(path)
         try:
-            with open(path, encoding="utf-8") as f:
+            # Bytes, not text: a .metal file may hold bytes that are not UTF-8 (a Latin-1 comment),
+            # which Apple's compiler accepts; the translator reads them as they are.
+            with open(path, "rb") as f:
                 source = f.read()
         except FileNotFoundError:
             raise ShaderNotFoundError(2, f"shader file not found: {path!r}", path) from None

@@ -2,6 +2,14 @@
 
 namespace metalgpu::bindings {
 
+namespace {
+// Shader text and compiler output may hold bytes that are not UTF-8 (a Latin-1 comment quoted
+// in a message): they become U+FFFD rather than a UnicodeDecodeError in place of the error.
+py::str text(const std::string& s) {
+  return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(s.data(), Py_ssize_t(s.size()), "replace"));
+}
+}  // namespace
+
 void init_errors(py::module_& m) {
   static PyObject* compile_error = PyErr_NewExceptionWithDoc(
       "metalgpu.CompileError",
@@ -21,16 +29,17 @@ void init_errors(py::module_& m) {
       if (p) std::rethrow_exception(p);
     } catch (const CompileError& e) {
       py::object exc = py::reinterpret_steal<py::object>(
-          PyObject_CallFunction(compile_error, "s", e.what()));
+          PyObject_CallFunctionObjArgs(compile_error, text(e.what()).ptr(), nullptr));
       if (!exc) return;  // the call set an error already
-      exc.attr("log") = e.log().empty() ? std::string(e.what()) : e.log();
-      exc.attr("source") = e.source();
-      exc.attr("function") = e.function().empty() ? py::object(py::none()) : py::object(py::str(e.function()));
+      exc.attr("log") = text(e.log().empty() ? std::string(e.what()) : e.log());
+      exc.attr("source") = text(e.source());
+      exc.attr("function") = e.function().empty() ? py::object(py::none()) : py::object(text(e.function()));
       exc.attr("lineno") = e.line() > 0 ? py::object(py::int_(e.line())) : py::object(py::none());
-      exc.attr("file") = e.file();
+      exc.attr("file") = text(e.file());
       PyErr_SetObject(compile_error, exc.ptr());
     } catch (const KernelFault& e) {
-      py::object exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(kernel_fault, "s", e.what()));
+      py::object exc =
+          py::reinterpret_steal<py::object>(PyObject_CallFunctionObjArgs(kernel_fault, text(e.what()).ptr(), nullptr));
       if (!exc) return;
       exc.attr("kernel") = e.kernel();
       exc.attr("lineno") = e.line() > 0 ? py::object(py::int_(e.line())) : py::object(py::none());
@@ -38,11 +47,11 @@ void init_errors(py::module_& m) {
       exc.attr("thread_position") = py::make_tuple(p[0], p[1], p[2]);
       PyErr_SetObject(kernel_fault, exc.ptr());
     } catch (const TypeMismatch& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
+      PyErr_SetObject(PyExc_TypeError, text(e.what()).ptr());
     } catch (const std::invalid_argument& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      PyErr_SetObject(PyExc_ValueError, text(e.what()).ptr());
     } catch (const std::out_of_range& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      PyErr_SetObject(PyExc_ValueError, text(e.what()).ptr());
     }
   });
 }

@@ -11,8 +11,9 @@ std::string show(Size3 s) {
   return "(" + std::to_string(s.width) + ", " + std::to_string(s.height) + ", " + std::to_string(s.depth) + ")";
 }
 
+// In 64 bits: a grid near 2^32 threads wide must not wrap to zero groups.
 std::uint32_t groups_along(std::uint32_t threads, std::uint32_t per_group) {
-  return (threads + per_group - 1) / per_group;
+  return std::uint32_t((std::uint64_t(threads) + per_group - 1) / per_group);
 }
 
 }  // namespace

@@ -309,6 +309,7 @@ class ExprParser {
     Value c = parse_binary(1, live);
     if (!at("?")) return c;
     ++i_;
+    const Nested nested(*this);
     Value a = parse_comma(live && c.truth());
     expect(":");
     Value b = parse_cond(live && !c.truth());
@@ -388,8 +389,21 @@ class ExprParser {
     return Value{uintmax_t(a.s() >> count), false};
   }
 
+  // Nesting (parentheses, unary operators, `?:`) recurses: bounded, so a hostile #if is a
+  // CompileError rather than a stack overflow.
+  static constexpr int kMaxNesting = 256;
+  struct Nested {
+    explicit Nested(ExprParser& p) : p_(p) {
+      if (++p_.depth_ > kMaxNesting)
+        p_.fail_("#if expression nested more than " + std::to_string(kMaxNesting) + " levels deep");
+    }
+    ~Nested() { --p_.depth_; }
+    ExprParser& p_;
+  };
+
   Value parse_unary(bool live) {
     if (i_ >= t_.size()) fail_("#if expression ends unexpectedly");
+    const Nested nested(*this);
     const PPTok& t = t_[i_];
     if (t.kind == TokenKind::punct) {
       if (t.text == "+" || t.text == "-" || t.text == "~" || t.text == "!") {
@@ -515,6 +529,7 @@ class ExprParser {
   const Tokens& t_;
   Fail fail_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
 #endif
     const uint gx = uint(g % groups.x);
     const uint gy = uint((g / groups.x) % groups.y);
-    const uint gz = uint(g / (unsigned long long)(groups.x * groups.y));
+    const uint gz = uint(g / ((unsigned long long)groups.x * groups.y));  // 65536 x 65536 groups fit
     const uint ox = gx * tg.x, oy = gy * tg.y, oz = gz * tg.z;
     const uint rx = min_u(tg.x, grid.x - ox), ry = min_u(tg.y, grid.y - oy), rz = min_u(tg.z, grid.z - oz);
     t.threadgroup_position_in_grid = metal::uint3(gx, gy, gz);
