@@ -32,6 +32,7 @@ std::optional<std::string> cache_dir() {
 namespace {
 struct Scratch {
   std::string path;
+  pid_t owner = getpid();  // a forked child inherits this object, not the folder
   Scratch() {
     std::error_code ec;
     fs::path base = fs::temp_directory_path(ec);
@@ -42,7 +43,7 @@ struct Scratch {
   }
   ~Scratch() {
     std::error_code ec;
-    if (path.find("metalgpu-") != std::string::npos) fs::remove_all(path, ec);
+    if (getpid() == owner && path.find("metalgpu-") != std::string::npos) fs::remove_all(path, ec);
   }
 };
 }  // namespace

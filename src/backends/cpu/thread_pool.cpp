@@ -1,7 +1,10 @@
 #include "backends/cpu/thread_pool.hpp"
 
 #include <cstdlib>
+#include <new>
 #include <string>
+
+#include <pthread.h>
 
 namespace metalgpu::cpu {
 
@@ -12,11 +15,34 @@ ThreadPool& ThreadPool::instance() {
     unsigned n = std::thread::hardware_concurrency();
     return n ? n : 1u;
   }());
+  static const bool fork_handler = [] {
+    pthread_atfork(nullptr, nullptr, [] { instance().forget_workers_after_fork(); });
+    return true;
+  }();
+  (void)fork_handler;
   return pool;
 }
 
-ThreadPool::ThreadPool(unsigned threads) {
-  for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+ThreadPool::ThreadPool(unsigned threads) : wanted_(threads ? threads : 1) { start_workers(); }
+
+void ThreadPool::start_workers() {
+  for (unsigned i = unsigned(workers_.size()) + 1; i < wanted_; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void ThreadPool::forget_workers_after_fork() {
+  // Only the forking thread exists in the child. The thread handles are moved somewhere never
+  // destroyed (a joinable std::thread's destructor would terminate); the locks and condition
+  // variables may have been held or waited on by threads that are gone: made afresh.
+  new std::vector<std::thread>(std::move(workers_));
+  workers_.clear();
+  new (&submit_) std::mutex();
+  new (&m_) std::mutex();
+  new (&wake_) std::condition_variable();
+  new (&finished_) std::condition_variable();
+  open_ = false;
+  job_ = nullptr;
+  busy_ = 0;
+  stop_ = false;
 }
 
 ThreadPool::~ThreadPool() {
@@ -66,11 +92,12 @@ void ThreadPool::parallel_for(std::uint64_t n, std::uint64_t grain,
                               const std::function<void(std::uint64_t, std::uint64_t)>& fn) {
   if (n == 0) return;
   if (grain == 0) grain = 1;
-  if (workers_.empty() || n <= grain) {
+  if (wanted_ == 1 || n <= grain) {
     fn(0, n);
     return;
   }
   std::lock_guard<std::mutex> one_job(submit_);
+  if (workers_.size() + 1 < wanted_) start_workers();  // after a fork
   {
     std::lock_guard<std::mutex> lock(m_);
     job_ = &fn;

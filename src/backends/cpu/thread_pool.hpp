@@ -18,7 +18,7 @@ class ThreadPool {
   explicit ThreadPool(unsigned threads);
   ~ThreadPool();
 
-  unsigned size() const { return unsigned(workers_.size()) + 1; }
+  unsigned size() const { return wanted_; }
 
   // Calls fn(begin, end) over [0, n) in chunks of `grain`, on all threads; returns when done.
   // Calls from several threads at once are serialised.
@@ -28,10 +28,15 @@ class ThreadPool {
  private:
   using Job = std::function<void(std::uint64_t, std::uint64_t)>;
   void worker_loop();
+  void start_workers();
+  // In the child of a fork (pthread_atfork): the workers were the parent's and do not exist
+  // here; forget them (joining them would wait forever) and start new ones on the next job.
+  void forget_workers_after_fork();
   // Takes chunks of the current job until none is left. The job's fields are passed in (read
   // under the lock) rather than read from members, which the next parallel_for may reset.
   void run_chunks(const Job& job, std::uint64_t n, std::uint64_t grain);
 
+  unsigned wanted_;  // threads a job runs on, the caller's included
   std::vector<std::thread> workers_;
   std::mutex submit_;  // one job at a time
   std::mutex m_;
