@@ -57,3 +57,33 @@ def test_a_shader_file_with_bytes_that_are_not_utf8(iface, tmp_path):
     with pytest.raises(mg.CompileError) as info:
         iface.load_shader(bad)
     assert info.value.lineno == 3
+
+
+@pytest.mark.skipif("cpu" not in AVAILABLE_BACKENDS, reason="the cpu backend's disk cache")
+def test_a_cut_short_cache_entry_is_rebuilt_not_loaded(tmp_path, monkeypatch, subprocess_env):
+    # dlopen maps a truncated module and the process dies of SIGBUS when it is touched; the
+    # entry must be recognised as broken and compiled again. Fresh processes, as after a crash.
+    import subprocess
+    import sys
+    env = dict(subprocess_env, METALGPU_CACHE_DIR=str(tmp_path))
+    script = (
+        "import numpy as np, metalgpu as mg\n"
+        "i = mg.Interface(backend='cpu')\n"
+        f"i.load_shader_from_string({HEADER!r} + 'kernel void inc(device float* x [[buffer(0)]], "
+        "uint t [[thread_position_in_grid]]) { x[t] += 1; }')\n"
+        "i.set_function('inc')\n"
+        "b = i.array_to_buffer(np.zeros(8, np.float32))\n"
+        "i.run_function(8, [b])\n"
+        "assert (b.contents == 1).all()\n")
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert first.returncode == 0, first.stderr
+    entries = [p for p in tmp_path.rglob("*.so")]
+    assert entries
+    for p in entries:
+        data = p.read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+    again = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert again.returncode == 0, again.stderr
+    assert all(len(p.read_bytes()) > 0 for p in tmp_path.rglob("*.so"))

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <system_error>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -54,6 +55,11 @@ std::string scratch_dir() {
 }
 
 void publish_file(const std::string& temp, const std::string& final_path) {
+  // On disk before it has its name: after a power loss an entry is whole or absent.
+  if (int fd = open(temp.c_str(), O_RDONLY); fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
   std::error_code ec;
   fs::rename(temp, final_path, ec);
   if (ec) fs::remove(temp, ec);

@@ -10,6 +10,9 @@
 #include <unordered_map>
 
 #include <dlfcn.h>
+#if defined(__ELF__)
+#  include <elf.h>
+#endif
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -116,6 +119,32 @@ std::shared_ptr<CpuProgram> load_module(const std::string& path, std::string* er
   std::vector<mg_kernel_desc> kernels(list(nullptr, 0));
   list(kernels.data(), unsigned(kernels.size()));
   return std::make_shared<CpuProgram>(handle, std::move(kernels));
+}
+
+// Whether `path` is at least as long as its ELF header says (section and program headers,
+// and every segment's bytes, inside the file): what a truncated module fails.
+bool whole_elf_file(const std::string& path) {
+#if !defined(__ELF__)
+  (void)path;
+  return true;  // Mach-O (macOS): dlopen checks its own load commands
+#else
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) return false;
+  const auto size = std::uint64_t(f.tellg());
+  Elf64_Ehdr eh;
+  f.seekg(0);
+  if (size < sizeof eh || !f.read(reinterpret_cast<char*>(&eh), sizeof eh)) return false;
+  if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64) return false;
+  if (eh.e_shoff + std::uint64_t(eh.e_shnum) * eh.e_shentsize > size) return false;
+  if (eh.e_phoff + std::uint64_t(eh.e_phnum) * eh.e_phentsize > size) return false;
+  for (unsigned i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    f.seekg(std::streamoff(eh.e_phoff + std::uint64_t(i) * eh.e_phentsize));
+    if (!f.read(reinterpret_cast<char*>(&ph), sizeof ph)) return false;
+    if (ph.p_offset + ph.p_filesz > size) return false;
+  }
+  return true;
+#endif
 }
 
 std::string read_cpu_model() {
@@ -247,7 +276,9 @@ class CpuBackend final : public Backend {
     std::string final_path = (dir ? *dir : scratch_dir()) + "/" + key + ".so";
     std::string load_error;
     if (dir && access(final_path.c_str(), R_OK) == 0) {
-      program = load_module(final_path, &load_error);
+      // A cut-short entry (power loss, an interrupted copy of the cache) is mapped by dlopen
+      // and faults (SIGBUS) when touched: check that the file holds all the ELF says it does.
+      if (whole_elf_file(final_path)) program = load_module(final_path, &load_error);
       if (!program) unlink(final_path.c_str());  // corrupt entry: rebuild it
     }
     if (!program) {
