@@ -113,14 +113,14 @@ def main() -> int:
         names = KERNEL.findall(source) or ["k"]
         function = rng.choice(names)
         current.write_text(source, errors="surrogatepass")
-        calls = [lambda t=t: mg.translate(source, function, target=t) for t in ("cpu", "cuda")]
+        calls = [(mg.translate, (source, function), {"target": t}) for t in ("cpu", "cuda")]
         if iface is not None and ran % args.compile_every == 0:
-            calls.append(lambda: iface.load_shader_from_string(source))
-        for call in calls:
+            calls.append((iface.load_shader_from_string, (source,), {}))
+        for fn, pos, kw in calls:
             ran += 1
             signal.alarm(args.timeout)
             try:
-                call()
+                fn(*pos, **kw)
                 clean += 1
             except ACCEPTED:
                 rejected += 1
