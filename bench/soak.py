@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine_info, machine_lines  # noqa: E402
+from _common import machine_info, machine_lines
 
-import metalgpu as mg  # noqa: E402
+import metalgpu as mg
 
 SOURCE = """#include <metal_stdlib>
 using namespace metal;
