@@ -244,3 +244,40 @@ def test_a_module_that_cannot_be_loaded_reports_dlerror(tmp_path):
     assert "cannot be loaded" in proc.stderr
     assert "undefined symbol: mg_test_symbol_that_does_not_exist" in proc.stderr
     assert "basic_string" not in proc.stderr
+
+
+# A cooperative kernel (fibers, barriers, threadgroup memory): the runtime part that once
+# needed the C++ library (operator new), which a C driver does not link.
+RUN_COOPERATIVE = textwrap.dedent(
+    """
+    import numpy as np
+    import metalgpu as mg
+    iface = mg.Interface(backend="cpu")
+    iface.load_shader_from_string('''
+    #include <metal_stdlib>
+    using namespace metal;
+    kernel void rev(device float* a [[buffer(0)]], uint l [[thread_position_in_threadgroup]],
+                    uint n [[threads_per_threadgroup]], uint g [[thread_position_in_grid]]) {
+        threadgroup float t[64];
+        t[l] = a[g];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        a[g] = t[n - 1 - l] + simd_sum(1.0f);
+    }
+    ''')
+    iface.set_function("rev")
+    buf = iface.array_to_buffer(np.arange(128, dtype=np.float32))
+    iface.run_function(128, [buf], threadgroup=64)
+    expect = np.arange(128, dtype=np.float32).reshape(2, 64)[:, ::-1].ravel() + 32
+    assert np.array_equal(buf.contents, expect), buf.contents
+    print("cooperative ok")
+    """
+)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_cxx_set_to_the_c_driver(tmp_path):
+    # CXX=gcc: the C driver compiles C++ but links no C++ library; generated modules need none.
+    for script, word in ((RUN_KERNEL, "kernel ok"), (RUN_COOPERATIVE, "cooperative ok")):
+        proc = _child(script, tmp_path, "gcc")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert word in proc.stdout

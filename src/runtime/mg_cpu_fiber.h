@@ -13,6 +13,7 @@ extern "C" {
 char* getenv(const char*) noexcept;
 long atol(const char*) noexcept;
 void* aligned_alloc(size_t, size_t) noexcept;
+void* calloc(size_t, size_t) noexcept;
 void free(void*) noexcept;
 void* memset(void*, int, size_t) noexcept;
 [[noreturn]] void abort() noexcept;
@@ -75,29 +76,31 @@ enum fiber_state : unsigned char { fiber_runnable, fiber_at_barrier, fiber_at_ex
 
 constexpr unsigned kMaxGroupThreads = MG_MAX_GROUP_THREADS;
 
+// Plain data, all zero when made (calloc): generated code uses no C++ runtime, so a module
+// links with any driver (CXX=gcc has no libstdc++ for operator new).
 struct group_runner {
   // Fibers of the current group.
-  unsigned count = 0;
-  unsigned current = 0;
+  unsigned count;
+  unsigned current;
   fiber_state state[kMaxGroupThreads];
   void* sp[kMaxGroupThreads];
   simd_lane lanes[kMaxGroupThreads];
   simd_fn pending[kMaxGroupThreads];
   thread_ctx ctx[kMaxGroupThreads];
-  void* scheduler_sp = nullptr;
+  void* scheduler_sp;
 #if MG_FIBER_UCONTEXT
   ucontext_t uc[kMaxGroupThreads];
   ucontext_t scheduler_uc;
 #endif
   // What every fiber runs: the entry's per-thread body, type-erased.
-  void* body = nullptr;
-  void (*invoke)(void*, const thread_ctx&) = nullptr;
+  void* body;
+  void (*invoke)(void*, const thread_ctx&);
   // Stacks: one mapping, each stack above a guard page.
-  unsigned char* stacks = nullptr;
-  size_t stack_size = 0;
+  unsigned char* stacks;
+  size_t stack_size;
   // Dynamic threadgroup memory ([[threadgroup(n)]] parameters).
-  unsigned char* tg_memory = nullptr;
-  size_t tg_capacity = 0;
+  unsigned char* tg_memory;
+  size_t tg_capacity;
   void* tg_slots[MG_MAX_THREADGROUP_SLOTS];
 #if MG_DEBUG
   // Where each fiber waits at a barrier (debug mode names a barrier not all threads reach).
@@ -124,7 +127,7 @@ inline runner_registry& runners() {
 }
 inline void free_runner(group_runner* r) {
   free(r->tg_memory);
-  delete r;
+  free(r);
 }
 __attribute__((destructor)) static void free_runners_at_unload() {
   runner_registry& reg = runners();
@@ -139,7 +142,8 @@ inline group_runner* runner_for_this_thread(const mg_launch* L) {
   unsigned long stack_bytes = 0;
   unsigned char* stacks = L->fiber_stacks ? L->fiber_stacks(&stack_bytes) : nullptr;
   if (!stacks) abort();  // the host could not map them: it has reported why
-  r = new group_runner();
+  r = static_cast<group_runner*>(calloc(1, sizeof(group_runner)));
+  if (!r) abort();
   r->stacks = stacks;
   r->stack_size = stack_bytes;
   runner_registry& reg = runners();
