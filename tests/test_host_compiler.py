@@ -88,7 +88,8 @@ RUN_MATH = textwrap.dedent(
 
 def _cxx_include_dirs() -> list[str]:
     """g++'s C++ library include folders (what conda, spack and Homebrew wrappers add)."""
-    proc = subprocess.run([GXX, "-x", "c++", "-E", "-v", "-"], input="", capture_output=True, text=True)
+    proc = subprocess.run([GXX, "-x", "c++", "-E", "-v", "-"], input="", capture_output=True, text=True,
+                          check=False)
     lines = proc.stderr.splitlines()
     start = next(i for i, line in enumerate(lines) if "#include <...> search starts here" in line)
     dirs = []
@@ -112,7 +113,7 @@ def _child(code: str, tmp_path: Path, cxx: str | None, *args: str) -> subprocess
     else:
         env["CXX"] = cxx
     argv = [sys.executable, *args] if args else [sys.executable, "-c", code]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def _wrapper(tmp_path: Path, name: str, body: str) -> str:
