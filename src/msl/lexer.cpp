@@ -246,6 +246,26 @@ std::string unescape_file_name(std::string_view quoted) {
   throw CompileError(file + ":" + std::to_string(line) + ": error: " + what, file, line);
 }
 
+// Whether `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    if (n < 0 || i + std::size_t(n) >= s.size()) return false;
+    std::uint32_t cp = n == 0 ? c : c & (0x3fu >> n);
+    for (int k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + std::size_t(k)]);
+      if ((d & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+      return false;
+    i += std::size_t(n) + 1;
+  }
+  return true;
+}
+
 // Position state of lex_preprocessed: the presumed file and the offset from physical lines.
 struct Position {
   Lexed& lexed;
@@ -330,6 +350,10 @@ Lexed lex_preprocessed(std::string_view text, const std::string& initial_file) {
     Token& t = lexed.tokens.emplace_back(Token{raw.kind, std::string(raw.text)});
     t.file = pos.file;
     t.line = raw.line + pos.delta;
+    // Code (comments are gone by now) must be UTF-8, as Apple's compiler requires; NVRTC would
+    // otherwise stop at a stray byte without saying where.
+    if ((raw.kind == TokenKind::identifier || raw.kind == TokenKind::punct) && !valid_utf8(raw.text))
+      fail(lexed.files[std::size_t(t.file)], t.line, "source file is not valid UTF-8 (a stray byte in code)");
     t.space_before = raw.space_before;
     t.line_start = raw.line_start;
     have = scanner.next(raw);
