@@ -87,3 +87,10 @@ def test_a_cut_short_cache_entry_is_rebuilt_not_loaded(tmp_path, monkeypatch, su
                            check=False)
     assert again.returncode == 0, again.stderr
     assert all(len(p.read_bytes()) > 0 for p in tmp_path.rglob("*.so"))
+
+
+def test_macros_that_double_at_each_level_are_a_compile_error():
+    # 2^40 copies of `a`: bounded by the count of expansions, not by time or memory.
+    source = "#define X0 a\n" + "".join(f"#define X{k} X{k - 1} X{k - 1}\n" for k in range(1, 41)) + "int v = X40;\n"
+    with pytest.raises(mg.CompileError, match="macro expansion too large"):
+        mg.translate(source, "k", target="cpu")

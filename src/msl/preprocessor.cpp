@@ -617,6 +617,15 @@ class Preprocessor {
   std::unordered_map<std::string, MacroPtr> macros_;
   std::unordered_map<std::string, int> macro_ids_;
   HideSets hidesets_;
+  // Macro invocations expanded so far: bounded, so macros that double at each level
+  // (`#define X1 X0 X0` ... X40) are a CompileError instead of hours and all the memory.
+  std::uint64_t expansions_ = 0;
+  static constexpr std::uint64_t kMaxExpansions = 20'000'000;
+  void count_expansion(const PPTok& at) {
+    if (++expansions_ > kMaxExpansions)
+      fail(at, "macro expansion too large: more than " + std::to_string(kMaxExpansions) +
+                   " macro invocations expanded (macros that expand to several copies of themselves?)");
+  }
   long counter_ = 0;
   Tokens line_;  // scratch for read_line
 };
@@ -1133,6 +1142,7 @@ void Preprocessor::expand(Tokens& pending, Tokens* out, bool top_level, bool in_
       deliver(std::move(t), out);
       continue;
     }
+    count_expansion(t);
     if (!m->function_like) {
       std::vector<Tokens> no_args;
       substitute(*m, t, no_args, hidesets_.add(t.hs, m->id), pending);
