@@ -50,8 +50,7 @@ def time_kernels(debug, x, A, B, reps):
     """Median times of the basic and cooperative kernels, each checked against numpy first."""
     n, m = x.size, A.shape[0]
     iface = mg.Interface(backend="cpu", debug=debug)
-    basic = (iface, BASIC)
-    coop = (iface, COOPERATIVE)
+    basic, coop = BASIC, COOPERATIVE
     bx, by = iface.array_to_buffer(x), iface.create_buffer(n, "float")
     bA, bB, bC = iface.array_to_buffer(A), iface.array_to_buffer(B), iface.create_buffer(m * m, "float")
     tg = 256
@@ -59,7 +58,7 @@ def time_kernels(debug, x, A, B, reps):
     partial_s = iface.create_buffer(n // 32, "float")
 
     def run(src, fn, grid, bufs, check, **kw):
-        iface.load_shader_from_string(src[1])
+        iface.load_shader_from_string(src)
         iface.set_function(fn)
 
         def go():

@@ -50,7 +50,7 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
   t.dispatch_quadgroups_per_threadgroup = (dispatch_threads + 3) / 4;
   for (unsigned long long g = g0; g < g1; ++g) {
 #if MG_DEBUG
-    if (checks.report && __atomic_load_n(&checks.report->faulted, __ATOMIC_RELAXED)) return;  // failed: skip the rest
+    if (dbg::faulted()) return;  // the dispatch has failed: skip the rest of it
 #endif
     const uint gx = uint(g % groups.x);
     const uint gy = uint((g / groups.x) % groups.y);
