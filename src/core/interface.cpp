@@ -11,6 +11,7 @@
 #include "core/dispatch.hpp"
 #include "core/interface_impl.hpp"
 #include "metalgpu/errors.hpp"
+#include "msl/work_item_loops.hpp"
 
 namespace metalgpu {
 
@@ -288,7 +289,9 @@ std::string translate(const std::string& source, const std::string& function, co
                       const Constants& constants) {
   msl::Target t = msl::parse_target(target);
   msl::Translation tr(source, "<string>", {});
-  std::string body = tr.emit(t, constants, &function);
+  // What the backend would compile (cpu: work-item loops unless METALGPU_CPU_FIBERS is set).
+  std::string body = tr.emit(t, constants, &function, false,
+                             t == msl::Target::cpu && msl::work_item_loops_enabled());
   return "// metalgpu " METALGPU_VERSION ": '" + function + "' translated for " + target +
          "\n#include <metal_stdlib>  // the metalgpu runtime\n" + body;
 }

@@ -9,20 +9,10 @@
 // alone is simply not checked.
 #pragma once
 
-#include <cstddef>
-#include <string>
-#include <unordered_map>
-
 #include "msl/parser.hpp"
+#include "msl/text_edits.hpp"
 
 namespace metalgpu::msl {
-
-// Text edits on a SourceModel's tokens, applied at emission.
-struct TextEdits {
-  std::unordered_map<std::size_t, std::string> before;   // written before token i
-  std::unordered_map<std::size_t, std::string> replace;  // token i written as this instead
-  std::unordered_map<std::size_t, std::string> after;    // written after token i
-};
 
 TextEdits debug_instrumentation(const SourceModel& model);
 

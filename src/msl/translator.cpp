@@ -11,6 +11,7 @@
 #include "metalgpu/dtype.hpp"
 #include "metalgpu/errors.hpp"
 #include "msl/debug_instrument.hpp"
+#include "msl/work_item_loops.hpp"
 
 namespace metalgpu::msl {
 namespace {
@@ -221,7 +222,8 @@ std::string line_directive(const Translation& tr, const KernelInfo& k) {
 
 // CPU: per kernel an entry running a range of threadgroups, and a descriptor; the module
 // lists them through mg_module_kernels().
-void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug) {
+void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug,
+                      const std::vector<bool>& work_item_loops) {
   const auto& kernels = tr.kernels();
   std::string table;
   std::size_t emitted = 0;
@@ -237,12 +239,15 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector
     if (debug) out += debug_prologue(k);
     out += e.prologue;
     // Threads that cooperate (barriers, SIMD-group functions, threadgroup memory) run as
-    // fibers; the rest as a plain loop the compiler can vectorise.
+    // fibers, or, where the kernel's body was rewritten into work-item loops, the kernel runs
+    // once per group; the rest as a plain loop the compiler can vectorise.
     // Debug mode: a fault leaves through dbg::guarded, abandoning the rest of this share.
     if (debug) out += "  ::__metalgpu::dbg::guarded([&] {\n";
-    out += std::string("  __metalgpu::cpu::") + (k.cooperative ? "run_groups_cooperative" : "run_groups") +
+    const bool wil = !work_item_loops.empty() && work_item_loops[i];
+    out += std::string("  __metalgpu::cpu::") +
+           (wil ? "run_groups_wil" : k.cooperative ? "run_groups_cooperative" : "run_groups") +
            "(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) " +
-           (k.cooperative ? "" : "MG_LAMBDA_INLINE ") + "{\n";
+           (k.cooperative && !wil ? "" : "MG_LAMBDA_INLINE ") + "{\n";
     out += "    (void)__t;\n    " + k.call + "(" + e.args + ");\n  });\n";
     if (debug) out += "  });\n";
     out += "}\n";
@@ -321,13 +326,13 @@ std::vector<std::string> resolve_constants(const SourceModel& model, const Const
 }
 
 std::string Translation::emit(Target target, const Constants& constants, const std::string* only,
-                              bool debug) const {
+                              bool debug, bool work_item_loops) const {
   if (only && !find(*only))
     throw std::invalid_argument("[translate] no kernel named '" + *only + "' in " + path_);
   std::vector<bool> selected(kernels().size(), true);
   if (only)
     for (std::size_t i = 0; i < selected.size(); ++i) selected[i] = kernels()[i].name == *only;
-  return emit_selected(target, constants, selected, debug);
+  return emit_selected(target, constants, selected, debug, work_item_loops);
 }
 
 std::string Translation::emit_representatives(Target target, const Constants& constants) const {
@@ -346,7 +351,8 @@ std::string Translation::emit_for_check(Target target) const {
 }
 
 std::string Translation::emit_selected(Target target, const Constants& constants,
-                                       const std::vector<bool>& selected, bool debug) const {
+                                       const std::vector<bool>& selected, bool debug,
+                                       bool work_item_loops) const {
   const SourceModel& m = *model_;
   const Lexed& lx = m.lexed();
   std::vector<std::string> values = resolve_constants(m, constants);
@@ -388,6 +394,14 @@ std::string Translation::emit_selected(Target target, const Constants& constants
     checks = debug_instrumentation(m);
     for (auto& [k, text] : checks.before) before[k] += text;
   }
+  // Work-item loops (cpu, not in debug mode: its race and barrier checks follow fibers).
+  WorkItemLoops loops;
+  if (work_item_loops && !debug && target == Target::cpu) {
+    loops = msl::work_item_loops(m, selected);
+    for (auto& [k, text] : loops.edits.before) before[k] += text;
+    checks.replace = std::move(loops.edits.replace);
+    checks.after = std::move(loops.edits.after);
+  }
   int depth = 0;                     // brace depth in the user's code
   int metal_block_depth = -1;        // depth inside the file-scope `namespace metal {`, if open
   bool metal_block_next_brace = false;
@@ -395,7 +409,11 @@ std::string Translation::emit_selected(Target target, const Constants& constants
     const Token& t = toks[i];
     if (t.kind == TokenKind::end) break;
     if (t.kind == TokenKind::pragma) {
+      // A rewrite may drop a pragma (replace) or put code before or after it.
+      if (checks.replace.count(i)) continue;
+      if (auto b = before.find(i); b != before.end()) w.token(t, b->second);
       w.pragma(t);
+      if (auto a = checks.after.find(i); a != checks.after.end()) w.token(t, a->second);
       continue;
     }
     if (cuda && t.kind == TokenKind::punct && t.text == "{") {
@@ -461,7 +479,7 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   if (target == Target::cuda) out = "namespace metal_user {\n";
   out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
-  if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug);
+  if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug, loops.kernels);
   else emit_cuda_entries(out, *this, selected);
   if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;

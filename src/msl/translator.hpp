@@ -32,8 +32,11 @@ class Translation {
   // set, emits the entry point of that kernel alone. Throws std::invalid_argument for
   // constants that name nothing or do not convert to their declared type.
   // `debug` (cpu): every memory access goes through debug mode's checks (debug_instrument.hpp).
+  // `work_item_loops` (cpu, not debug): cooperative kernels whose barriers sit in structured
+  // control flow loop over their threads between barriers instead of running as fibers
+  // (work_item_loops.hpp).
   std::string emit(Target target, const Constants& constants, const std::string* only = nullptr,
-                   bool debug = false) const;
+                   bool debug = false, bool work_item_loops = false) const;
   // The program with the entry points of one instantiation per kernel definition: what
   // checking a large library at load compiles (each kernel is compiled whole on first use).
   std::string emit_representatives(Target target, const Constants& constants) const;
@@ -43,7 +46,7 @@ class Translation {
 
  private:
   std::string emit_selected(Target target, const Constants& constants, const std::vector<bool>& selected,
-                            bool debug = false) const;
+                            bool debug = false, bool work_item_loops = false) const;
 
   std::string path_;
   std::string source_;

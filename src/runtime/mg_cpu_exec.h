@@ -24,15 +24,30 @@ namespace cpu {
 
 MG_FN uint min_u(uint a, uint b) { return a < b ? a : b; }
 
-// Runs threadgroups [g0, g1). Threads of a group run as a plain loop, x innermost, so the
-// compiler can vectorise simple kernels across threads. Edge groups of a grid that is not a
+// Enters threadgroup g: its group-level built-ins in t (grid, group and dispatch sizes already
+// there); returns where its first thread sits in the grid. Edge groups of a grid that is not a
 // multiple of the threadgroup are smaller, and report their real size.
-template <class Body>
-MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
+MG_FN metal::uint3 enter_group(thread_ctx& t, unsigned long long g) {
+  const metal::uint3 grid = t.threads_per_grid, tg = t.dispatch_threads_per_threadgroup;
+  const metal::uint3 groups = t.threadgroups_per_grid;
+  const uint gx = uint(g % groups.x);
+  const uint gy = uint((g / groups.x) % groups.y);
+  const uint gz = uint(g / ((unsigned long long)groups.x * groups.y));  // 65536 x 65536 groups fit
+  const uint ox = gx * tg.x, oy = gy * tg.y, oz = gz * tg.z;
+  t.threadgroup_position_in_grid = metal::uint3(gx, gy, gz);
+  t.threads_per_threadgroup =
+      metal::uint3(min_u(tg.x, grid.x - ox), min_u(tg.y, grid.y - oy), min_u(tg.z, grid.z - oz));
+  const uint group_threads = t.threads_per_threadgroup.x * t.threads_per_threadgroup.y * t.threads_per_threadgroup.z;
+  t.simdgroups_per_threadgroup = (group_threads + 31) / 32;
+  t.quadgroups_per_threadgroup = (group_threads + 3) / 4;
+  return metal::uint3(ox, oy, oz);
+}
+
+// The built-ins every thread of a dispatch shares.
+MG_FN void dispatch_ctx(thread_ctx& t, const mg_launch* L) {
   const metal::uint3 grid(L->grid[0], L->grid[1], L->grid[2]);
   const metal::uint3 tg(L->tg[0], L->tg[1], L->tg[2]);
   const metal::uint3 groups(L->groups[0], L->groups[1], L->groups[2]);
-  thread_ctx t;
   t.threadgroup_slots = nullptr;
   t.threads_per_grid = grid;
   t.grid_size = grid;
@@ -41,27 +56,28 @@ MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long l
   t.dispatch_threads_per_threadgroup = tg;
   t.thread_execution_width = 32;
   t.threads_per_simdgroup = 32;
+  const uint dispatch_threads = tg.x * tg.y * tg.z;
+  t.dispatch_simdgroups_per_threadgroup = (dispatch_threads + 31) / 32;
+  t.dispatch_quadgroups_per_threadgroup = (dispatch_threads + 3) / 4;
+}
+
+// Runs threadgroups [g0, g1). Threads of a group run as a plain loop, x innermost, so the
+// compiler can vectorise simple kernels across threads.
+template <class Body>
+MG_FN void run_groups(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
+  thread_ctx t;
+  dispatch_ctx(t, L);
 #if MG_DEBUG
   dbg::state& checks = dbg::st();
   checks.has_pos = true;
 #endif
-  const uint dispatch_threads = tg.x * tg.y * tg.z;
-  t.dispatch_simdgroups_per_threadgroup = (dispatch_threads + 31) / 32;
-  t.dispatch_quadgroups_per_threadgroup = (dispatch_threads + 3) / 4;
   for (unsigned long long g = g0; g < g1; ++g) {
 #if MG_DEBUG
     if (dbg::faulted()) return;  // the dispatch has failed: skip the rest of it
 #endif
-    const uint gx = uint(g % groups.x);
-    const uint gy = uint((g / groups.x) % groups.y);
-    const uint gz = uint(g / ((unsigned long long)groups.x * groups.y));  // 65536 x 65536 groups fit
-    const uint ox = gx * tg.x, oy = gy * tg.y, oz = gz * tg.z;
-    const uint rx = min_u(tg.x, grid.x - ox), ry = min_u(tg.y, grid.y - oy), rz = min_u(tg.z, grid.z - oz);
-    t.threadgroup_position_in_grid = metal::uint3(gx, gy, gz);
-    t.threads_per_threadgroup = metal::uint3(rx, ry, rz);
-    const uint group_threads = rx * ry * rz;
-    t.simdgroups_per_threadgroup = (group_threads + 31) / 32;
-    t.quadgroups_per_threadgroup = (group_threads + 3) / 4;
+    const metal::uint3 o = enter_group(t, g);
+    const uint ox = o.x, oy = o.y, oz = o.z;
+    const uint rx = t.threads_per_threadgroup.x, ry = t.threads_per_threadgroup.y, rz = t.threads_per_threadgroup.z;
     for (uint z = 0; z < rz; ++z) {
       for (uint y = 0; y < ry; ++y) {
         const uint row = rx * (y + ry * z);

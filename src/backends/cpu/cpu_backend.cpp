@@ -22,6 +22,7 @@
 #include "backends/cuda/cuda_backend.hpp"
 #include "core/disk_cache.hpp"
 #include "core/hash.hpp"
+#include "msl/work_item_loops.hpp"
 #include "core/interface_impl.hpp"
 #include "core/runtime_text.hpp"
 #include "metalgpu/errors.hpp"
@@ -179,10 +180,14 @@ std::string cpu_prelude(const char* what) {
   return source;
 }
 
-std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only, bool debug) {
+// `work_item_loops`: cooperative kernels with barriers in structured control flow loop over
+// their threads between barriers; METALGPU_CPU_FIBERS=1 keeps every one on fibers.
+std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only, bool debug,
+                       bool work_item_loops) {
   if (debug) return "#define MG_DEBUG 1\n" + cpu_prelude("cpu, debug mode") + tr.emit(msl::Target::cpu, constants, only, true);
-  return cpu_prelude("cpu") + tr.emit(msl::Target::cpu, constants, only);
+  return cpu_prelude("cpu") + tr.emit(msl::Target::cpu, constants, only, false, work_item_loops);
 }
+
 
 void check_cuda_translation(const msl::Translation& tr, const Constants& constants, const std::string* only,
                             bool syntax_only = false) {
@@ -259,7 +264,25 @@ class CpuBackend final : public Backend {
 
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
                                  const std::string* only) override {
-    std::string source = cpu_source(tr, constants, only, debug_);
+    const bool loops = !debug_ && msl::work_item_loops_enabled();
+    std::string source = cpu_source(tr, constants, only, debug_, loops);
+    try {
+      return build_source(tr, constants, only, source);
+    } catch (CompileError&) {
+      // The rewrite into work-item loops reads declarations by their syntax alone; should the
+      // compiler refuse what it wrote, the kernels run as fibers (if that fails too, its error
+      // is the program's own).
+      // METALGPU_CPU_FIBERS=0 asks for the loops without this retry (tests, CI).
+      const char* strict = std::getenv("METALGPU_CPU_FIBERS");
+      if (!loops || (strict && *strict)) throw;
+      std::string fibers = cpu_source(tr, constants, only, debug_, false);
+      if (fibers == source) throw;
+      return build_source(tr, constants, only, fibers);
+    }
+  }
+
+  std::shared_ptr<Program> build_source(const msl::Translation& tr, const Constants& constants,
+                                        const std::string* only, const std::string& source) {
     const HostCompiler& hc = host_compiler();
     std::string key = Sha256()
                           .update(hc.version).update("\n").update(hc.flags).update("\n")

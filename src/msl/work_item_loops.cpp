@@ -1,0 +1,664 @@
+#include "msl/work_item_loops.hpp"
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <string>
+
+#include "msl/statements.hpp"
+#include "msl/structure.hpp"
+
+namespace metalgpu::msl {
+namespace {
+
+struct Unsupported {};  // the kernel keeps its fibers
+
+// Built-ins that differ between the threads of a group, re-bound in every thread loop: their
+// values from the loop's counters (x innermost, so the compiler can vectorise across threads).
+const std::map<std::string, std::string, std::less<>> kPerThreadBuiltins = {
+    {"thread_position_in_grid",
+     "metal::uint3(__wg.origin.x + __x, __wg.origin.y + __y, __wg.origin.z + __z)"},
+    {"thread_position_in_threadgroup", "metal::uint3(__x, __y, __z)"},
+    {"thread_index_in_threadgroup", "__i"},
+    {"simdgroup_index_in_threadgroup", "(__i / 32u)"},
+    {"thread_index_in_simdgroup", "(__i % 32u)"},
+    {"quadgroup_index_in_threadgroup", "(__i / 4u)"},
+    {"thread_index_in_quadgroup", "(__i % 4u)"}};
+
+// The head of a loop over the current group's threads: __i is the thread's index.
+constexpr const char* kThreadLoop =
+    " for (uint __z = 0; __z < __wg.size.z; ++__z) for (uint __y = 0; __y < __wg.size.y; ++__y)"
+    " for (uint __x = 0; __x < __wg.size.x; ++__x) { const uint __i = __x + __wg.size.x * (__y + __wg.size.y * __z);"
+    " (void)__i;";
+
+// Words that may precede or follow a declaration's type.
+const std::set<std::string, std::less<>> kQualifiers = {"const",    "volatile", "thread", "device", "constant",
+                                                        "threadgroup", "typename", "struct", "class",  "enum",
+                                                        "unsigned", "signed",   "long",   "short",  "register"};
+const std::set<std::string, std::less<>> kTypeWords = {"unsigned", "signed", "long", "short"};
+// Identifiers that never name a type.
+const std::set<std::string, std::less<>> kNotTypes = {
+    "return", "break",       "continue",   "goto",        "if",         "for",        "while",  "do",
+    "switch", "case",        "default",    "else",        "sizeof",     "this",       "true",   "false",
+    "nullptr", "operator",   "static_cast", "reinterpret_cast", "const_cast", "as_type", "new", "delete"};
+
+// Statements that run at group level, not per thread: types, compile-time constants,
+// threadgroup storage.
+const std::set<std::string, std::less<>> kGroupLevelStarts = {"using", "typedef", "static_assert", "constexpr",
+                                                              "static"};
+
+struct Declarator {
+  std::size_t ptr_begin = 0;  // [ptr_begin, name): *, & and qualifiers
+  std::size_t name = 0;
+  std::size_t suffix_end = 0;  // (name, suffix_end): array bounds
+  std::size_t end = 0;         // the `,` or `;` after the initialiser
+  bool has_init = false;
+};
+struct Declaration {
+  std::size_t spec_begin = 0, spec_end = 0;
+  bool is_auto = false;
+  std::vector<Declarator> declarators;
+};
+
+struct Private {
+  std::string name;
+  unsigned index;  // bound as `__mgw_t<index>& name = __mgw_p<index>[__i]`
+};
+
+struct Context {
+  std::vector<std::string> live;  // per-thread conditions (masks) the threads must meet
+  struct Loop {
+    unsigned k;
+    bool has_continue;
+  };
+  std::vector<Loop> loops;  // enclosing group-level loops, innermost last
+};
+
+class Transformer {
+ public:
+  Transformer(const SourceModel& m, const std::vector<bool>& sync_ids, const KernelInfo& k, const Definition& def)
+      : m_(m), toks_(m.lexed().tokens), sync_ids_(sync_ids), kernel_(k), def_(def) {}
+
+  TextEdits run() {
+    const Stmt body = parse_body(m_.lexed(), def_.open);
+    for (std::size_t i = def_.open; i < def_.close; ++i)
+      if (is(i, "goto")) throw Unsupported{};
+    has_return_ = contains(body, Stmt::return_, false);
+    scopes_.emplace_back();
+    bind_parameters();
+    process_block(body.kids, def_.close, Context{});
+    std::string prologue = " ::__metalgpu::cpu::wi_group& __wg = ::__metalgpu::cpu::wi_current();";
+    prologue += builtin_typedefs_;
+    if (has_return_)
+      prologue += std::string(" unsigned char* __mgw_wd = (unsigned char*)::__metalgpu::cpu::wi_slot(__wg, 0, 1, 1);") +
+                  kThreadLoop + " __mgw_wd[__i] = 0; }";
+    add_after(def_.open, prologue);
+    if (next_slot_ > kMaxSlots) throw Unsupported{};
+    return std::move(edits_);
+  }
+
+ private:
+  static constexpr unsigned kMaxSlots = 256;  // MG_WI_SLOTS in mg_cpu_wil.h
+
+  // ---- classification
+
+  bool is(std::size_t i, const char* text) const {
+    return i < toks_.size() && (toks_[i].kind == TokenKind::identifier || toks_[i].kind == TokenKind::punct) &&
+           toks_[i].text == text;
+  }
+  bool sync(std::size_t b, std::size_t e) const {
+    for (std::size_t i = b; i < e; ++i) {
+      if (toks_[i].kind != TokenKind::identifier) continue;
+      const int id = m_.structure().id(toks_[i].text);
+      if (id >= 0 && std::size_t(id) < sync_ids_.size() && sync_ids_[std::size_t(id)]) return true;
+    }
+    return false;
+  }
+  bool is_barrier(const Stmt& s) const {
+    if (s.kind != Stmt::simple) return false;
+    std::size_t i = s.begin;
+    if (is(i, "metal") && is(i + 1, "::")) i += 2;
+    if (!is(i, "threadgroup_barrier") && !is(i, "simdgroup_barrier")) return false;
+    return is(i + 1, "(") && match_bracket(m_.lexed(), i + 1) + 2 == s.end;
+  }
+  bool is_group_level(const Stmt& s) const {
+    if (s.kind != Stmt::simple) return false;
+    const Token& t = toks_[s.begin];
+    if (t.kind == TokenKind::identifier && kGroupLevelStarts.count(t.text)) return true;
+    for (std::size_t tok : m_.threadgroup_storage())
+      if (tok == s.begin) return true;
+    // A local type definition: `struct S { ... };`.
+    if (is(s.begin, "struct") || is(s.begin, "class") || is(s.begin, "union") || is(s.begin, "enum"))
+      return is(s.begin + 1, "{") || (toks_[s.begin + 1].kind == TokenKind::identifier && is(s.begin + 2, "{"));
+    return false;
+  }
+  // Whether `s` holds a statement of `kind` reaching out of it (loops capture break and
+  // continue, switches break). `through_loops`: look inside loops too (return).
+  bool contains(const Stmt& s, Stmt::Kind kind, bool stop_at_loops = true) const {
+    if (s.kind == kind) return true;
+    const bool loop = s.kind == Stmt::for_ || s.kind == Stmt::range_for || s.kind == Stmt::while_ || s.kind == Stmt::do_;
+    if (stop_at_loops && (loop || (kind == Stmt::break_ && s.kind == Stmt::switch_))) return false;
+    for (const Stmt& k : s.kids)
+      if (contains(k, kind, stop_at_loops)) return true;
+    return false;
+  }
+
+  // ---- text
+
+  std::string render(std::size_t b, std::size_t e) const {
+    std::string out;
+    for (std::size_t i = b; i < e; ++i) {
+      std::string t;
+      switch (m_.action(i)) {
+        case TokenAction::keep: t = toks_[i].text; break;
+        case TokenAction::replace: t = m_.replacement(i); break;
+        case TokenAction::drop: break;
+        default: throw Unsupported{};
+      }
+      if (t.empty()) continue;
+      if (!out.empty()) out += ' ';
+      out += t;
+    }
+    return out;
+  }
+  void add_before(std::size_t i, const std::string& text) { edits_.before[i] += text; }
+  void add_after(std::size_t i, const std::string& text) { edits_.after[i] += text; }
+  void replace(std::size_t i, const std::string& text) {
+    if (toks_[i].kind == TokenKind::pragma) throw Unsupported{};
+    auto it = edits_.replace.find(i);
+    if (it == edits_.replace.end()) edits_.replace[i] = text;
+    else it->second += text;
+  }
+  void erase(std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) {
+      if (toks_[i].kind == TokenKind::pragma) edits_.replace[i] = "";
+      else replace(i, "");
+    }
+  }
+  std::string live(const Context& c) const {
+    std::string cond;
+    for (const std::string& l : c.live) cond += (cond.empty() ? "" : " && ") + l;
+    if (has_return_) cond += std::string(cond.empty() ? "" : " && ") + "!__mgw_wd[__i]";
+    return cond;
+  }
+  // A loop over the group's threads, skipping those not live, with every per-thread name bound.
+  std::string thread_loop(const Context& c) const {
+    std::string s = kThreadLoop;
+    if (const std::string l = live(c); !l.empty()) s += " if (!(" + l + ")) continue;";
+    return s + binds();
+  }
+  std::string binds() const {
+    std::string s = builtin_binds_;
+    // The innermost declaration of each name (an inner scope's shadows an outer one's).
+    std::set<std::string> bound;
+    for (auto sc = scopes_.rbegin(); sc != scopes_.rend(); ++sc)
+      for (auto p = sc->rbegin(); p != sc->rend(); ++p) {
+        if (!bound.insert(p->name).second) continue;
+        const std::string n = std::to_string(p->index);
+        s += " __mgw_t" + n + "& " + p->name + " = __mgw_p" + n + "[__i];";
+      }
+    return s;
+  }
+  std::string slot(const std::string& type, const std::string& var) {
+    const std::string k = std::to_string(next_slot_++);
+    return " " + type + "* " + var + " = (" + type + "*)::__metalgpu::cpu::wi_slot(__wg, " + k + ", sizeof(" + type +
+           "), alignof(" + type + "));";
+  }
+  std::string mask(const std::string& var) { return slot("unsigned char", var); }
+
+  // ---- built-ins
+
+  // Whether the body may change `name` (assigns it, steps it, or takes its address).
+  bool written(const std::string& name) const {
+    for (std::size_t i = def_.open; i < def_.close; ++i) {
+      if (toks_[i].kind != TokenKind::identifier || toks_[i].text != name) continue;
+      if (is(i - 1, ".") || is(i - 1, "->")) continue;  // a member of something else
+      const std::string& next = toks_[i + 1].text;
+      const std::string& prev = toks_[i - 1].text;
+      const bool assign = toks_[i + 1].kind == TokenKind::punct && !next.empty() && next.back() == '=' &&
+                          next != "==" && next != "<=" && next != ">=" && next != "!=";
+      if (assign || next == "++" || next == "--" || prev == "++" || prev == "--" || prev == "&") return true;
+    }
+    return false;
+  }
+
+  // The kernel's parameters as each thread sees them. Per-thread built-ins are re-bound in
+  // every thread loop; a parameter the body changes becomes a per-thread copy (ggml's argsort
+  // does `dst += offset`: one shared `dst` would move once per thread).
+  void bind_parameters() {
+    unsigned n = 0;
+    for (const KernelParam& p : kernel_.params) {
+      const auto builtin = kPerThreadBuiltins.find(p.builtin);
+      const bool per_thread = p.role == ParamRole::builtin && builtin != kPerThreadBuiltins.end();
+      const bool changed = !p.reference && written(p.name);
+      if (!per_thread && !changed) continue;
+      const std::string t = "__mgw_b" + std::to_string(n++);
+      builtin_typedefs_ += " typedef ::__metalgpu::strip_t<decltype(" + p.name + ")> " + t + ";";
+      const std::string value =
+          per_thread ? "::__metalgpu::builtin_as<" + t + ">(" + builtin->second + ")" : p.name;
+      if (!changed) {
+        builtin_binds_ += " " + t + " " + p.name + " = " + value + ";";
+        continue;
+      }
+      const unsigned k = next_private_++;
+      const std::string pt = "__mgw_t" + std::to_string(k), pp = "__mgw_p" + std::to_string(k);
+      builtin_typedefs_ += " typedef " + t + " " + pt + ";" + slot(pt, pp) + kThreadLoop + " " + pp +
+                           "[__i] = " + value + "; }";
+      scopes_.front().push_back({p.name, k});
+    }
+  }
+
+  // ---- declarations
+
+  bool parse_declaration(std::size_t b, std::size_t e, Declaration& d) const {
+    std::size_t k = b;
+    bool type_word = false;
+    while (k < e && toks_[k].kind == TokenKind::identifier && kQualifiers.count(toks_[k].text)) {
+      type_word |= kTypeWords.count(toks_[k].text) != 0;
+      ++k;
+    }
+    d.spec_begin = b;
+    auto declarator_follows = [&](std::size_t i) {
+      return is(i, "=") || is(i, ";") || is(i, ",") || is(i, "[") || is(i, "{") || is(i, "(");
+    };
+    if (k < e && toks_[k].kind == TokenKind::identifier && !kNotTypes.count(toks_[k].text) &&
+        !(type_word && declarator_follows(k + 1))) {
+      d.is_auto = toks_[k].text == "auto";
+      ++k;
+      for (;;) {
+        if (is(k, "::") && k + 1 < e && toks_[k + 1].kind == TokenKind::identifier) {
+          k += 2;
+        } else if (is(k, "<")) {
+          int depth = 0;
+          for (; k < e; ++k) {
+            if (is(k, "(") || is(k, "[")) k = match_bracket(m_.lexed(), k);
+            else if (is(k, "<")) ++depth;
+            else if (is(k, ">") && --depth == 0) break;
+            else if (is(k, ">>") && (depth -= 2) <= 0) break;
+            else if (is(k, ";") || is(k, "{")) return false;
+          }
+          if (k >= e || depth < 0) return false;
+          ++k;
+        } else {
+          break;
+        }
+      }
+    } else if (!type_word) {
+      return false;
+    }
+    while (k < e && toks_[k].kind == TokenKind::identifier && kQualifiers.count(toks_[k].text)) ++k;
+    d.spec_end = k;
+    for (;;) {
+      Declarator dc;
+      dc.ptr_begin = k;
+      while (k < e && (is(k, "*") || is(k, "&") || is(k, "&&") ||
+                       (toks_[k].kind == TokenKind::identifier && kQualifiers.count(toks_[k].text))))
+        ++k;
+      if (k >= e || toks_[k].kind != TokenKind::identifier || kNotTypes.count(toks_[k].text)) return false;
+      dc.name = k++;
+      while (is(k, "[")) k = match_bracket(m_.lexed(), k) + 1;
+      dc.suffix_end = k;
+      if (is(k, "=")) {
+        dc.has_init = true;
+        while (k < e && !is(k, ",") && !is(k, ";")) {
+          if (is(k, "(") || is(k, "[") || is(k, "{")) k = match_bracket(m_.lexed(), k);
+          else if (is(k, "<")) {
+            // `a < b, c > d` cannot be told from a template argument list here: give up.
+            for (std::size_t q = k + 1; q < e && !is(q, ";"); ++q)
+              if (is(q, ",")) return false;
+          }
+          ++k;
+        }
+      } else if (is(k, "{") || is(k, "(")) {
+        dc.has_init = true;
+        k = match_bracket(m_.lexed(), k) + 1;
+      }
+      if (k >= e || (!is(k, ",") && !is(k, ";"))) return false;
+      dc.end = k;
+      d.declarators.push_back(dc);
+      if (is(k, ";")) return k + 1 == e;
+      ++k;
+    }
+  }
+
+  bool used_in(const std::string& name, std::size_t b, std::size_t e) const {
+    for (std::size_t i = b; i < e; ++i)
+      if (toks_[i].kind == TokenKind::identifier && toks_[i].text == name) return true;
+    return false;
+  }
+
+  // Makes a declaration's variables per thread: storage (returned, for group level before the
+  // thread loop) and, in place, a reference to this thread's element initialised as declared.
+  std::string privatize(const Declaration& d, std::vector<Private>& out) {
+    if (d.is_auto) throw Unsupported{};
+    std::string storage;
+    const std::string spec = render(d.spec_begin, d.spec_end);
+    erase(d.spec_begin, d.spec_end);
+    for (const Declarator& dc : d.declarators) {
+      for (std::size_t i = dc.ptr_begin; i < dc.name; ++i)
+        if (is(i, "&") || is(i, "&&")) throw Unsupported{};  // references: not per-thread storage
+      const unsigned n = next_private_++;
+      const std::string t = "__mgw_t" + std::to_string(n), p = "__mgw_p" + std::to_string(n);
+      const std::string name = toks_[dc.name].text;
+      storage += " typedef " + spec + " " + render(dc.ptr_begin, dc.name) + " " + t + " " +
+                 render(dc.name + 1, dc.suffix_end) + ";" + slot(t, p);
+      erase(dc.ptr_begin, dc.name);
+      erase(dc.name + 1, dc.suffix_end);
+      std::string decl = " " + t + "& " + name + " = " + p + "[__i];";
+      if (dc.has_init) {
+        // Initialised as declared (any initialiser form), then copied into place.
+        decl += " { " + t + " __mgw_v";
+        replace(dc.end, "; __builtin_memcpy((void*)&" + name + ", (const void*)&__mgw_v, sizeof(" + name + ")); }");
+      } else {
+        replace(dc.end, ";");
+      }
+      replace(dc.name, decl);
+      out.push_back({name, n});
+    }
+    return storage;
+  }
+
+  // ---- statements
+
+  void process_block(const std::vector<Stmt>& kids, std::size_t scope_end, const Context& c) {
+    std::size_t i = 0;
+    while (i < kids.size()) {
+      const Stmt& s = kids[i];
+      if (s.kind == Stmt::pragma) {
+        // A pragma belongs to the statement after it: kept for code that runs per thread,
+        // dropped before group-level control flow.
+        std::size_t j = i + 1;
+        while (j < kids.size() && kids[j].kind == Stmt::pragma) ++j;
+        if (j < kids.size() && is_plain(kids[j])) {
+          const std::size_t end = run_end(kids, j);
+          region(kids, i, end, scope_end, c);
+          i = end;
+        } else {
+          erase(s.begin, s.end);
+          ++i;
+        }
+        continue;
+      }
+      if (is_plain(s)) {
+        const std::size_t end = run_end(kids, i);
+        region(kids, i, end, scope_end, c);
+        i = end;
+        continue;
+      }
+      if (is_barrier(s)) erase(s.begin, s.end);
+      else if (is_group_level(s)) {
+        if (sync(s.begin, s.end)) throw Unsupported{};
+      } else if (s.kind == Stmt::compound) {
+        scopes_.emplace_back();
+        process_block(s.kids, s.end - 1, c);
+        scopes_.pop_back();
+      } else if (s.kind == Stmt::if_) {
+        group_if(s, c);
+      } else if (s.kind == Stmt::for_ || s.kind == Stmt::while_ || s.kind == Stmt::do_) {
+        group_loop(s, c);
+      } else {
+        throw Unsupported{};  // a barrier inside an expression, a switch, a range-for ...
+      }
+      ++i;
+    }
+  }
+
+  bool is_plain(const Stmt& s) const {
+    return s.kind != Stmt::pragma && !is_barrier(s) && !is_group_level(s) && !sync(s.begin, s.end);
+  }
+  std::size_t run_end(const std::vector<Stmt>& kids, std::size_t i) const {
+    while (i < kids.size() && (is_plain(kids[i]) || kids[i].kind == Stmt::pragma)) {
+      if (kids[i].kind == Stmt::pragma) {
+        std::size_t j = i + 1;
+        while (j < kids.size() && kids[j].kind == Stmt::pragma) ++j;
+        if (j >= kids.size() || !is_plain(kids[j])) break;
+      }
+      ++i;
+    }
+    return i;
+  }
+
+  // Statements kids[a, b) run per thread.
+  void region(const std::vector<Stmt>& kids, std::size_t a, std::size_t b, std::size_t scope_end,
+              const Context& c) {
+    const unsigned label = next_label_++;
+    std::string storage;
+    std::vector<Private> declared;
+    const std::size_t after_run = kids[b - 1].end;
+    for (std::size_t i = a; i < b; ++i) {
+      const Stmt& s = kids[i];
+      Declaration d;
+      if (s.kind != Stmt::simple || !parse_declaration(s.begin, s.end, d)) continue;
+      bool later = false;
+      for (const Declarator& dc : d.declarators) later |= used_in(toks_[dc.name].text, after_run, scope_end);
+      if (later) storage += privatize(d, declared);
+    }
+    bool jumps = false;
+    for (std::size_t i = a; i < b; ++i) rewrite_jumps(kids[i], 0, 0, c, label, jumps);
+    add_before(kids[a].begin, storage + thread_loop(c) + " {");
+    add_after(kids[b - 1].end - 1, std::string(" }") + (jumps ? " __mgw_r" + std::to_string(label) + ": ;" : "") + " }");
+    for (Private& p : declared) scopes_.back().push_back(p);
+  }
+
+  // return / break / continue that leave a region: clear this thread's bits, leave the region.
+  void rewrite_jumps(const Stmt& s, int loops, int switches, const Context& c, unsigned label, bool& jumps) {
+    const std::string leave = " goto __mgw_r" + std::to_string(label) + "; }";
+    auto clear_loops = [&](std::size_t from) {
+      std::string t;
+      for (std::size_t l = from; l < c.loops.size(); ++l) {
+        const std::string k = std::to_string(c.loops[l].k);
+        t += " __mgw_l" + k + "[__i] = 0;";
+        if (c.loops[l].has_continue) t += " __mgw_c" + k + "[__i] = 0;";
+      }
+      return t;
+    };
+    switch (s.kind) {
+      case Stmt::return_:
+        if (s.end != s.begin + 2) throw Unsupported{};  // a kernel returns void
+        replace(s.begin, " { __mgw_wd[__i] = 1;" + clear_loops(0) + leave);
+        replace(s.end - 1, "");
+        jumps = true;
+        return;
+      case Stmt::break_:
+        if (loops == 0 && switches == 0) {
+          if (c.loops.empty()) throw Unsupported{};
+          replace(s.begin, " {" + clear_loops(c.loops.size() - 1) + leave);
+          replace(s.end - 1, "");
+          jumps = true;
+        }
+        return;
+      case Stmt::continue_:
+        if (loops == 0) {
+          if (c.loops.empty()) throw Unsupported{};
+          replace(s.begin, " { __mgw_c" + std::to_string(c.loops.back().k) + "[__i] = 0;" + leave);
+          replace(s.end - 1, "");
+          jumps = true;
+        }
+        return;
+      default: break;
+    }
+    const bool loop = s.kind == Stmt::for_ || s.kind == Stmt::range_for || s.kind == Stmt::while_ || s.kind == Stmt::do_;
+    for (const Stmt& k : s.kids)
+      rewrite_jumps(k, loops + (loop ? 1 : 0), switches + (s.kind == Stmt::switch_ ? 1 : 0), c, label, jumps);
+  }
+
+  // `if` whose branches hold barriers: each thread's condition into a mask, then each branch
+  // for the threads it selects. `if constexpr` is the same for every thread: kept as it is.
+  void group_if(const Stmt& s, const Context& c) {
+    if (sync(s.open, s.close)) throw Unsupported{};
+    const bool is_constexpr = is(s.begin + 1, "constexpr");
+    if (is_constexpr) {
+      for (const Stmt& branch : s.kids) {
+        if (branch.kind != Stmt::compound) {
+          add_before(branch.begin, " {");
+          add_after(branch.end - 1, " }");
+        }
+        scopes_.emplace_back();
+        process_block(branch.kind == Stmt::compound ? branch.kids : std::vector<Stmt>{branch},
+                      branch.kind == Stmt::compound ? branch.end - 1 : branch.end, c);
+        scopes_.pop_back();
+      }
+      return;
+    }
+    const std::string k = std::to_string(next_label_++), m = "__mgw_m" + k;
+    // `if` -> mask, loop head; `(cond)` stays; then the rest of the loop.
+    replace(s.begin, mask(m) + thread_loop_unmasked(c, m) + " " + m + "[__i] = ");
+    add_after(s.close, " ? 1 : 2; }");
+    if (s.else_token) replace(s.else_token, "");
+    for (std::size_t b = 0; b < s.kids.size(); ++b) {
+      const Stmt& branch = s.kids[b];
+      Context inner = c;
+      inner.live.push_back(m + "[__i] == " + (b == 0 ? "1" : "2"));
+      scopes_.emplace_back();
+      add_before(branch.begin, " {");
+      add_after(branch.end - 1, " }");
+      process_block(branch.kind == Stmt::compound ? branch.kids : std::vector<Stmt>{branch},
+                    branch.kind == Stmt::compound ? branch.end - 1 : branch.end, inner);
+      scopes_.pop_back();
+    }
+  }
+  // A thread loop that first clears `m` for every thread, then skips the ones not live.
+  std::string thread_loop_unmasked(const Context& c, const std::string& m) const {
+    std::string s = kThreadLoop + (" " + m + "[__i] = 0;");
+    if (const std::string l = live(c); !l.empty()) s += " if (!(" + l + ")) continue;";
+    return s + binds();
+  }
+
+  struct DoTail {
+    std::size_t while_token = 0, close = 0, semi = 0;
+    std::string l, any;
+  };
+
+  // for / while / do whose body holds barriers: the loop runs at group level while any
+  // thread's condition holds; a thread whose condition fails (or that breaks) sits out.
+  void group_loop(const Stmt& s, const Context& c) {
+    const Stmt& body = s.kids[0];
+    const std::string k = std::to_string(next_label_++);
+    const std::string l = "__mgw_l" + k, cm = "__mgw_c" + k, any = "__mgw_a" + k;
+    const bool has_continue = contains_jump(body, Stmt::continue_);
+    Context in_loop = c;  // where the condition and the step run
+    in_loop.live.push_back(l + "[__i]");
+    Context in_body = c;
+    in_body.live.push_back((has_continue ? cm : l) + "[__i]");
+    in_body.loops.push_back({unsigned(std::stoul(k)), has_continue});
+    scopes_.emplace_back();  // the loop's own variables (a for's init)
+    std::string head = " {" + mask(l) + (has_continue ? mask(cm) : "");
+    const std::string reset_continue =
+        has_continue ? kThreadLoop + (" " + cm + "[__i] = " + l + "[__i]; }") : "";
+    std::string step;
+    DoTail tail;
+    if (s.kind == Stmt::for_) {
+      if (sync(s.open, s.close)) throw Unsupported{};
+      // for ( init ; cond ; step ) body
+      Declaration d;
+      std::vector<Private> declared;
+      std::string storage;
+      if (s.semi1 > s.open + 1 && parse_declaration(s.open + 1, s.semi1 + 1, d)) storage = privatize(d, declared);
+      replace(s.begin, head + storage + thread_loop_unmasked(c, l) + " " + l + "[__i] = 1;");
+      replace(s.open, "");
+      for (Private& p : declared) scopes_.back().push_back(p);
+      std::string after_init = " } for (;;) { bool " + any + " = false;" + thread_loop(in_loop) + " if (!(";
+      if (s.semi2 == s.semi1 + 1) after_init += "1";
+      replace(s.semi1, (declared.empty() ? ";" : "") + after_init);
+      replace(s.semi2, ")) " + l + "[__i] = 0; else " + any + " = true; } if (!" + any + ") break;" + reset_continue);
+      if (s.close > s.semi2 + 1) step = thread_loop(in_loop) + " " + render(s.semi2 + 1, s.close) + "; }";
+      erase(s.semi2 + 1, s.close + 1);
+    } else if (s.kind == Stmt::while_) {
+      if (sync(s.open, s.close)) throw Unsupported{};
+      replace(s.begin, head + thread_loop_unmasked(c, l) + " " + l + "[__i] = 1; } for (;;) { bool " + any +
+                           " = false;" + thread_loop(in_loop) + " if (!");
+      add_after(s.close, ") " + l + "[__i] = 0; else " + any + " = true; } if (!" + any + ") break;" + reset_continue);
+    } else {  // do body while (cond);
+      const std::size_t w = body.end;
+      if (sync(s.open, s.close)) throw Unsupported{};
+      replace(s.begin, head + thread_loop_unmasked(c, l) + " " + l + "[__i] = 1; } for (;;) {" + reset_continue);
+      // After the body: the condition per thread, then whether any thread goes round again.
+      // (The binds are made when the body's scope has closed.)
+      tail = {w, s.close, s.end - 1, l, any};
+    }
+    add_before(body.begin, " {");
+    scopes_.emplace_back();
+    process_block(body.kind == Stmt::compound ? body.kids : std::vector<Stmt>{body},
+                  body.kind == Stmt::compound ? body.end - 1 : body.end, in_body);
+    scopes_.pop_back();
+    add_after(body.end - 1, " }");
+    if (s.kind == Stmt::do_) {
+      const DoTail& t = tail;
+      replace(t.while_token, " bool " + t.any + " = false;" + thread_loop(in_loop) + " if (!");
+      add_after(t.close, ") " + t.l + "[__i] = 0; else " + t.any + " = true; } if (!" + t.any + ") break;");
+      replace(t.semi, " } }");
+    } else {
+      add_after(body.end - 1, step + " } }");
+    }
+    scopes_.pop_back();
+  }
+  // A continue/break in `s` that leaves it (not one of an inner loop's).
+  bool contains_jump(const Stmt& s, Stmt::Kind kind) const {
+    for (const Stmt& k : s.kids)
+      if (contains(k, kind, true)) return true;
+    return s.kind == kind;
+  }
+
+  const SourceModel& m_;
+  const std::vector<Token>& toks_;
+  const std::vector<bool>& sync_ids_;
+  const KernelInfo& kernel_;
+  const Definition& def_;
+  TextEdits edits_;
+  std::string builtin_typedefs_, builtin_binds_;
+  std::vector<std::vector<Private>> scopes_;
+  bool has_return_ = false;
+  unsigned next_slot_ = 1;  // 0: the returned-threads mask
+  unsigned next_label_ = 0;
+  unsigned next_private_ = 0;
+};
+
+void merge(TextEdits& into, TextEdits&& from) {
+  for (auto& [k, v] : from.before) into.before[k] += v;
+  for (auto& [k, v] : from.replace) into.replace[k] = std::move(v);
+  for (auto& [k, v] : from.after) into.after[k] += v;
+}
+
+}  // namespace
+
+WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected) {
+  WorkItemLoops out;
+  const auto& kernels = model.kernels();
+  out.kernels.assign(kernels.size(), false);
+  std::vector<bool> sync_ids;
+  bool have_ids = false;
+  std::map<int, bool> by_definition;  // a template's body is shared by its instantiations
+  for (std::size_t i = 0; i < kernels.size(); ++i) {
+    const KernelInfo& k = kernels[i];
+    if (!selected[i] || !k.cooperative) continue;
+    const int def = model.structure().function_at(k.decl_token);
+    if (def < 0) continue;
+    auto it = by_definition.find(def);
+    if (it == by_definition.end()) {
+      if (!have_ids) {
+        // Names that synchronise threads, directly or through what they call. Threadgroup
+        // storage alone does not: regions share it in order.
+        cooperating_definitions(model.lexed(), model.structure(), {}, &sync_ids);
+        have_ids = true;
+      }
+      bool ok = false;
+      try {
+        TextEdits e = Transformer(model, sync_ids, k, model.structure().definitions()[std::size_t(def)]).run();
+        merge(out.edits, std::move(e));
+        ok = true;
+      } catch (const Unsupported&) {
+      } catch (const std::runtime_error&) {  // a body parse_body cannot split
+      }
+      it = by_definition.emplace(def, ok).first;
+    }
+    out.kernels[i] = it->second;
+  }
+  return out;
+}
+
+bool work_item_loops_enabled() {
+  const char* e = std::getenv("METALGPU_CPU_FIBERS");
+  return !e || !*e || std::string(e) == "0";
+}
+
+}  // namespace metalgpu::msl

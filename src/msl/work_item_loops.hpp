@@ -1,0 +1,38 @@
+// Work-item loops (cpu target): a kernel whose barriers sit in structured control flow runs
+// each stretch of code between barriers as a loop over the threadgroup's threads, instead of
+// running every thread as a fiber switched at each barrier (the technique of MCUDA and PoCL).
+//
+// The kernel's body is rewritten in place (its signature is unchanged, so instantiations and
+// entry points stay as they are):
+//   - a run of statements without barriers (a region) becomes `for each live thread { ... }`;
+//   - a barrier ends a region (the loops themselves order the threads);
+//   - `if`, `for`, `while` and `do` whose bodies hold barriers run at group level: their
+//     conditions are evaluated per thread into a mask, and the regions inside run the threads
+//     the mask selects (break, continue and return clear a thread's bit);
+//   - variables declared at group level and used in a later region are kept per thread
+//     (arrays indexed by the thread), the per-thread built-ins re-bound in every region.
+// Anything else - SIMD-group functions, barriers inside helpers or expressions, declarations
+// it cannot read - leaves the kernel to the fibers.
+#pragma once
+
+#include <vector>
+
+#include "msl/parser.hpp"
+#include "msl/text_edits.hpp"
+
+namespace metalgpu::msl {
+
+struct WorkItemLoops {
+  TextEdits edits;
+  std::vector<bool> kernels;  // per SourceModel kernel: runs as work-item loops
+};
+
+// For the `selected` kernels that cooperate. Read by the translator's cpu emission.
+WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected);
+
+// False when METALGPU_CPU_FIBERS is set and not "0": every cooperative kernel runs as fibers
+// (to compare the two, or to step around a problem in the rewrite). Unset, a module whose
+// rewritten code the compiler refuses is built again with fibers; "0" reports that error.
+bool work_item_loops_enabled();
+
+}  // namespace metalgpu::msl

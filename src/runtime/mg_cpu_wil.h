@@ -1,0 +1,141 @@
+// Work-item loops on the CPU (see src/msl/work_item_loops.hpp): a cooperative kernel whose
+// barriers sit in structured control flow is called once per threadgroup; its body loops over
+// the group's threads between barriers. This is the group it runs for: each thread's
+// built-ins, and storage for the variables and masks the body keeps per thread.
+#pragma once
+
+#define MG_WI_SLOTS 256
+
+namespace __metalgpu {
+namespace cpu {
+
+// Plain data, calloc'ed (generated modules use no C++ runtime: see group_runner).
+struct wi_group {
+  metal::uint3 size;    // threads of the current group, per axis
+  metal::uint3 origin;  // its first thread's position in the grid
+  unsigned capacity;    // threads of a full group of this dispatch: what slots are sized for
+  // Per-thread storage of the body's variables and masks, by slot: allocated on first use in a
+  // dispatch and reused by its later groups (edge groups are smaller, never larger).
+  void* slots[MG_WI_SLOTS];
+  unsigned char* arena;
+  size_t arena_size, arena_used;
+  void* extra[MG_WI_SLOTS];  // slots that did not fit in the arena this dispatch
+  unsigned extra_count;
+  size_t extra_bytes;
+  unsigned char* tg_memory;
+  size_t tg_capacity;
+  void* tg_slots[MG_MAX_THREADGROUP_SLOTS];
+};
+
+inline wi_group*& current_wi_slot() {
+  static thread_local wi_group* g = nullptr;
+  return g;
+}
+MG_FN wi_group& wi_current() { return *current_wi_slot(); }
+
+struct wi_registry {
+  wi_group* list[1024];
+  unsigned count;
+  int lock;
+};
+inline wi_registry& wi_groups() {
+  static wi_registry r = {};
+  return r;
+}
+__attribute__((destructor)) static void free_wi_groups_at_unload() {
+  wi_registry& reg = wi_groups();
+  for (unsigned i = 0; i < reg.count; ++i) {
+    for (unsigned k = 0; k < reg.list[i]->extra_count; ++k) free(reg.list[i]->extra[k]);
+    free(reg.list[i]->arena);
+    free(reg.list[i]->tg_memory);
+    free(reg.list[i]);
+  }
+  reg.count = 0;
+}
+
+inline wi_group* wi_for_this_thread() {
+  wi_group*& g = current_wi_slot();
+  if (g) return g;
+  g = static_cast<wi_group*>(calloc(1, sizeof(wi_group)));
+  if (!g) abort();
+  wi_registry& reg = wi_groups();
+  while (__atomic_exchange_n(&reg.lock, 1, __ATOMIC_ACQUIRE)) {}
+  if (reg.count < 1024) reg.list[reg.count++] = g;  // beyond that: kept for the process
+  __atomic_store_n(&reg.lock, 0, __ATOMIC_RELEASE);
+  return g;
+}
+
+// Storage for `capacity` values of `size` bytes for slot k of the body: the same storage each
+// time the body reaches that declaration, in every group of the dispatch. Blocks come from an
+// arena; one that does not fit gets its own allocation, and the next dispatch a larger arena
+// (the arena cannot move while slots point into it).
+[[gnu::noinline]] inline void* wi_overflow(wi_group& g, unsigned k, size_t bytes) {
+  void* p = aligned_alloc(64, bytes);
+  if (!p) abort();
+  g.extra[g.extra_count++] = p;
+  g.extra_bytes += bytes;
+  return g.slots[k] = p;
+}
+inline void* wi_slot(wi_group& g, unsigned k, size_t size, size_t /*align: blocks are 64-byte aligned*/) {
+  if (g.slots[k]) return g.slots[k];
+  const size_t bytes = (size * g.capacity + 63) & ~size_t(63);
+  if (g.arena_used + bytes > g.arena_size) return wi_overflow(g, k, bytes);
+  void* p = g.arena + g.arena_used;
+  g.arena_used += bytes;
+  return g.slots[k] = p;
+}
+// A new dispatch: no slot is allocated yet; last dispatch's overflow folded into the arena.
+inline void wi_begin(wi_group& g) {
+  if (g.extra_count) {
+    for (unsigned i = 0; i < g.extra_count; ++i) free(g.extra[i]);
+    const size_t want = 2 * (g.arena_size + g.extra_bytes);
+    free(g.arena);
+    g.arena = static_cast<unsigned char*>(aligned_alloc(64, want));
+    if (!g.arena) abort();
+    g.arena_size = want;
+    g.extra_count = 0;
+    g.extra_bytes = 0;
+  }
+  memset(g.slots, 0, sizeof g.slots);
+  g.arena_used = 0;
+}
+
+// Runs groups [g0, g1): the body once per group (it loops over the group's threads itself).
+template <class Body>
+inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
+  wi_group* g = wi_for_this_thread();
+  g->capacity = L->tg[0] * L->tg[1] * L->tg[2];
+  wi_begin(*g);
+  // Dynamic threadgroup memory, laid out once per dispatch on this OS thread.
+  size_t need = 0;
+  size_t offsets[MG_MAX_THREADGROUP_SLOTS];
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
+    offsets[k] = need;
+    need += (size_t(L->threadgroup_sizes[k]) + 15) & ~size_t(15);
+  }
+  if (need > g->tg_capacity) {
+    free(g->tg_memory);
+    g->tg_memory = static_cast<unsigned char*>(aligned_alloc(64, (need + 63) & ~size_t(63)));
+    if (!g->tg_memory) abort();
+    g->tg_capacity = need;
+  }
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k)
+    g->tg_slots[k] = L->threadgroup_sizes[k] ? g->tg_memory + offsets[k] : nullptr;
+  // The built-ins passed to the kernel are its first thread's; the per-thread ones are re-bound
+  // inside the body's loops.
+  thread_ctx t;
+  dispatch_ctx(t, L);
+  t.threadgroup_slots = g->tg_slots;
+  for (unsigned long long k = g0; k < g1; ++k) {
+    g->origin = enter_group(t, k);
+    g->size = t.threads_per_threadgroup;
+    t.thread_position_in_grid = g->origin;
+    t.thread_position_in_threadgroup = metal::uint3(0u, 0u, 0u);
+    t.thread_index_in_threadgroup = t.simdgroup_index_in_threadgroup = t.thread_index_in_simdgroup = 0;
+    t.quadgroup_index_in_threadgroup = t.thread_index_in_quadgroup = 0;
+    body(static_cast<const thread_ctx&>(t));
+  }
+}
+
+}  // namespace cpu
+}  // namespace __metalgpu

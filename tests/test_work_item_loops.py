@@ -1,0 +1,338 @@
+"""Work-item loops on the cpu backend (issue 13).
+
+A cooperative kernel whose barriers sit in structured control flow runs each stretch between
+barriers as a loop over the group's threads (src/msl/work_item_loops.cpp); the rest keep their
+fibers. Each kernel here is checked three ways: `translate()` shows which way it runs, numpy
+gives the answer, and the same kernel forced onto fibers (METALGPU_CPU_FIBERS=1) agrees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import BACKENDS, mg
+
+pytestmark = pytest.mark.skipif("cpu" not in BACKENDS, reason="work-item loops are the cpu backend's")
+
+HEADER = "#include <metal_stdlib>\nusing namespace metal;\n"
+
+
+@pytest.fixture(params=["loops", "fibers"])
+def mode(request, monkeypatch):
+    if request.param == "fibers":
+        monkeypatch.setenv("METALGPU_CPU_FIBERS", "1")
+    else:
+        # "0": loops, and a compile error in the rewritten code is reported (not retried as fibers).
+        monkeypatch.setenv("METALGPU_CPU_FIBERS", "0")
+    return request.param
+
+
+def runs_as(source: str, kernel: str) -> str:
+    out = mg.translate(HEADER + source, kernel, target="cpu")
+    if "run_groups_wil" in out:
+        return "loops"
+    if "run_groups_cooperative" in out:
+        return "fibers"
+    return "plain"
+
+
+def run(source, kernel, grid, buffers, threadgroup, **kw):
+    iface = mg.Interface(backend="cpu")
+    iface.load_shader_from_string(HEADER + source)
+    iface.set_function(kernel)
+    bufs = [iface.array_to_buffer(b) if isinstance(b, np.ndarray) else b for b in buffers]
+    iface.run_function(grid, bufs, threadgroup=threadgroup, **kw)
+    return [b.contents.copy() if hasattr(b, "contents") else None for b in bufs]
+
+
+TREE_SUM = """
+kernel void tree_sum(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                     uint tid [[thread_position_in_threadgroup]], uint gid [[threadgroup_position_in_grid]],
+                     uint n [[threads_per_threadgroup]]) {
+    threadgroup float sh[256];
+    float v = x[gid * n + tid];
+    sh[tid] = v;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint s = n / 2; s > 0; s >>= 1) {
+        if (tid < s) sh[tid] += sh[tid + s];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    if (tid == 0) out[gid] = sh[0] - v + v;
+}
+"""
+
+
+def test_tree_reduction(mode):
+    assert runs_as(TREE_SUM, "tree_sum") == mode
+    x = np.arange(256 * 6, dtype=np.float32) % 17
+    _, out = run(TREE_SUM, "tree_sum", (256 * 6, 1, 1), [x, np.zeros(6, np.float32)], (256, 1, 1))
+    np.testing.assert_array_equal(out, x.reshape(6, 256).sum(1))
+
+
+TILED_MATMUL = """
+kernel void tiled(device const float* A [[buffer(0)]], device const float* B [[buffer(1)]],
+                  device float* C [[buffer(2)]], constant uint& N [[buffer(3)]],
+                  uint2 gid [[thread_position_in_grid]], uint2 lid [[thread_position_in_threadgroup]]) {
+    threadgroup float As[8][8];
+    threadgroup float Bs[8][8];
+    float acc = 0.0f;
+    for (uint t = 0; t < N / 8; ++t) {
+        As[lid.y][lid.x] = A[gid.y * N + t * 8 + lid.x];
+        Bs[lid.y][lid.x] = B[(t * 8 + lid.y) * N + gid.x];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        for (uint k = 0; k < 8; ++k) acc += As[lid.y][k] * Bs[k][lid.x];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    C[gid.y * N + gid.x] = acc;
+}
+"""
+
+
+def test_tiled_matmul_2d_groups(mode):
+    assert runs_as(TILED_MATMUL, "tiled") == mode
+    n = 32
+    rng = np.random.default_rng(1)
+    a = rng.integers(-4, 4, (n, n)).astype(np.float32)
+    b = rng.integers(-4, 4, (n, n)).astype(np.float32)
+    *_, c, _ = run(TILED_MATMUL, "tiled", (n, n, 1), [a, b, np.zeros((n, n), np.float32), np.uint32(n)], (8, 8, 1))
+    np.testing.assert_array_equal(c.reshape(n, n), a @ b)
+
+
+SCAN = """
+kernel void scan(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                 uint tid [[thread_index_in_threadgroup]], uint i [[thread_position_in_grid]],
+                 uint n [[threads_per_threadgroup]]) {
+    threadgroup float sh[128];
+    sh[tid] = x[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint off = 1; off < n; off <<= 1) {
+        float t = tid >= off ? sh[tid - off] : 0.0f;   // read before anyone writes
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        sh[tid] += t;
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    out[i] = sh[tid];
+}
+"""
+
+
+def test_prefix_scan_variable_live_across_a_barrier_in_the_loop(mode):
+    assert runs_as(SCAN, "scan") == mode
+    x = (np.arange(128 * 3) % 5).astype(np.float32)
+    _, out = run(SCAN, "scan", (128 * 3, 1, 1), [x, np.zeros_like(x)], (128, 1, 1))
+    np.testing.assert_array_equal(out, np.cumsum(x.reshape(3, 128), axis=1).ravel())
+
+
+HISTOGRAM = """
+kernel void histogram(device const uint* x [[buffer(0)]], device atomic_uint* bins [[buffer(1)]],
+                      uint tid [[thread_index_in_threadgroup]], uint i [[thread_position_in_grid]],
+                      uint count [[threads_per_grid]]) {
+    threadgroup atomic_uint local_bins[16];
+    if (tid < 16) atomic_store_explicit(&local_bins[tid], 0u, memory_order_relaxed);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    atomic_fetch_add_explicit(&local_bins[x[i] % 16], 1u, memory_order_relaxed);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (tid < 16)
+        atomic_fetch_add_explicit(&bins[tid], atomic_load_explicit(&local_bins[tid], memory_order_relaxed),
+                                  memory_order_relaxed);
+}
+"""
+
+
+def test_histogram_with_threadgroup_atomics(mode):
+    assert runs_as(HISTOGRAM, "histogram") == mode
+    x = np.random.default_rng(2).integers(0, 1000, 64 * 10).astype(np.uint32)
+    _, bins = run(HISTOGRAM, "histogram", (640, 1, 1), [x, np.zeros(16, np.uint32)], (64, 1, 1))
+    np.testing.assert_array_equal(bins, np.bincount(x % 16, minlength=16))
+
+
+EARLY_RETURN = """
+kernel void early(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                  constant uint& n [[buffer(2)]],
+                  uint tid [[thread_index_in_threadgroup]], uint i [[thread_position_in_grid]],
+                  uint g [[threadgroup_position_in_grid]]) {
+    threadgroup float sh[64];
+    sh[tid] = 0.0f;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (i >= n) return;                 // threads past the end leave
+    sh[tid] = x[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (tid == 0) {
+        float s = 0.0f;
+        for (uint k = 0; k < 64; ++k) s += sh[k];
+        out[g] = s;
+    }
+}
+"""
+
+
+def test_threads_that_return_sit_out_the_rest(mode):
+    assert runs_as(EARLY_RETURN, "early") == mode
+    n = 150
+    x = np.arange(192, dtype=np.float32)
+    _, out, _ = run(EARLY_RETURN, "early", (192, 1, 1), [x, np.zeros(3, np.float32), np.uint32(n)], (64, 1, 1))
+    xs = np.where(np.arange(192) < n, x, 0).reshape(3, 64).sum(1)
+    np.testing.assert_array_equal(out, xs)
+
+
+LOOPS = """
+struct Pair { float a; int b; };
+kernel void loops(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                  constant uint& stop [[buffer(2)]], constant int& mode [[buffer(3)]],
+                  uint tid [[thread_index_in_threadgroup]], uint i [[thread_position_in_grid]],
+                  uint n [[threads_per_threadgroup]]) {
+    threadgroup float sh[32];
+    float v = x[i], acc[3] = {0.0f, 1.0f, 2.0f}, w = 1.0f;
+    const float scale = 0.5f;
+    Pair p = {v, int(tid)};
+    for (uint it = 0; it < 8; ++it) {
+        if (it == stop) break;                       // the same for every thread
+        sh[tid] = v;
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        float nb = sh[(tid + 1) % n];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        acc[it % 3] += nb;
+        if (nb > v) continue;                        // after both barriers: still conforming
+        v += nb * scale;
+    }
+    uint k = 0;
+    while (k < 2) {
+        sh[tid] = w;
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        w += sh[n - 1 - tid];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        ++k;
+    }
+    do {
+        if (mode == 1) {
+            sh[tid] = p.a;
+            threadgroup_barrier(mem_flags::mem_threadgroup);
+            p.a = sh[0];
+        } else {
+            threadgroup_barrier(mem_flags::mem_threadgroup);
+            p.a = -p.a;
+        }
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        ++k;
+    } while (k < 4);
+    out[i] = v + acc[0] * 10.0f + acc[1] * 100.0f + acc[2] * 1000.0f + w * 1e4f + p.a * 1e5f + float(p.b);
+}
+"""
+
+
+def loops_reference(x, n, stop, mode):
+    out = np.zeros_like(x)
+    for g in range(len(x) // n):
+        v = x[g * n:(g + 1) * n].astype(np.float64).copy()
+        acc = np.tile(np.array([0.0, 1.0, 2.0]), (n, 1))
+        for it in range(8):
+            if it == stop:
+                break
+            nb = np.roll(v, -1)
+            acc[:, it % 3] += nb
+            v = np.where(nb > v, v, v + nb * 0.5)
+        w = np.ones(n)
+        for _ in range(2):
+            w = w + w[::-1]
+        pa = x[g * n:(g + 1) * n].astype(np.float64).copy()
+        for _ in range(2):
+            pa = np.full(n, pa[0]) if mode == 1 else -pa
+        out[g * n:(g + 1) * n] = (v + acc[:, 0] * 10 + acc[:, 1] * 100 + acc[:, 2] * 1000 + w * 1e4 + pa * 1e5
+                                  + np.arange(n))
+    return out
+
+
+@pytest.mark.parametrize("stop,branch", [(8, 1), (3, 0)])
+def test_for_while_do_if_break_continue(mode, stop, branch):
+    assert runs_as(LOOPS, "loops") == mode
+    n = 32
+    x = (np.arange(n * 2) % 7).astype(np.float32)
+    _, out, *_ = run(LOOPS, "loops", (n * 2, 1, 1), [x, np.zeros_like(x), np.uint32(stop), np.int32(branch)], (n, 1, 1))
+    np.testing.assert_allclose(out, loops_reference(x, n, stop, branch), rtol=1e-6)
+
+
+GRID_3D = """
+kernel void grid3(device uint* out [[buffer(0)]], uint3 p [[thread_position_in_grid]],
+                  uint3 l [[thread_position_in_threadgroup]], uint3 tg [[threads_per_threadgroup]],
+                  uint3 grid [[threads_per_grid]], uint t [[thread_index_in_threadgroup]]) {
+    threadgroup uint sh[32];
+    sh[t] = l.x + 10 * l.y + 100 * l.z;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    const uint count = tg.x * tg.y * tg.z;
+    out[(p.z * grid.y + p.y) * grid.x + p.x] = sh[count - 1 - t] + 1000 * count;
+}
+"""
+
+
+def test_3d_groups_with_edge_groups(mode):
+    assert runs_as(GRID_3D, "grid3") == mode
+    gx, gy, gz = 10, 7, 3
+    (out,) = run(GRID_3D, "grid3", (gx, gy, gz), [np.zeros(gx * gy * gz, np.uint32)], (4, 4, 2))
+    out = out.reshape(gz, gy, gx)
+    for z in range(gz):
+        for y in range(gy):
+            for x in range(gx):
+                ox, oy, oz = x // 4 * 4, y // 4 * 4, z // 2 * 2
+                rx, ry, rz = min(4, gx - ox), min(4, gy - oy), min(2, gz - oz)
+                count = rx * ry * rz
+                t = (x - ox) + rx * ((y - oy) + ry * (z - oz))
+                r = count - 1 - t
+                lx, ly, lz = r % rx, r // rx % ry, r // (rx * ry)
+                assert out[z, y, x] == lx + 10 * ly + 100 * lz + 1000 * count, (x, y, z)
+
+
+DYNAMIC = """
+template <typename T>
+[[kernel]] void reverse_groups(device T* x [[buffer(0)]], threadgroup T* sh [[threadgroup(0)]],
+                               uint t [[thread_index_in_threadgroup]], uint i [[thread_position_in_grid]],
+                               uint n [[threads_per_threadgroup]]) {
+    sh[t] = x[i];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    x[i] = sh[n - 1 - t];
+}
+template [[host_name("reverse_float")]] [[kernel]] void reverse_groups<float>(device float*, threadgroup float*, uint, uint, uint);
+template [[host_name("reverse_int")]] [[kernel]] void reverse_groups<int>(device int*, threadgroup int*, uint, uint, uint);
+"""
+
+
+@pytest.mark.parametrize("kernel,dtype", [("reverse_float", np.float32), ("reverse_int", np.int32)])
+def test_template_kernel_with_dynamic_threadgroup_memory(mode, kernel, dtype):
+    assert runs_as(DYNAMIC, kernel) == mode
+    x = np.arange(96).astype(dtype)
+    (out,) = run(DYNAMIC, kernel, (96, 1, 1), [x], (32, 1, 1), threadgroup_memory={0: 32 * 4})
+    np.testing.assert_array_equal(out, x.reshape(3, 32)[:, ::-1].ravel())
+
+
+FIBERS_STILL = """
+float synced(threadgroup float* sh, uint t, float v) {
+    sh[t] = v;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    return sh[31 - t];
+}
+kernel void with_simd(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+    x[i] = simd_sum(x[i]);
+}
+kernel void with_helper(device float* x [[buffer(0)]], uint t [[thread_index_in_threadgroup]],
+                        uint i [[thread_position_in_grid]]) {
+    threadgroup float sh[32];
+    x[i] = synced(sh, t, x[i]);
+}
+"""
+
+
+@pytest.mark.parametrize("kernel", ["with_simd", "with_helper"])
+def test_kernels_outside_structured_barriers_keep_their_fibers(mode, kernel):
+    assert runs_as(FIBERS_STILL, kernel) == "fibers"
+    x = np.arange(64, dtype=np.float32)
+    (out,) = run(FIBERS_STILL, kernel, (64, 1, 1), [x], (32, 1, 1))
+    if kernel == "with_simd":
+        np.testing.assert_array_equal(out, np.repeat(x.reshape(2, 32).sum(1), 32))
+    else:
+        np.testing.assert_array_equal(out, x.reshape(2, 32)[:, ::-1].ravel())
+
+
+def test_fibers_forced_by_the_environment(monkeypatch):
+    monkeypatch.delenv("METALGPU_CPU_FIBERS", raising=False)
+    assert runs_as(TREE_SUM, "tree_sum") == "loops"
+    monkeypatch.setenv("METALGPU_CPU_FIBERS", "1")
+    assert runs_as(TREE_SUM, "tree_sum") == "fibers"
