@@ -208,20 +208,6 @@ class Transformer {
 
   // ---- built-ins
 
-  // Whether the body may change `name` (assigns it, steps it, or takes its address).
-  bool written(const std::string& name) const {
-    for (std::size_t i = def_.open; i < def_.close; ++i) {
-      if (toks_[i].kind != TokenKind::identifier || toks_[i].text != name) continue;
-      if (is(i - 1, ".") || is(i - 1, "->")) continue;  // a member of something else
-      const std::string& next = toks_[i + 1].text;
-      const std::string& prev = toks_[i - 1].text;
-      const bool assign = toks_[i + 1].kind == TokenKind::punct && !next.empty() && next.back() == '=' &&
-                          next != "==" && next != "<=" && next != ">=" && next != "!=";
-      if (assign || next == "++" || next == "--" || prev == "++" || prev == "--" || prev == "&") return true;
-    }
-    return false;
-  }
-
   // The kernel's parameters as each thread sees them. Per-thread built-ins are re-bound in
   // every thread loop; a parameter the body changes becomes a per-thread copy (ggml's argsort
   // does `dst += offset`: one shared `dst` would move once per thread).
@@ -230,7 +216,8 @@ class Transformer {
     for (const KernelParam& p : kernel_.params) {
       const auto builtin = kPerThreadBuiltins.find(p.builtin);
       const bool per_thread = p.role == ParamRole::builtin && builtin != kPerThreadBuiltins.end();
-      const bool changed = !p.reference && written(p.name);
+      const bool changed = !p.reference && written_in(p.name, def_.open, def_.close);
+      if (per_thread || changed) varying_.insert(p.name);
       if (!per_thread && !changed) continue;
       const std::string t = "__mgw_b" + std::to_string(n++);
       builtin_typedefs_ += " typedef ::__metalgpu::strip_t<decltype(" + p.name + ")> " + t + ";";
@@ -354,52 +341,143 @@ class Transformer {
       }
       replace(dc.name, decl);
       out.push_back({name, n});
+      varying_.insert(name);
     }
     return storage;
   }
 
   // ---- statements
 
+  enum class Role { region, barrier, group_level, hoisted, block, if_, loop };
+
+  // The statements of a block, in order: runs of per-thread statements become thread loops,
+  // the rest run at group level.
   void process_block(const std::vector<Stmt>& kids, std::size_t scope_end, const Context& c) {
-    std::size_t i = 0;
-    while (i < kids.size()) {
+    std::size_t run = kids.size();  // first statement of the pending run, if any
+    auto flush = [&](std::size_t end) {
+      if (run < end) region(kids, run, end, scope_end, c);
+      run = kids.size();
+    };
+    for (std::size_t i = 0; i < kids.size(); ++i) {
       const Stmt& s = kids[i];
       if (s.kind == Stmt::pragma) {
         // A pragma belongs to the statement after it: kept for code that runs per thread,
         // dropped before group-level control flow.
         std::size_t j = i + 1;
         while (j < kids.size() && kids[j].kind == Stmt::pragma) ++j;
-        if (j < kids.size() && is_plain(kids[j])) {
-          const std::size_t end = run_end(kids, j);
-          region(kids, i, end, scope_end, c);
-          i = end;
+        if (j < kids.size() && role_of(kids[j], scope_end, c) == Role::region) {
+          if (run == kids.size()) run = i;
         } else {
           erase(s.begin, s.end);
-          ++i;
         }
         continue;
       }
-      if (is_plain(s)) {
-        const std::size_t end = run_end(kids, i);
-        region(kids, i, end, scope_end, c);
-        i = end;
+      const Role role = role_of(s, scope_end, c);
+      if (role == Role::region) {
+        if (run == kids.size()) run = i;
+        note_varying(s);
         continue;
       }
-      if (is_barrier(s)) erase(s.begin, s.end);
-      else if (is_group_level(s)) {
-        if (sync(s.begin, s.end)) throw Unsupported{};
-      } else if (s.kind == Stmt::compound) {
-        scopes_.emplace_back();
-        process_block(s.kids, s.end - 1, c);
-        scopes_.pop_back();
-      } else if (s.kind == Stmt::if_) {
-        group_if(s, c);
-      } else if (s.kind == Stmt::for_ || s.kind == Stmt::while_ || s.kind == Stmt::do_) {
-        group_loop(s, c);
-      } else {
-        throw Unsupported{};  // a barrier inside an expression, a switch, a range-for ...
+      flush(i);
+      switch (role) {
+        case Role::barrier: erase(s.begin, s.end); break;
+        case Role::group_level:
+          if (sync(s.begin, s.end)) throw Unsupported{};
+          break;
+        case Role::hoisted: break;  // stays where it is, between the thread loops
+        case Role::block:
+          scopes_.emplace_back();
+          process_block(s.kids, s.end - 1, c);
+          scopes_.pop_back();
+          break;
+        case Role::if_: group_if(s, c); break;
+        case Role::loop: group_loop(s, c); break;
+        case Role::region: break;
       }
-      ++i;
+    }
+    flush(kids.size());
+  }
+
+  Role role_of(const Stmt& s, std::size_t scope_end, const Context& c) const {
+    if (is_barrier(s)) return Role::barrier;
+    if (is_group_level(s)) return Role::group_level;
+    if (!sync(s.begin, s.end)) return c.live.empty() && hoistable(s, scope_end) ? Role::hoisted : Role::region;
+    switch (s.kind) {
+      case Stmt::compound: return Role::block;
+      case Stmt::if_: return Role::if_;
+      case Stmt::for_:
+      case Stmt::while_:
+      case Stmt::do_: return Role::loop;
+      default: throw Unsupported{};  // a barrier inside an expression, a switch, a range-for ...
+    }
+  }
+
+  // ---- uniformity: what is the same in every thread of the group
+
+  // The names a block-level statement run per thread declares differ between threads.
+  void note_varying(const Stmt& s) {
+    Declaration d;
+    if (s.kind == Stmt::simple && parse_declaration(s.begin, s.end, d))
+      for (const Declarator& dc : d.declarators) varying_.insert(toks_[dc.name].text);
+  }
+  // No identifier in [b, e) names something that differs between threads (members after `.`
+  // and `->` are not names here).
+  bool uniform(std::size_t b, std::size_t e) const {
+    for (std::size_t i = b; i < e; ++i)
+      if (toks_[i].kind == TokenKind::identifier && !is(i - 1, ".") && !is(i - 1, "->") &&
+          varying_.count(toks_[i].text))
+        return false;
+    return true;
+  }
+  bool written_in(const std::string& name, std::size_t b, std::size_t e) const {
+    for (std::size_t i = b; i < e; ++i) {
+      if (toks_[i].kind != TokenKind::identifier || toks_[i].text != name) continue;
+      if (is(i - 1, ".") || is(i - 1, "->")) continue;
+      const std::string& next = toks_[i + 1].text;
+      const std::string& prev = toks_[i - 1].text;
+      const bool assign = toks_[i + 1].kind == TokenKind::punct && !next.empty() && next.back() == '=' &&
+                          next != "==" && next != "<=" && next != ">=" && next != "!=";
+      if (assign || next == "++" || next == "--" || prev == "++" || prev == "--" || prev == "&") return true;
+    }
+    return false;
+  }
+  // A declaration whose values are the same in every thread and never change afterwards runs
+  // once, at group level: `const uint n_iter = size / stride;`, `device const float* row = src
+  // + tgpig.x * nb01;`. The thread loops around it see it as an ordinary variable.
+  bool hoistable(const Stmt& s, std::size_t scope_end) const {
+    Declaration d;
+    if (s.kind != Stmt::simple || !parse_declaration(s.begin, s.end, d)) return false;
+    if (!uniform(d.spec_begin, d.spec_end)) return false;
+    for (const Declarator& dc : d.declarators) {
+      if (!dc.has_init || !uniform(dc.ptr_begin, dc.end)) return false;
+      if (written_in(toks_[dc.name].text, s.end, scope_end)) return false;
+    }
+    return true;
+  }
+  // A loop the whole group runs the same way: its header is uniform, it declares what it
+  // steps, and nothing in its body leaves it early (a thread's break would be its own).
+  bool uniform_loop(const Stmt& s) const {
+    const Stmt& body = s.kids[0];
+    if (contains_jump(body, Stmt::break_) || contains_jump(body, Stmt::continue_)) return false;
+    if (s.kind != Stmt::for_) return uniform(s.open, s.close);
+    if (!uniform(s.open + 1, s.close)) return false;
+    Declaration d;
+    if (s.semi1 > s.open + 1 && parse_declaration(s.open + 1, s.semi1 + 1, d))
+      for (const Declarator& dc : d.declarators)
+        if (written_in(toks_[dc.name].text, body.begin, body.end)) return false;
+    return true;
+  }
+  // if / for / while / do kept as they are at group level, their statements processed inside.
+  void keep_at_group_level(const Stmt& s, const Context& c) {
+    for (const Stmt& part : s.kids) {
+      if (part.kind != Stmt::compound) {
+        add_before(part.begin, " {");
+        add_after(part.end - 1, " }");
+      }
+      scopes_.emplace_back();
+      process_block(part.kind == Stmt::compound ? part.kids : std::vector<Stmt>{part},
+                    part.kind == Stmt::compound ? part.end - 1 : part.end, c);
+      scopes_.pop_back();
     }
   }
 
@@ -486,20 +564,7 @@ class Transformer {
   // for the threads it selects. `if constexpr` is the same for every thread: kept as it is.
   void group_if(const Stmt& s, const Context& c) {
     if (sync(s.open, s.close)) throw Unsupported{};
-    const bool is_constexpr = is(s.begin + 1, "constexpr");
-    if (is_constexpr) {
-      for (const Stmt& branch : s.kids) {
-        if (branch.kind != Stmt::compound) {
-          add_before(branch.begin, " {");
-          add_after(branch.end - 1, " }");
-        }
-        scopes_.emplace_back();
-        process_block(branch.kind == Stmt::compound ? branch.kids : std::vector<Stmt>{branch},
-                      branch.kind == Stmt::compound ? branch.end - 1 : branch.end, c);
-        scopes_.pop_back();
-      }
-      return;
-    }
+    if (is(s.begin + 1, "constexpr") || uniform(s.open, s.close)) return keep_at_group_level(s, c);
     const std::string k = std::to_string(next_label_++), m = "__mgw_m" + k;
     // `if` -> mask, loop head; `(cond)` stays; then the rest of the loop.
     replace(s.begin, mask(m) + thread_loop_unmasked(c, m) + " " + m + "[__i] = ");
@@ -532,6 +597,8 @@ class Transformer {
   // for / while / do whose body holds barriers: the loop runs at group level while any
   // thread's condition holds; a thread whose condition fails (or that breaks) sits out.
   void group_loop(const Stmt& s, const Context& c) {
+    if (s.kind == Stmt::for_ ? sync(s.open, s.close) : sync(s.open, s.close + 1)) throw Unsupported{};
+    if (uniform_loop(s)) return keep_at_group_level(s, c);
     const Stmt& body = s.kids[0];
     const std::string k = std::to_string(next_label_++);
     const std::string l = "__mgw_l" + k, cm = "__mgw_c" + k, any = "__mgw_a" + k;
@@ -607,6 +674,7 @@ class Transformer {
   TextEdits edits_;
   std::string builtin_typedefs_, builtin_binds_;
   std::vector<std::vector<Private>> scopes_;
+  std::set<std::string> varying_;  // names whose value may differ between threads
   bool has_return_ = false;
   unsigned next_slot_ = 1;  // 0: the returned-threads mask
   unsigned next_label_ = 0;
