@@ -111,6 +111,27 @@ def test_vector_buffers_negate(iface):
     np.testing.assert_array_equal((-buf).readback(), -np.arange(12, dtype=np.float32).reshape(3, 4))
 
 
+def test_vector_buffers_with_numbers(iface):
+    x = np.arange(1, 13, dtype=np.float32).reshape(3, 4)
+    buf = iface.create_buffer(3, "float4")
+    buf.upload(x)
+    np.testing.assert_allclose((2 * buf).readback(), 2 * x)
+    np.testing.assert_allclose((1 / buf).readback(), 1 / x, rtol=1e-6)
+    np.testing.assert_allclose((buf ** 2).readback(), x ** 2, rtol=1e-6)
+    ints = iface.create_buffer(2, "int2")
+    ints.upload([[1, -2], [3, 4]])
+    np.testing.assert_array_equal((10 - ints).readback(), [[9, 12], [7, 6]])
+    with pytest.raises(TypeError, match="int2"):
+        ints ** 2
+
+
+def test_unsigned_powers(iface):
+    x = np.array([0, 1, 3, 255], np.uint8)
+    np.testing.assert_array_equal((iface.array_to_buffer(x) ** 3).readback(), x ** 3)  # wraps at 8 bits
+    u = np.array([2, 3, 4], np.uint32)
+    np.testing.assert_array_equal((3 ** iface.array_to_buffer(u)).readback(), np.uint32(3) ** u)
+
+
 def test_operator_misuse_is_refused(iface):
     ints = iface.array_to_buffer(INTS)
     with pytest.raises(TypeError, match="astype"):

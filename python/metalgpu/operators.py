@@ -95,7 +95,8 @@ def _op_expr(op: str, t: str) -> str:
 
 def _check_int_exponent(op: str, t: str, exponents) -> None:
     # numpy refuses negative integer powers of integers; a kernel could only return garbage.
-    if op == "**" and _scalar_of(t) in _INT_TYPES and (np.asarray(exponents) < 0).any():
+    s = _scalar_of(t)
+    if op == "**" and s in _INT_TYPES and not s.startswith("u") and (np.asarray(exponents) < 0).any():
         raise ValueError("integers to negative integer powers are not allowed (use .astype('float'))")
 
 
@@ -103,6 +104,8 @@ def _binary(op: str, a, b, reflected: bool = False):
     """a <op> b, or b <op> a when `reflected` (b a number): a new Buffer of a's dtype."""
     iface = _owner(a)
     t = a.metal_type
+    if op == "**" and _scalar_of(t) != t and _scalar_of(t) in _INT_TYPES:
+        raise TypeError(f"** on {t} buffers is not supported (integer vectors; use .astype('float{t[-1]}'))")
     if isinstance(b, _core.Buffer):
         _owner(b)
         if len(b) != len(a):
@@ -114,15 +117,16 @@ def _binary(op: str, a, b, reflected: bool = False):
         src = _kernel(f"device const {t}* a [[buffer(0)]], device const {t}* b [[buffer(1)]], "
                       f"device {t}* out [[buffer(2)]]",
                       f"const {t} x = a[i]; const {t} y = b[i]; out[i] = {_op_expr(op, t)};", _helpers(op, t))
-    elif _is_number(b) and _scalar_of(t) == t:
-        if _scalar_of(t) in _INT_TYPES and not isinstance(b, (int, np.integer, np.bool_)):
+    elif _is_number(b):  # a vector buffer takes the number in every lane, as numpy broadcasts
+        st = _scalar_of(t)
+        if st in _INT_TYPES and not isinstance(b, (int, np.integer, np.bool_)):
             # numpy would give floats; an int buffer cannot hold them, and truncating the
             # number first would be a silently different result.
             raise TypeError(f"an {t} buffer and the float {b!r}: convert the buffer first (.astype('float'))")
         if op == "**":
             _check_int_exponent(op, t, a.readback() if reflected else b)
-        x, y = ("s", "a[i]") if reflected else ("a[i]", "s")
-        src = _kernel(f"device const {t}* a [[buffer(0)]], constant {t}& s [[buffer(1)]], "
+        x, y = (f"{t}(s)", "a[i]") if reflected else ("a[i]", f"{t}(s)")
+        src = _kernel(f"device const {t}* a [[buffer(0)]], constant {st}& s [[buffer(1)]], "
                       f"device {t}* out [[buffer(2)]]",
                       f"const {t} x = {x}; const {t} y = {y}; out[i] = {_op_expr(op, t)};", _helpers(op, t))
     else:
