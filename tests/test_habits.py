@@ -250,6 +250,10 @@ def test_upload_bytes_of_any_size_at_an_offset(iface):
         floats.upload(bytes(4), offset=-4)
     with pytest.raises(TypeError, match="offset"):
         floats.upload(bytes(4), offset=1.0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        floats.upload(memoryview(np.zeros(8, np.float32))[::2])
+    with pytest.raises(TypeError, match="copy_to"):
+        floats.upload(iface.create_buffer(4, "float"))
 
 
 def test_upload_to_private_storage_at_an_offset(iface):

@@ -28,6 +28,15 @@ def _offset(offset: Any, where: str) -> int:
     return n
 
 
+def _raw(data, where: str):
+    """bytes-like data as bytes to write: a memoryview of any format counts its bytes."""
+    if not isinstance(data, memoryview):
+        return data
+    if not data.c_contiguous:
+        raise ValueError(f"[{where}] the memoryview must be C-contiguous (bytes(view) makes a copy)")
+    return data.cast("B")
+
+
 def _convert(data: Any, dtype: np.dtype, where: str, what: str) -> np.ndarray:
     """`data` as an array of `dtype`: numpy's same_kind casts, and integers of another
     signedness or width when every value fits (as a list of Python ints does). Else TypeError
@@ -76,7 +85,7 @@ def buffer_upload(self, data: Any, offset: int | None = None) -> None:
     where = "Buffer.upload"
     start = 0 if offset is None else _offset(offset, where)
     if isinstance(data, _BYTES_LIKE):
-        self._write(memoryview(data).cast("B") if isinstance(data, memoryview) else data, start)
+        self._write(_raw(data, where), start)
         return
     if isinstance(data, (_core.Buffer, _core.Texture)):
         raise TypeError(f"[{where}] data is a {type(data).__name__}: copy device objects with other.copy_to(buf)")
@@ -113,7 +122,7 @@ def texture_upload(self, data: Any, offset: int | None = None) -> None:
     where = "Texture.upload"
     start = 0 if offset is None else _offset(offset, where)
     if isinstance(data, _BYTES_LIKE):
-        self._write(memoryview(data).cast("B") if isinstance(data, memoryview) else data, start)
+        self._write(_raw(data, where), start)
         return
     if isinstance(data, (_core.Buffer, _core.Texture)):
         raise TypeError(f"[{where}] data is a {type(data).__name__}: copy device objects with other.copy_to(tex)")
