@@ -42,20 +42,33 @@ from ._compiler import use_ziglang_if_no_compiler  # noqa: E402
 
 use_ziglang_if_no_compiler()
 
-from . import _core, operators  # noqa: E402
+from . import _core, _transfers, operators  # noqa: E402, F401 - _transfers installs Buffer.upload ...
 from ._core import Buffer, CompileError, DeviceInfo, KernelFault, MetalSize, Run, Sampler, Texture  # noqa: E402
 from ._dtypes import DTypeError, metal_name  # noqa: E402
+
+# The original metalgpu package's top-level operators: mg.sqrt(buf) ...
+from .operators import abs, cos, exp, log, sin, sqrt, tan  # noqa: E402, A004
 
 __version__: str = _core.__version__
 
 __all__ = [
     "Buffer", "CompileError", "DeviceInfo", "DTypeError", "Interface", "KernelFault", "MetalSize", "Run",
     "Sampler", "ShaderNotFoundError", "Texture", "devices", "run_kernel", "translate", "__version__",
+    "abs", "cos", "exp", "log", "sin", "sqrt", "tan",
 ]
 
 
 class ShaderNotFoundError(FileNotFoundError, ValueError):
     """A shader file that does not exist (both a FileNotFoundError and a ValueError)."""
+
+
+def _looks_like_a_name(text: str) -> bool:
+    """True for a file or kernel name ("matmul", "good.metal", "shaders/k.metal") given where
+    MSL source was expected: one word, without the characters every kernel's source has."""
+    t = text.strip()
+    if not t or any(c.isspace() for c in t) or t.startswith(("//", "/*")):
+        return False
+    return not any(c in t for c in '{};()#<>"[]')
 
 
 def devices() -> list[DeviceInfo]:
@@ -92,6 +105,9 @@ class Interface(_core.Interface):
         """Compiles MSL source text; includes resolve against the working directory and include_dirs."""
         if not isinstance(source, str):
             raise TypeError(f"source must be a str; got {type(source).__name__}")
+        if _looks_like_a_name(source):
+            raise ValueError(f"load_shader_from_string: {source.strip()!r} looks like a file or kernel name, not MSL "
+                             f"source: use load_shader(path) for a .metal file")
         self._load_source(source, "<string>", include_dirs, defines)
 
     load_shader_from_str = load_shader_from_string
@@ -164,6 +180,9 @@ def run_kernel(source_or_path: str | os.PathLike, function: str, inputs: list, o
         text = os.path.join(os.fspath(kernel_dir), text + ".metal")
     if text.endswith(".metal") or os.path.exists(text):
         iface.load_shader(text)
+    elif _looks_like_a_name(text):
+        raise ValueError(f"run_kernel: {text!r} looks like a file or kernel name, but no such file exists: pass "
+                         f"kernel_dir= (the folder holding {text}.metal), a path to the .metal file, or MSL source")
     else:
         iface.load_shader_from_string(text)
     iface.set_function(function)

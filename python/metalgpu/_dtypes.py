@@ -46,12 +46,26 @@ _METAL_SCALARS = {
     "bfloat", "float", "double",
 }
 _ALIASES = {"byte": "char", "ubyte": "uchar", "longlong": "long", "ulonglong": "ulong"}
+# C and C++ spellings, as the original metalgpu package took them ("int64_t", "uint32_t",
+# "unsigned int"): sizes as Metal has them (long is 64 bits).
+_C_NAMES = {
+    "int8_t": "char", "uint8_t": "uchar", "int16_t": "short", "uint16_t": "ushort", "int32_t": "int",
+    "uint32_t": "uint", "int64_t": "long", "uint64_t": "ulong", "signed char": "char",
+    "unsigned char": "uchar", "signed short": "short", "unsigned short": "ushort", "short int": "short",
+    "unsigned short int": "ushort", "signed": "int", "unsigned": "uint", "signed int": "int",
+    "unsigned int": "uint", "long int": "long", "unsigned long": "ulong", "unsigned long int": "ulong",
+    "long long": "long", "long long int": "long", "unsigned long long": "ulong",
+    "unsigned long long int": "ulong", "size_t": "ulong", "ptrdiff_t": "long", "float32_t": "float",
+    "float64_t": "double", "float16_t": "half", "bfloat16_t": "bfloat", "bfloat16": "bfloat",
+}
 
 
 def metal_name(dtype) -> str:
     """The Metal spelling ("int", "float4", ...) of a ctypes type, numpy dtype or name."""
     if isinstance(dtype, str):
-        name = dtype.strip()
+        name = " ".join(dtype.split())
+        if name in _C_NAMES:
+            return _C_NAMES[name]
         base, lanes = name, ""
         if name[-1:] in "234" and name[:-1] in _METAL_SCALARS | set(_ALIASES):
             base, lanes = name[:-1], name[-1]
@@ -62,7 +76,8 @@ def metal_name(dtype) -> str:
             return _from_numpy(np.dtype(name), dtype)
         except TypeError:
             raise DTypeError(f"unknown dtype {dtype!r}: use a Metal type name such as 'int', "
-                             f"'float', 'half', 'float4', a ctypes type or a numpy dtype") from None
+                             f"'float', 'half', 'float4', a C name such as 'uint32_t', a ctypes type "
+                             f"or a numpy dtype") from None
     if isinstance(dtype, type) and dtype in _CTYPES:
         return _CTYPES[dtype]
     if isinstance(dtype, type) and issubclass(dtype, ctypes._SimpleCData):

@@ -1,5 +1,5 @@
-"""Element-wise operations on Buffers: ``sqrt cos sin tan exp log abs``, ``+ - * /`` and
-``Buffer.astype``.
+"""Element-wise operations on Buffers: ``sqrt cos sin tan exp log abs``, ``+ - * / **``
+(with a Buffer or a number on either side), unary ``-`` and ``abs()``, and ``Buffer.astype``.
 
 They run internal kernels on a private Interface per backend, so the user's loaded shader and
 current function are never touched (the original package reloaded the user's shader after
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import _core
 from ._dtypes import metal_name
 
@@ -18,7 +20,8 @@ __all__ = ["sqrt", "cos", "sin", "tan", "exp", "log", "abs"]
 _FLOAT_TYPES = {"float", "half", "bfloat", "double"}
 _UNARY = {"sqrt": "sqrt", "cos": "cos", "sin": "sin", "tan": "tan", "exp": "exp", "log": "log",
           "abs": "abs"}
-_BINARY = {"+": "a[i] + b[i]", "-": "a[i] - b[i]", "*": "a[i] * b[i]", "/": "a[i] / b[i]"}
+_BINARY = {"+": "x + y", "-": "x - y", "*": "x * y", "/": "x / y"}
+_INT_TYPES = {"char", "uchar", "short", "ushort", "int", "uint", "long", "ulong"}
 
 _runners: dict[tuple[str, str], Any] = {}
 
@@ -50,9 +53,9 @@ def _scalar_of(t: str) -> str:
     return t.rstrip("234")
 
 
-def _kernel(params: str, body: str) -> str:
+def _kernel(params: str, body: str, helpers: str = "") -> str:
     # `#pragma metalgpu double`: buffers of float64 are ours, not Metal's (which has no double).
-    return ("#pragma metalgpu double\n#include <metal_stdlib>\nusing namespace metal;\n"
+    return ("#pragma metalgpu double\n#include <metal_stdlib>\nusing namespace metal;\n" + helpers +
             f"kernel void op({params}, uint i [[thread_position_in_grid]]) {{ {body} }}\n")
 
 
@@ -68,24 +71,87 @@ def _unary(name: str, buf):
     return out
 
 
-def _binary(op: str, a, b):
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating, np.bool_))
+
+
+def _helpers(op: str, t: str) -> str:
+    """x ** y for integers (`ipow`): squaring in an unsigned type, so products wrap like numpy's
+    where a signed one could overflow (undefined behaviour in C++). Floats use pow()."""
+    s = _scalar_of(t)
+    if op != "**" or s not in _INT_TYPES:
+        return ""
+    u = "ulong" if s in ("long", "ulong") else "uint"
+    return (f"static inline {t} ipow({t} x, {t} y) {{\n  {u} r = 1, b = {u}(x);\n"
+            f"  for ({u} e = {u}(y); e != 0; e >>= 1) {{ if (e & 1) r *= b; b *= b; }}\n"
+            f"  return {t}(r);\n}}\n")
+
+
+def _op_expr(op: str, t: str) -> str:
+    if op != "**":
+        return _BINARY[op]
+    return "ipow(x, y)" if _scalar_of(t) in _INT_TYPES else "pow(x, y)"
+
+
+def _check_int_exponent(op: str, t: str, exponents) -> None:
+    # numpy refuses negative integer powers of integers; a kernel could only return garbage.
+    s = _scalar_of(t)
+    if op == "**" and s in _INT_TYPES and not s.startswith("u") and (np.asarray(exponents) < 0).any():
+        raise ValueError("integers to negative integer powers are not allowed (use .astype('float'))")
+
+
+def _binary(op: str, a, b, reflected: bool = False):
+    """a <op> b, or b <op> a when `reflected` (b a number): a new Buffer of a's dtype."""
     iface = _owner(a)
     t = a.metal_type
+    if op == "**" and _scalar_of(t) != t and _scalar_of(t) in _INT_TYPES:
+        raise TypeError(f"** on {t} buffers is not supported (integer vectors; use .astype('float{t[-1]}'))")
     if isinstance(b, _core.Buffer):
         _owner(b)
         if len(b) != len(a):
             raise ValueError(f"buffers differ in length: {len(a)} and {len(b)}")
         if b.metal_type != t:
             raise TypeError(f"buffers differ in dtype: {t} and {b.metal_type} (use .astype())")
+        if op == "**":
+            _check_int_exponent(op, t, b.readback())
         src = _kernel(f"device const {t}* a [[buffer(0)]], device const {t}* b [[buffer(1)]], "
-                      f"device {t}* out [[buffer(2)]]", f"out[i] = {_BINARY[op]};")
-    elif isinstance(b, (int, float)) and _scalar_of(t) == t:
-        src = _kernel(f"device const {t}* a [[buffer(0)]], constant {t}& s [[buffer(1)]], "
-                      f"device {t}* out [[buffer(2)]]", f"out[i] = {_BINARY[op].replace('b[i]', 's')};")
+                      f"device {t}* out [[buffer(2)]]",
+                      f"const {t} x = a[i]; const {t} y = b[i]; out[i] = {_op_expr(op, t)};", _helpers(op, t))
+    elif _is_number(b):  # a vector buffer takes the number in every lane, as numpy broadcasts
+        st = _scalar_of(t)
+        if st in _INT_TYPES and not isinstance(b, (int, np.integer, np.bool_)):
+            # numpy would give floats; an int buffer cannot hold them, and truncating the
+            # number first would be a silently different result.
+            raise TypeError(f"an {t} buffer and the float {b!r}: convert the buffer first (.astype('float'))")
+        if op == "**":
+            _check_int_exponent(op, t, a.readback() if reflected else b)
+        x, y = (f"{t}(s)", "a[i]") if reflected else ("a[i]", f"{t}(s)")
+        src = _kernel(f"device const {t}* a [[buffer(0)]], constant {st}& s [[buffer(1)]], "
+                      f"device {t}* out [[buffer(2)]]",
+                      f"const {t} x = {x}; const {t} y = {y}; out[i] = {_op_expr(op, t)};", _helpers(op, t))
     else:
         return NotImplemented
     out = iface.create_buffer(len(a), t)
     _runner(iface.backend, src).run_function(len(a), [a, b, out])
+    return out
+
+
+def _negate(buf):
+    """-buf: a new buffer (unsigned integers wrap as in numpy)."""
+    iface = _owner(buf)
+    t = buf.metal_type
+    s = _scalar_of(t)
+    if s == "bool":
+        raise TypeError("the - operator is not supported on a bool buffer (numpy refuses it too)")
+    if s in _INT_TYPES:  # in the unsigned type: -INT_MIN would overflow (undefined in C++)
+        u = "ulong" if s in ("long", "ulong") else "uint"
+        lanes = t[len(s):]
+        body = f"out[i] = {t}({u}{lanes}(0) - {u}{lanes}(a[i]));"
+    else:
+        body = "out[i] = -a[i];"
+    src = _kernel(f"device const {t}* a [[buffer(0)]], device {t}* out [[buffer(1)]]", body)
+    out = iface.create_buffer(len(buf), t)
+    _runner(iface.backend, src).run_function(len(buf), [buf, out])
     return out
 
 
@@ -139,10 +205,11 @@ def abs(buf):  # noqa: A001 - the metalgpu package's name
 
 def _install() -> None:
     B = _core.Buffer
-    B.__add__ = lambda a, b: _binary("+", a, b)
-    B.__sub__ = lambda a, b: _binary("-", a, b)
-    B.__mul__ = lambda a, b: _binary("*", a, b)
-    B.__truediv__ = lambda a, b: _binary("/", a, b)
+    for name, op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"), ("pow", "**")):
+        setattr(B, f"__{name}__", lambda a, b, op=op: _binary(op, a, b))
+        setattr(B, f"__r{name}__", lambda a, b, op=op: _binary(op, a, b, reflected=True))
+    B.__neg__ = _negate
+    B.__abs__ = abs
     B.astype = astype
 
 

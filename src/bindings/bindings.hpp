@@ -17,6 +17,25 @@ void init_errors(py::module_& m);
 void init_buffer(py::module_& m);
 void init_interface(py::module_& m);
 
+// An int argument: a Python int or anything with __index__ (numpy integers), never a bool or
+// a float; nullopt when `v` is none of those. Throws ValueError when it does not fit 64 bits.
+std::optional<long long> as_int(py::handle v);
+
+// The bytes of a C-contiguous buffer-protocol object (bytes, bytearray, memoryview, numpy),
+// held for the object's lifetime; writable when asked (PyBUF_WRITABLE).
+class HostBytes {
+ public:
+  HostBytes(py::handle obj, bool writable, const char* where);
+  ~HostBytes() { PyBuffer_Release(&view_); }
+  HostBytes(const HostBytes&) = delete;
+  HostBytes& operator=(const HostBytes&) = delete;
+  void* data() const { return view_.buf; }
+  std::size_t size() const { return std::size_t(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
 // The Python-side Buffer: the C++ handle plus what only Python needs.
 struct PyBuffer {
   Buffer buffer;

@@ -61,26 +61,6 @@ py::object readback(PyBuffer& b) {
   return out;
 }
 
-void upload(PyBuffer& b, py::object data) {
-  py::module_ np = py::module_::import("numpy");
-  DType d = b.buffer.dtype();
-  py::array arr = np.attr("asarray")(data);
-  if (b.view_dtype && !b.view_dtype.is_none()) {  // structured: upload the raw bytes
-    arr = np.attr("ascontiguousarray")(arr.attr("astype")(b.view_dtype)).attr("view")("u1");
-    arr = arr.attr("reshape")(-1);
-  }
-  std::size_t want = b.buffer.count() * d.lanes;
-  if (std::size_t(arr.size()) != want)
-    throw std::invalid_argument("[Buffer.upload] got " + std::to_string(arr.size()) + " elements; the buffer holds " +
-                                std::to_string(want));
-  py::array staged(numpy_dtype(d), storage_shape(b.buffer));
-  py::object target = staged;
-  if (d.lanes == 3) target = staged[py::make_tuple(py::ellipsis(), py::slice(0, 3, 1))];
-  py::tuple shape = target.attr("shape");
-  np.attr("copyto")(target, arr.attr("reshape")(shape), py::arg("casting") = "same_kind");
-  b.buffer.upload(staged.data(), b.buffer.nbytes());
-}
-
 }  // namespace
 
 py::capsule view_owner(const std::shared_ptr<Allocation>& alloc) {
@@ -151,11 +131,27 @@ void init_buffer(py::module_& m) {
         if (b.interface_ref.is_none()) return py::none();
         return b.interface_ref();
       })
-      .def("readback", &readback, "A copy of the buffer's contents as a new numpy array (any storage).")
-      .def("upload", &upload, py::arg("data"),
-           "Copies `data` (same number of elements; cast like numpy's same_kind) into the buffer.")
-      .def("copy_to", [](PyBuffer& b, PyBuffer& other) { b.buffer.copy_to(other.buffer); },
-           "Copies this buffer into `other` (same count and dtype).")
+      // Raw transfers; metalgpu/_transfers.py builds upload/readback/copy_to's conversions on them.
+      .def("_readback", &readback, "A copy of the whole buffer as a new numpy array.")
+      .def("_write", [](PyBuffer& b, py::handle data, std::size_t offset) {
+        HostBytes bytes(data, false, "[Buffer.upload]");
+        b.buffer.upload(bytes.data(), bytes.size(), offset);
+      }, py::arg("data"), py::arg("offset"), "Writes the bytes of `data` at byte `offset`.")
+      .def("_read_into", [](PyBuffer& b, py::handle out, std::size_t offset) {
+        HostBytes bytes(out, true, "[Buffer.readback]");
+        b.buffer.readback(bytes.data(), bytes.size(), offset);
+      }, py::arg("out"), py::arg("offset"), "Fills `out` with the bytes from byte `offset` on.")
+      .def("_copy_to", [](PyBuffer& b, py::handle other) {
+        if (py::isinstance<PyBuffer>(other)) return b.buffer.copy_to(other.cast<PyBuffer&>().buffer);
+        if (py::isinstance<PyTexture>(other)) {
+          auto& t = other.cast<PyTexture&>();
+          b.buffer.copy_to(t.texture);
+          return;
+        }
+        throw TypeMismatch("[Buffer.copy_to] the destination must be a Buffer or a Texture; got " +
+                           py::str(py::type::of(other).attr("__name__")).cast<std::string>() +
+                           " (numpy arrays: buf.readback(out=array))");
+      }, py::arg("other"), "Copies into a Buffer (same count and dtype) or a Texture (its bytes).")
       .def("__repr__", [](const PyBuffer& b) {
         return "<metalgpu.Buffer " + std::to_string(b.buffer.count()) + " x " + b.buffer.dtype().name() +
                (b.buffer.released() ? " (released)>" : ">");

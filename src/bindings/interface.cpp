@@ -9,10 +9,11 @@ namespace metalgpu::bindings {
 namespace {
 
 std::uint32_t dimension(py::handle v, const char* what) {
-  if (PyBool_Check(v.ptr()) || !PyLong_Check(v.ptr()))
+  auto value = as_int(v);
+  if (!value)
     throw TypeMismatch(std::string("[run_function] ") + what + " must be made of ints; got " +
                        py::str(py::type::of(v).attr("__name__")).cast<std::string>());
-  long long n = v.cast<long long>();
+  long long n = *value;
   if (n <= 0 || n > std::numeric_limits<std::uint32_t>::max())
     throw std::invalid_argument(std::string("[run_function] ") + what + " dimension " + std::to_string(n) +
                                 " is out of range (1..4294967295)");
@@ -22,6 +23,8 @@ std::uint32_t dimension(py::handle v, const char* what) {
 // int | (x,) | (x, y) | (x, y, z) | MetalSize
 Size3 to_size(py::handle obj, const char* what) {
   if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) return {dimension(obj, what), 1, 1};
+  static py::object np_integer = py::module_::import("numpy").attr("integer");
+  if (py::isinstance(obj, np_integer)) return {dimension(obj, what), 1, 1};
   if (py::isinstance<Size3>(obj)) return obj.cast<Size3>();
   if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
     py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
@@ -71,9 +74,14 @@ Binding to_binding(py::handle item, std::size_t i) {
     if (kind == "f") return Binding::of_float(item.attr("item")().cast<double>());
     return Binding::of_bytes(item.attr("tobytes")().cast<std::string>());
   }
+  // A numpy array or a list is the commonest slip: say how to make a Buffer of it.
+  std::string hint;
+  static py::object ndarray = py::module_::import("numpy").attr("ndarray");
+  if (py::isinstance(item, ndarray) || PyList_Check(item.ptr()) || PyTuple_Check(item.ptr()))
+    hint = " (make a Buffer of it with iface.array_to_buffer(...))";
   throw TypeMismatch("[run_function] buffers[" + std::to_string(i) +
                      "] must be a Buffer, None, an int, a float, bytes or a numpy scalar; got " +
-                     py::str(py::type::of(item).attr("__name__")).cast<std::string>());
+                     py::str(py::type::of(item).attr("__name__")).cast<std::string>() + hint);
 }
 
 ConstantValue to_constant(py::handle v, const std::string& key) {
@@ -154,6 +162,28 @@ Run run_function(Interface& self, py::handle grid, py::object buffers, py::objec
 }
 
 }  // namespace
+
+std::optional<long long> as_int(py::handle v) {
+  if (PyBool_Check(v.ptr()) || PyFloat_Check(v.ptr()) || !PyIndex_Check(v.ptr())) return std::nullopt;
+  static py::object np_bool = py::module_::import("numpy").attr("bool_");
+  if (py::isinstance(v, np_bool)) return std::nullopt;
+  py::object n = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+  if (!n) throw py::error_already_set();
+  int overflow = 0;
+  long long x = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+  if (overflow != 0)
+    throw std::invalid_argument("the int " + py::str(n).cast<std::string>() + " does not fit 64 bits");
+  return x;
+}
+
+HostBytes::HostBytes(py::handle obj, bool writable, const char* where) {
+  if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) != 0) {
+    PyErr_Clear();
+    throw TypeMismatch(std::string(where) + " needs " + (writable ? "a writable" : "a") +
+                       " C-contiguous bytes-like object; got " +
+                       py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+  }
+}
 
 void init_interface(py::module_& m) {
   py::class_<DeviceInfo>(m, "DeviceInfo", "A device metalgpu can run kernels on.")

@@ -55,24 +55,6 @@ py::object texture_readback(PyTexture& t) {
   return out;
 }
 
-void texture_upload(PyTexture& t, py::object data) {
-  py::module_ np = py::module_::import("numpy");
-  if (t.texture.released()) t.texture.upload(nullptr, 0);  // raises the released error
-  py::array arr = np.attr("asarray")(data);
-  auto shape = texture_shape(t.texture);
-  py::ssize_t want = 1;
-  for (auto s : shape) want *= s;
-  if (arr.size() != want) {
-    std::string s;
-    for (auto v : shape) s += (s.empty() ? "" : ", ") + std::to_string(v);
-    throw std::invalid_argument("[Texture.upload] got " + std::to_string(arr.size()) + " elements; the texture holds " +
-                                std::to_string(want) + " (shape (" + s + "))");
-  }
-  py::array staged(texture_dtype(t.texture.format()), shape);
-  np.attr("copyto")(staged, arr.attr("reshape")(py::tuple(py::cast(shape))), py::arg("casting") = "same_kind");
-  t.texture.upload(staged.data(), t.texture.nbytes());
-}
-
 TextureType parse_type(const std::string& s) {
   if (s == "1d" || s == "texture1d") return TextureType::tex1d;
   if (s == "1d_array" || s == "texture1d_array") return TextureType::tex1d_array;
@@ -95,9 +77,9 @@ const char* short_type(TextureType t) {
 }
 
 std::uint32_t dim(py::handle v, const char* what) {
-  if (PyBool_Check(v.ptr()) || !PyLong_Check(v.ptr()))
-    throw TypeMismatch(std::string("[create_texture] ") + what + " must be an int; got " + type_name(v));
-  long long n = v.cast<long long>();
+  auto value = as_int(v);
+  if (!value) throw TypeMismatch(std::string("[create_texture] ") + what + " must be an int; got " + type_name(v));
+  long long n = *value;
   if (n <= 0 || n > 0xffffffffLL)
     throw std::invalid_argument(std::string("[create_texture] ") + what + " must be at least 1; got " +
                                 std::to_string(n));
@@ -202,11 +184,26 @@ void init_texture(py::module_& m) {
                         "An image kernels read, write and sample. `.contents` is a numpy view of its texels.")
       .def_property_readonly("contents", &make_texture_contents,
                              "numpy array aliasing the texels (no copy): (height, width, channels) for 2D")
-      .def("readback", &texture_readback, "A copy of the texels as a new numpy array (any storage).")
-      .def("upload", &texture_upload, py::arg("data"),
-           "Copies `data` (same number of elements; cast like numpy's same_kind) into the texture.")
-      .def("copy_to", [](PyTexture& t, PyTexture& other) { t.texture.copy_to(other.texture); },
-           "Copies this texture into `other` (same type, size and format).")
+      // Raw transfers; metalgpu/_transfers.py builds upload/readback/copy_to's conversions on them.
+      .def("_readback", &texture_readback, "A copy of the texels as a new numpy array.")
+      .def("_write", [](PyTexture& t, py::handle data, std::size_t offset) {
+        HostBytes bytes(data, false, "[Texture.upload]");
+        t.texture.upload(bytes.data(), bytes.size(), offset);
+      }, py::arg("data"), py::arg("offset"), "Writes the bytes of `data` at byte `offset`.")
+      .def("_read_into", [](PyTexture& t, py::handle out, std::size_t offset) {
+        HostBytes bytes(out, true, "[Texture.readback]");
+        t.texture.readback(bytes.data(), bytes.size(), offset);
+      }, py::arg("out"), py::arg("offset"), "Fills `out` with the bytes from byte `offset` on.")
+      .def("_copy_to", [](PyTexture& t, py::handle other) {
+        if (py::isinstance<PyTexture>(other)) return t.texture.copy_to(other.cast<PyTexture&>().texture);
+        if (py::isinstance<PyBuffer>(other)) {
+          auto& b = other.cast<PyBuffer&>();
+          t.texture.copy_to(b.buffer);
+          return;
+        }
+        throw TypeMismatch("[Texture.copy_to] the destination must be a Texture or a Buffer; got " + type_name(other) +
+                           " (numpy arrays: tex.readback(out=array))");
+      }, py::arg("other"), "Copies into a Texture (same type, size and format) or a Buffer (the texels' bytes).")
       .def("release", [](PyTexture& t) {
         t.drop_cache();
         t.texture.release();

@@ -51,6 +51,10 @@ class Allocation {
   virtual void view_closed() {}
 };
 
+// Copies the first `n` bytes of `from` to the start of `to` through host memory (buffer <->
+// texture copies; both hold at least n bytes).
+void copy_allocation_bytes(const Allocation& from, Allocation& to, std::size_t n);
+
 // A texture's shape and memory layout (see Texture in texture.hpp: rows and slices packed).
 struct TextureLayout {
   TextureDesc desc;

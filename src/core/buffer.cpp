@@ -1,9 +1,11 @@
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/backend.hpp"
 #include "core/interface_impl.hpp"
 #include "metalgpu/errors.hpp"
+#include "metalgpu/texture.hpp"
 
 namespace metalgpu {
 
@@ -32,7 +34,24 @@ detail::BufferState& live(const std::shared_ptr<detail::BufferState>& s, const c
   return *s;
 }
 
+// Checks that [offset, offset + n) lies inside `size` bytes, without overflowing.
+void check_range(const char* where, std::size_t offset, std::size_t n, std::size_t size, const char* what) {
+  if (offset > size || n > size - offset)
+    throw std::invalid_argument(std::string(where) + " bytes " + std::to_string(offset) + ".." +
+                                std::to_string(offset) + "+" + std::to_string(n) + " do not fit the " + what +
+                                " of " + std::to_string(size) + " bytes");
+}
+
 }  // namespace
+
+// Between a buffer and a texture, through host memory: every backend's Allocation can read
+// and write host bytes, while a device-side copy between the two kinds would need one per
+// backend (a Metal texture is not linear memory).
+void copy_allocation_bytes(const Allocation& from, Allocation& to, std::size_t n) {
+  std::vector<char> staging(n);
+  from.read(0, staging.data(), n);
+  to.write(0, staging.data(), n);
+}
 
 std::size_t Buffer::count() const { return state_ ? state_->count : 0; }
 DType Buffer::dtype() const { return state_ ? state_->dtype : DType{}; }
@@ -66,6 +85,27 @@ void Buffer::readback(void* data, std::size_t nbytes) const {
     throw std::invalid_argument("[Buffer.readback] asked for " + std::to_string(nbytes) +
                                 " bytes; the buffer holds " + std::to_string(s.alloc->nbytes));
   s.alloc->read(0, data, nbytes);
+}
+
+void Buffer::upload(const void* data, std::size_t nbytes, std::size_t offset) {
+  auto& s = live(state_, "upload");
+  check_range("[Buffer.upload]", offset, nbytes, s.alloc->nbytes, "buffer");
+  if (nbytes) s.alloc->write(offset, data, nbytes);
+}
+
+void Buffer::readback(void* data, std::size_t nbytes, std::size_t offset) const {
+  auto& s = live(state_, "readback");
+  check_range("[Buffer.readback]", offset, nbytes, s.alloc->nbytes, "buffer");
+  if (nbytes) s.alloc->read(offset, data, nbytes);
+}
+
+void Buffer::copy_to(Texture& texture) const {
+  auto& s = live(state_, "copy_to");
+  auto t = texture.allocation();  // throws if the texture was released
+  if (s.alloc->nbytes < texture.nbytes())
+    throw std::invalid_argument("[Buffer.copy_to] the buffer holds " + std::to_string(s.alloc->nbytes) +
+                                " bytes; the texture needs " + std::to_string(texture.nbytes()));
+  copy_allocation_bytes(*s.alloc, *t, texture.nbytes());
 }
 
 void Buffer::copy_to(Buffer& other) const {

@@ -1,5 +1,7 @@
 #include "core/disk_cache.hpp"
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -28,6 +30,22 @@ std::optional<std::string> cache_dir() {
   fs::create_directories(dir, ec);
   if (ec || access(dir.c_str(), W_OK) != 0) return std::nullopt;
   return dir;
+}
+
+std::optional<std::string> dump_dir() {
+  const char* env = std::getenv("METALGPU_DUMP");
+  if (!env || !*env) return std::nullopt;
+  std::error_code ec;
+  fs::create_directories(env, ec);
+  if (ec || access(env, W_OK) != 0) {
+    // Said once: a dump that silently writes nothing looks like a compiler that did nothing.
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true))
+      std::fprintf(stderr, "metalgpu: METALGPU_DUMP=%s cannot be created or written (%s); nothing is dumped\n", env,
+                   ec ? ec.message().c_str() : "not writable");
+    return std::nullopt;
+  }
+  return std::string(env);
 }
 
 namespace {

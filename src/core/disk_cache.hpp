@@ -9,6 +9,10 @@ namespace metalgpu {
 
 std::optional<std::string> cache_dir();  // created on first use; nullopt when disabled/unusable
 
+// $METALGPU_DUMP, the folder generated code is written to: created when missing; nullopt when
+// the variable is unset, or when the folder cannot be made (said once on stderr).
+std::optional<std::string> dump_dir();
+
 // A fresh private folder for temporary files of this process (removed at exit).
 std::string scratch_dir();
 

@@ -169,6 +169,33 @@ void Texture::readback(void* data, std::size_t n) const {
   s.alloc->read(0, data, n);
 }
 
+void Texture::upload(const void* data, std::size_t n, std::size_t offset) {
+  auto& s = live(state_, "upload");
+  if (offset > nbytes() || n > nbytes() - offset)
+    throw std::invalid_argument("[Texture.upload] bytes " + std::to_string(offset) + ".." + std::to_string(offset) +
+                                "+" + std::to_string(n) + " do not fit the texture of " + std::to_string(nbytes()) +
+                                " bytes");
+  if (n) s.alloc->write(offset, data, n);
+}
+
+void Texture::readback(void* data, std::size_t n, std::size_t offset) const {
+  auto& s = live(state_, "readback");
+  if (offset > nbytes() || n > nbytes() - offset)
+    throw std::invalid_argument("[Texture.readback] bytes " + std::to_string(offset) + ".." + std::to_string(offset) +
+                                "+" + std::to_string(n) + " do not fit the texture of " + std::to_string(nbytes()) +
+                                " bytes");
+  if (n) s.alloc->read(offset, data, n);
+}
+
+void Texture::copy_to(Buffer& buffer) const {
+  auto& s = live(state_, "copy_to");
+  auto b = buffer.allocation();  // throws if the buffer was released
+  if (b->nbytes < nbytes())
+    throw std::invalid_argument("[Texture.copy_to] the texture holds " + std::to_string(nbytes()) +
+                                " bytes; the buffer has only " + std::to_string(b->nbytes));
+  copy_allocation_bytes(*s.alloc, *b, nbytes());
+}
+
 void Texture::copy_to(Texture& other) const {
   auto& s = live(state_, "copy_to");
   auto& o = live(other.state_, "copy_to");

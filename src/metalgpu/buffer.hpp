@@ -15,6 +15,7 @@ namespace detail {
 struct BufferState;
 }
 class Allocation;
+class Texture;
 
 // A handle to a buffer. Copies share the buffer. After release() (or once its Interface is
 // gone) every use throws ReleasedError; memory handed out through allocation() stays valid
@@ -37,9 +38,15 @@ class METALGPU_API Buffer {
   // The memory itself, for views that must outlive the handle.
   std::shared_ptr<Allocation> allocation() const;
 
-  void upload(const void* data, std::size_t nbytes);
+  void upload(const void* data, std::size_t nbytes);  // exactly nbytes()
   void readback(void* data, std::size_t nbytes) const;
-  void copy_to(Buffer& other) const;
+  // A byte range: `nbytes` bytes at byte `offset`, which must lie inside the buffer.
+  void upload(const void* data, std::size_t nbytes, std::size_t offset);
+  void readback(void* data, std::size_t nbytes, std::size_t offset) const;
+  void copy_to(Buffer& other) const;  // same count and dtype
+  // The texture's bytes (texels packed as Texture describes) from the start of this buffer,
+  // which must hold at least texture.nbytes().
+  void copy_to(Texture& texture) const;
   void release() noexcept;
 
   const std::shared_ptr<detail::BufferState>& state() const noexcept { return state_; }

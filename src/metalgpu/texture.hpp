@@ -65,9 +65,14 @@ class METALGPU_API Texture {
 
   void* contents() const;  // host memory (storage "shared"); makes it current
   std::shared_ptr<Allocation> allocation() const;
-  void upload(const void* data, std::size_t nbytes);
+  void upload(const void* data, std::size_t nbytes);  // exactly nbytes()
   void readback(void* data, std::size_t nbytes) const;
+  // A byte range: `nbytes` bytes at byte `offset`, which must lie inside the texture.
+  void upload(const void* data, std::size_t nbytes, std::size_t offset);
+  void readback(void* data, std::size_t nbytes, std::size_t offset) const;
   void copy_to(Texture& other) const;  // same type, size and format
+  // All texels (packed rows, as above) to the start of `buffer`, which must hold at least nbytes().
+  void copy_to(Buffer& buffer) const;
   void release() noexcept;
 
   const std::shared_ptr<detail::TextureState>& state() const noexcept { return state_; }

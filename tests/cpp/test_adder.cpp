@@ -78,6 +78,34 @@ int main() {
   }
   check(threw, "syntax error raises CompileError with the line");
 
+  // Byte ranges, and raw copies between a buffer and a texture (the Python transfers' core).
+  Buffer bytes = iface.create_buffer(8, *DType::parse("uchar"));
+  const unsigned char part[3] = {7, 8, 9};
+  bytes.upload(part, 3, 5);
+  unsigned char back[2] = {};
+  bytes.readback(back, 2, 6);
+  check(back[0] == 8 && back[1] == 9, "upload and readback of a byte range");
+  threw = false;
+  try {
+    bytes.upload(part, 3, 6);  // one byte past the end
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  check(threw, "a range past the end raises invalid_argument");
+  TextureDesc desc;
+  desc.width = 2;
+  desc.format = "rgba8uint";
+  Texture tex = iface.create_texture(desc);
+  bytes.copy_to(tex);
+  unsigned char texels[8] = {};
+  tex.readback(texels, sizeof texels);
+  check(texels[5] == 7 && texels[7] == 9, "buffer to texture copy");
+  Buffer wide = iface.create_buffer(2, *DType::parse("uint"));
+  tex.copy_to(wide);
+  unsigned words[2] = {};
+  wide.readback(words, sizeof words);
+  check(words[1] == (7u << 8 | 8u << 16 | 9u << 24), "texture to buffer copy");
+
   a.release();
   threw = false;
   try {

@@ -291,9 +291,7 @@ class CpuBackend final : public Backend {
                           .substr(0, 40);
     std::lock_guard<std::mutex> lock(mutex_);
     if (auto it = programs_.find(key); it != programs_.end()) return it->second;
-    if (const char* dump = std::getenv("METALGPU_DUMP"); dump && *dump) {
-      std::ofstream(std::string(dump) + "/" + key + ".cpp") << source;
-    }
+    if (auto dump = dump_dir()) std::ofstream(*dump + "/" + key + ".cpp") << source;
     std::shared_ptr<CpuProgram> program;
     auto dir = cache_dir();
     std::string final_path = (dir ? *dir : scratch_dir()) + "/" + key + ".so";
@@ -329,8 +327,8 @@ class CpuBackend final : public Backend {
     static std::atomic<unsigned> counter{0};
     std::string scratch = scratch_dir() + "/check-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
     const std::string source = cpu_prelude("cpu, library check") + tr.emit_for_check(msl::Target::cpu);
-    if (const char* dump = std::getenv("METALGPU_DUMP"); dump && *dump)
-      std::ofstream(std::string(dump) + "/check-" + Sha256().update(source).hex().substr(0, 40) + ".cpp") << source;
+    if (auto dump = dump_dir())
+      std::ofstream(*dump + "/check-" + Sha256().update(source).hex().substr(0, 40) + ".cpp") << source;
     try {
       check_syntax(source, scratch);
     } catch (CompileError& e) {

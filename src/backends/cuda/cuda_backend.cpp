@@ -413,8 +413,7 @@ class CudaBackend final : public Backend {
                           .substr(0, 40);
     std::lock_guard<std::mutex> lock(mutex_);
     if (auto it = programs_.find(key); it != programs_.end()) return it->second;
-    if (const char* dump = std::getenv("METALGPU_DUMP"); dump && *dump)
-      std::ofstream(std::string(dump) + "/" + key + ".cu") << source;
+    if (auto dump = dump_dir()) std::ofstream(*dump + "/" + key + ".cu") << source;
     auto dir = cache_dir();
     std::string path = dir ? *dir + "/" + key + ".sm" + std::to_string(dev_->sm) + ".cubin" : "";
     std::string cubin = dir ? read_file(path) : "";

@@ -21,6 +21,7 @@
 
 #include "backends/cuda/nvrtc_api.hpp"
 #include "core/diagnostics.hpp"
+#include "core/disk_cache.hpp"
 #include "core/hash.hpp"
 #include "metalgpu/errors.hpp"
 
@@ -274,9 +275,10 @@ HelperRun spawn_helper(const std::string& exe, const std::string& request, const
 // For a report to NVIDIA: with METALGPU_DUMP set, the CUDA source that crashed or hung NVRTC is
 // saved (the cpu backend's check mode dumps only its own C++).
 std::string dump_source(const std::string& source) {
-  const char* dump = std::getenv("METALGPU_DUMP");
-  if (!dump || !*dump) return "; METALGPU_DUMP=<folder> saves the CUDA source for a report";
-  std::string path = std::string(dump) + "/nvrtc-failed-" + Sha256().update(source).hex().substr(0, 40) + ".cu";
+  if (const char* env = std::getenv("METALGPU_DUMP"); !env || !*env) return "; METALGPU_DUMP=<folder> saves the CUDA source for a report";
+  auto dump = dump_dir();
+  if (!dump) return "; METALGPU_DUMP names a folder that cannot be made, so the CUDA source was not saved";
+  std::string path = *dump + "/nvrtc-failed-" + Sha256().update(source).hex().substr(0, 40) + ".cu";
   std::ofstream(path, std::ios::binary) << source;
   return "; the CUDA source is in " + path;
 }
