@@ -310,7 +310,7 @@ float synced(threadgroup float* sh, uint t, float v) {
     return sh[31 - t];
 }
 kernel void with_simd(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
-    x[i] = simd_sum(x[i]);
+    x[i] = simd_sum(x[i]) + simd_max(x[i]) * 0.0f;   // two SIMD-group calls in one statement
 }
 kernel void with_helper(device float* x [[buffer(0)]], uint t [[thread_index_in_threadgroup]],
                         uint i [[thread_position_in_grid]]) {
@@ -336,3 +336,58 @@ def test_fibers_forced_by_the_environment(monkeypatch):
     assert runs_as(TREE_SUM, "tree_sum") == "loops"
     monkeypatch.setenv("METALGPU_CPU_FIBERS", "1")
     assert runs_as(TREE_SUM, "tree_sum") == "fibers"
+
+
+SIMD = """
+kernel void simd_ops(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                     device float* sums [[buffer(2)]], device uint* votes [[buffer(3)]],
+                     uint i [[thread_position_in_grid]], uint g [[threadgroup_position_in_grid]],
+                     uint sg [[simdgroup_index_in_threadgroup]], uint lane [[thread_index_in_simdgroup]],
+                     uint nsg [[simdgroups_per_threadgroup]]) {
+    threadgroup float part[32];
+    const float v = x[i];
+    const float s = simd_sum(v);
+    float m = metal::simd_max(v);
+    const float p = simd_prefix_exclusive_sum(v);
+    const float d = simd_shuffle_down(v, 1);
+    const uint b = uint(uint64_t(simd_ballot(v > 2.0f)) & 0xffffffffu);
+    const float q = quad_sum(v);
+    out[i * 6 + 0] = s;
+    out[i * 6 + 1] = m;
+    out[i * 6 + 2] = p;
+    out[i * 6 + 3] = d;
+    out[i * 6 + 4] = q;
+    out[i * 6 + 5] = simd_is_first() ? 1.0f : 0.0f;
+    votes[i] = b;
+    if (lane == 0) part[sg] = s;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (sg == 0) {
+        float t = lane < nsg ? part[lane] : 0.0f;
+        t = simd_sum(t);                 // only the first SIMD group takes part
+        if (lane == 0) sums[g] = t;
+    }
+}
+"""
+
+
+def test_simd_group_functions_record_then_replay(mode):
+    # 96-thread groups (3 SIMD groups) over 200 threads: the last group has 8 threads.
+    assert runs_as(SIMD, "simd_ops") == mode
+    n, tg = 200, 96
+    x = (np.arange(n) % 5).astype(np.float32)
+    out, votes, sums = np.zeros(n * 6, np.float32), np.zeros(n, np.uint32), np.zeros(3, np.float32)
+    _, out, sums, votes = run(SIMD, "simd_ops", (n, 1, 1), [x, out, sums, votes], (tg, 1, 1))
+    out = out.reshape(n, 6)
+    for i in range(n):
+        g0 = i // tg * tg
+        s0 = g0 + (i - g0) // 32 * 32
+        seg = x[s0:min(s0 + 32, g0 + tg, n)]
+        lane = i - s0
+        assert out[i, 0] == seg.sum() and out[i, 1] == seg.max(), i
+        assert out[i, 2] == seg[:lane].sum(), i
+        assert out[i, 3] == (seg[lane + 1] if lane + 1 < len(seg) else x[i]), i
+        q0 = i // 4 * 4
+        assert out[i, 4] == x[q0:min(q0 + 4, g0 + tg, n)].sum(), i
+        assert out[i, 5] == (1.0 if lane == 0 else 0.0), i
+        assert votes[i] == sum(1 << k for k, v in enumerate(seg) if v > 2), i
+    np.testing.assert_array_equal(sums, [x[k * tg:(k + 1) * tg].sum() for k in range(3)])

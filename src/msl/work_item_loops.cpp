@@ -17,7 +17,7 @@ struct Unsupported {};  // the kernel keeps its fibers
 // values from the loop's counters (x innermost, so the compiler can vectorise across threads).
 const std::map<std::string, std::string, std::less<>> kPerThreadBuiltins = {
     {"thread_position_in_grid",
-     "metal::uint3(__wg.origin.x + __x, __wg.origin.y + __y, __wg.origin.z + __z)"},
+     "metal::uint3(__wo.x + __x, __wo.y + __y, __wo.z + __z)"},
     {"thread_position_in_threadgroup", "metal::uint3(__x, __y, __z)"},
     {"thread_index_in_threadgroup", "__i"},
     {"simdgroup_index_in_threadgroup", "(__i / 32u)"},
@@ -27,8 +27,8 @@ const std::map<std::string, std::string, std::less<>> kPerThreadBuiltins = {
 
 // The head of a loop over the current group's threads: __i is the thread's index.
 constexpr const char* kThreadLoop =
-    " for (uint __z = 0; __z < __wg.size.z; ++__z) for (uint __y = 0; __y < __wg.size.y; ++__y)"
-    " for (uint __x = 0; __x < __wg.size.x; ++__x) { const uint __i = __x + __wg.size.x * (__y + __wg.size.y * __z);"
+    " for (uint __z = 0; __z < __ws.z; ++__z) for (uint __y = 0; __y < __ws.y; ++__y)"
+    " for (uint __x = 0; __x < __ws.x; ++__x) { const uint __i = __x + __ws.x * (__y + __ws.y * __z);"
     " (void)__i;";
 
 // Words that may precede or follow a declaration's type.
@@ -87,7 +87,9 @@ class Transformer {
     scopes_.emplace_back();
     bind_parameters();
     process_block(body.kids, def_.close, Context{});
-    std::string prologue = " ::__metalgpu::cpu::wi_group& __wg = ::__metalgpu::cpu::wi_current();";
+    // The group's size and origin as constants: loop bounds the compiler knows no store changes.
+    std::string prologue = " ::__metalgpu::cpu::wi_group& __wg = ::__metalgpu::cpu::wi_current();"
+                           " const metal::uint3 __ws = __wg.size, __wo = __wg.origin; (void)__wo;";
     prologue += builtin_typedefs_;
     if (has_return_)
       prologue += std::string(" unsigned char* __mgw_wd = (unsigned char*)::__metalgpu::cpu::wi_slot(__wg, 0, 1, 1);") +
@@ -121,12 +123,16 @@ class Transformer {
     if (!is(i, "threadgroup_barrier") && !is(i, "simdgroup_barrier")) return false;
     return is(i + 1, "(") && match_bracket(m_.lexed(), i + 1) + 2 == s.end;
   }
+  bool is_storage(std::size_t tok) const {
+    for (std::size_t t : m_.threadgroup_storage())
+      if (t == tok) return true;
+    return false;
+  }
   bool is_group_level(const Stmt& s) const {
     if (s.kind != Stmt::simple) return false;
     const Token& t = toks_[s.begin];
     if (t.kind == TokenKind::identifier && kGroupLevelStarts.count(t.text)) return true;
-    for (std::size_t tok : m_.threadgroup_storage())
-      if (tok == s.begin) return true;
+    if (is_storage(s.begin)) return true;
     // A local type definition: `struct S { ... };`.
     if (is(s.begin, "struct") || is(s.begin, "class") || is(s.begin, "union") || is(s.begin, "enum"))
       return is(s.begin + 1, "{") || (toks_[s.begin + 1].kind == TokenKind::identifier && is(s.begin + 2, "{"));
@@ -348,15 +354,17 @@ class Transformer {
 
   // ---- statements
 
-  enum class Role { region, barrier, group_level, hoisted, block, if_, loop };
+  enum class Role { region, barrier, group_level, hoisted, block, if_, loop, collective };
 
   // The statements of a block, in order: runs of per-thread statements become thread loops,
   // the rest run at group level.
   void process_block(const std::vector<Stmt>& kids, std::size_t scope_end, const Context& c) {
     std::size_t run = kids.size();  // first statement of the pending run, if any
+    bool run_replays = false;        // the run starts with a SIMD-group function's statement
     auto flush = [&](std::size_t end) {
-      if (run < end) region(kids, run, end, scope_end, c);
+      if (run < end) region(kids, run, end, scope_end, c, run_replays);
       run = kids.size();
+      run_replays = false;
     };
     for (std::size_t i = 0; i < kids.size(); ++i) {
       const Stmt& s = kids[i];
@@ -378,11 +386,27 @@ class Transformer {
         note_varying(s);
         continue;
       }
+      if (role == Role::collective) {
+        // Each thread evaluates the call first (its inputs recorded), then a run of
+        // statements starts with this one (the call replays: each lane gets its result).
+        flush(i);
+        add_before(s.begin, " ::__metalgpu::cpu::wi_simd_record(__wg);" + thread_loop(c) +
+                                " __wg.simd_thread = __i; (void)(" + render(call_begin(s), call_end(s)) +
+                                "); } ::__metalgpu::cpu::wi_simd_replay(__wg);");
+        run = i;
+        run_replays = true;
+        note_varying(s);
+        continue;
+      }
       flush(i);
       switch (role) {
         case Role::barrier: erase(s.begin, s.end); break;
         case Role::group_level:
           if (sync(s.begin, s.end)) throw Unsupported{};
+          // Threadgroup storage: the body runs once per group, so the group's variables are
+          // the body's own (on the stack) rather than thread_local statics, whose every access
+          // from a loaded module goes through __tls_get_addr.
+          if (is_storage(s.begin)) replace(s.begin, " ");
           break;
         case Role::hoisted: break;  // stays where it is, between the thread loops
         case Role::block:
@@ -392,7 +416,8 @@ class Transformer {
           break;
         case Role::if_: group_if(s, c); break;
         case Role::loop: group_loop(s, c); break;
-        case Role::region: break;
+        case Role::region:
+        case Role::collective: break;
       }
     }
     flush(kids.size());
@@ -408,8 +433,35 @@ class Transformer {
       case Stmt::for_:
       case Stmt::while_:
       case Stmt::do_: return Role::loop;
+      case Stmt::simple:
+        if (call_begin(s) < s.end) return Role::collective;
+        throw Unsupported{};
       default: throw Unsupported{};  // a barrier inside an expression, a switch, a range-for ...
     }
+  }
+
+  // ---- SIMD-group functions
+
+  // The one call to a SIMD-group (or quad-group) function of Metal's in a simple statement
+  // that synchronises through nothing else: its first token (a `metal::` qualifier included),
+  // or s.end if the statement is not like that.
+  std::size_t call_begin(const Stmt& s) const {
+    std::size_t found = s.end;
+    for (std::size_t i = s.begin; i < s.end; ++i) {
+      if (toks_[i].kind != TokenKind::identifier || !sync(i, i + 1)) continue;
+      const std::string& name = toks_[i].text;
+      const bool simd = (name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0) &&
+                        is_cooperative_function(name) && is(i + 1, "(");
+      if (!simd || found != s.end) return s.end;  // a helper that synchronises, or two calls
+      found = i;
+      if (i >= 2 && is(i - 1, "::") && is(i - 2, "metal")) found = i - 2;
+    }
+    return found;
+  }
+  std::size_t call_end(const Stmt& s) const {
+    std::size_t i = call_begin(s);
+    while (!is(i, "(")) ++i;
+    return match_bracket(m_.lexed(), i) + 1;
   }
 
   // ---- uniformity: what is the same in every thread of the group
@@ -498,7 +550,7 @@ class Transformer {
 
   // Statements kids[a, b) run per thread.
   void region(const std::vector<Stmt>& kids, std::size_t a, std::size_t b, std::size_t scope_end,
-              const Context& c) {
+              const Context& c, bool replays = false) {
     const unsigned label = next_label_++;
     std::string storage;
     std::vector<Private> declared;
@@ -513,8 +565,9 @@ class Transformer {
     }
     bool jumps = false;
     for (std::size_t i = a; i < b; ++i) rewrite_jumps(kids[i], 0, 0, c, label, jumps);
-    add_before(kids[a].begin, storage + thread_loop(c) + " {");
-    add_after(kids[b - 1].end - 1, std::string(" }") + (jumps ? " __mgw_r" + std::to_string(label) + ": ;" : "") + " }");
+    add_before(kids[a].begin, storage + thread_loop(c) + (replays ? " __wg.simd_thread = __i;" : "") + " {");
+    add_after(kids[b - 1].end - 1, std::string(" }") + (jumps ? " __mgw_r" + std::to_string(label) + ": ;" : "") +
+                                        " }" + (replays ? " ::__metalgpu::cpu::wi_simd_end(__wg);" : ""));
     for (Private& p : declared) scopes_.back().push_back(p);
   }
 

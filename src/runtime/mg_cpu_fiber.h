@@ -16,6 +16,7 @@ void* aligned_alloc(size_t, size_t) noexcept;
 void* calloc(size_t, size_t) noexcept;
 void free(void*) noexcept;
 void* memset(void*, int, size_t) noexcept;
+void* memcpy(void*, const void*, size_t) noexcept;
 [[noreturn]] void abort() noexcept;
 }
 
@@ -396,7 +397,15 @@ inline void threadgroup_barrier_impl() {
 }
 #endif
 
-inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn) {
+namespace cpu {
+// Work-item loops (mg_cpu_wil.h) record and replay SIMD-group functions instead of switching.
+inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn, unsigned in_size, unsigned out_size);
+inline bool wi_lane(unsigned* lane);
+}  // namespace cpu
+
+inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn, unsigned in_size,
+                          unsigned out_size) {
+  if (cpu::wi_exchange(in, out, arg, fn, in_size, out_size)) return;
   cpu::group_runner* r = cpu::current_runner();
   const unsigned i = r->current;
   r->lanes[i] = simd_lane{in, out, arg};
@@ -405,6 +414,7 @@ inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn) {
 }
 
 inline unsigned simd_lane_id() {
+  if (unsigned lane; cpu::wi_lane(&lane)) return lane;
   cpu::group_runner* r = cpu::current_runner();
   return r->current % 32;
 }

@@ -9,6 +9,19 @@
 namespace __metalgpu {
 namespace cpu {
 
+// A SIMD-group function called by a statement of a work-item loop: each thread's input,
+// recorded in a first pass over the threads, and its result, computed per SIMD group when the
+// statement itself runs.
+struct wi_lane_record {
+  unsigned char in[64];
+  unsigned char out[64];
+  unsigned arg;
+  unsigned called;
+  simd_fn fn;
+};
+
+enum wi_simd_mode : unsigned { wi_simd_off, wi_simd_recording, wi_simd_replaying };
+
 // Plain data, calloc'ed (generated modules use no C++ runtime: see group_runner).
 struct wi_group {
   metal::uint3 size;    // threads of the current group, per axis
@@ -25,6 +38,11 @@ struct wi_group {
   unsigned char* tg_memory;
   size_t tg_capacity;
   void* tg_slots[MG_MAX_THREADGROUP_SLOTS];
+  // SIMD-group functions (see wi_exchange).
+  unsigned simd_mode;
+  unsigned simd_thread;  // the thread evaluating the statement
+  unsigned char simd_done[kMaxGroupThreads / 32];
+  wi_lane_record lanes[kMaxGroupThreads];
 };
 
 inline wi_group*& current_wi_slot() {
@@ -98,6 +116,58 @@ inline void wi_begin(wi_group& g) {
   }
   memset(g.slots, 0, sizeof g.slots);
   g.arena_used = 0;
+}
+
+// A statement with a SIMD-group function: first each live thread evaluates the call alone
+// (record), then the statement runs per thread and the call returns the lane's result,
+// computed for the whole SIMD group by its first lane to ask (replay).
+inline void wi_simd_record(wi_group& g) {
+  const unsigned n = g.size.x * g.size.y * g.size.z;
+  for (unsigned i = 0; i < n; ++i) g.lanes[i].called = 0;
+  g.simd_mode = wi_simd_recording;
+}
+inline void wi_simd_replay(wi_group& g) {
+  memset(g.simd_done, 0, sizeof g.simd_done);
+  g.simd_mode = wi_simd_replaying;
+}
+inline void wi_simd_end(wi_group& g) { g.simd_mode = wi_simd_off; }
+
+inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn, unsigned in_size, unsigned out_size) {
+  wi_group* g = current_wi_slot();
+  if (!g || g->simd_mode == wi_simd_off) return false;
+  const unsigned t = g->simd_thread;
+  wi_lane_record& me = g->lanes[t];
+  if (g->simd_mode == wi_simd_recording) {
+    me.called = 1;
+    me.arg = arg;
+    me.fn = fn;
+    if (in_size) memcpy(me.in, in, in_size);
+    if (out_size) memset(out, 0, out_size);
+    return true;
+  }
+  const unsigned group = t / 32;
+  if (!g->simd_done[group]) {
+    const unsigned n = g->size.x * g->size.y * g->size.z, base = group * 32;
+    simd_call call;
+    call.active = 0;
+    call.width = n - base < 32 ? n - base : 32;
+    for (unsigned l = 0; l < call.width; ++l) {
+      wi_lane_record& r = g->lanes[base + l];
+      if (!r.called || r.fn != fn) continue;
+      call.active |= 1u << l;
+      call.lane[l] = simd_lane{r.in, r.out, r.arg};
+    }
+    fn(call);
+    g->simd_done[group] = 1;
+  }
+  if (out_size) memcpy(out, me.out, out_size);
+  return true;
+}
+inline bool wi_lane(unsigned* lane) {
+  wi_group* g = current_wi_slot();
+  if (!g || g->simd_mode == wi_simd_off) return false;
+  *lane = g->simd_thread % 32;
+  return true;
 }
 
 // Runs groups [g0, g1): the body once per group (it loops over the group's threads itself).

@@ -190,9 +190,15 @@ template <unsigned S> void active_fn(simd_call& c) {
   }
 }
 
-template <class T, class Fn> MG_FN T call(const void* x, unsigned arg, Fn fn) {
+template <class T, class In, class Fn> MG_FN T call(const In* x, unsigned arg, Fn fn) {
+  static_assert(sizeof(In) <= 64 && sizeof(T) <= 64, "a SIMD-group value is at most 64 bytes");
   T r;
-  simd_exchange(x, &r, arg, fn);
+  simd_exchange(x, &r, arg, fn, sizeof(In), sizeof(T));
+  return r;
+}
+template <class T, class Fn> MG_FN T call(decltype(nullptr), unsigned arg, Fn fn) {
+  T r;
+  simd_exchange(nullptr, &r, arg, fn, 0, sizeof(T));
   return r;
 }
 

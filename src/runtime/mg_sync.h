@@ -40,7 +40,9 @@ typedef void (*simd_fn)(simd_call&);
 // running has reached an exchange (or a barrier, or its end); then `fn` runs once over the
 // lanes that called it with that same `fn`, and they continue. This gives Metal's semantics
 // for uniform control flow and for lanes that diverged away (they are inactive).
-MG_DECL inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn);
+// `in_size` / `out_size`: bytes of the lane's input and result (work-item loops copy them).
+MG_DECL inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn, unsigned in_size = 0,
+                                  unsigned out_size = 0);
 
 // This thread's lane in its SIMD group (0..31).
 MG_DECL inline unsigned simd_lane_id();
