@@ -4,7 +4,9 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "metalgpu/metalgpu.hpp"
@@ -14,12 +16,13 @@ namespace py = pybind11;
 namespace metalgpu::bindings {
 
 void init_errors(py::module_& m);
+
+// An int argument: a Python int or anything with __index__ (numpy integers), not a bool.
+// TypeError naming `what` ("[run_function] grid dimension") for anything else; ValueError
+// naming the range [lo, hi] when the value is outside it (however large: no OverflowError).
+std::uint64_t checked_int(py::handle v, const std::string& what, std::uint64_t lo, std::uint64_t hi);
 void init_buffer(py::module_& m);
 void init_interface(py::module_& m);
-
-// An int argument: a Python int or anything with __index__ (numpy integers), never a bool or
-// a float; nullopt when `v` is none of those. Throws ValueError when it does not fit 64 bits.
-std::optional<long long> as_int(py::handle v);
 
 // The bytes of a C-contiguous buffer-protocol object (bytes, bytearray, memoryview, numpy),
 // held for the object's lifetime; writable when asked (PyBUF_WRITABLE).

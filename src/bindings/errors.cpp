@@ -10,6 +10,27 @@ py::str text(const std::string& s) {
 }
 }  // namespace
 
+std::uint64_t checked_int(py::handle v, const std::string& what, std::uint64_t lo, std::uint64_t hi) {
+  if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr()))
+    throw TypeMismatch(what + " must be an int; got " + py::str(py::type::of(v).attr("__name__")).cast<std::string>());
+  py::object n = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+  if (!n) throw py::error_already_set();
+  int overflow = 0;
+  long long s = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+  bool fits = false;
+  std::uint64_t u = 0;
+  if (overflow == 0 && s >= 0) fits = true, u = std::uint64_t(s);
+  else if (overflow > 0) {
+    u = PyLong_AsUnsignedLongLong(n.ptr());
+    fits = !PyErr_Occurred();
+    PyErr_Clear();
+  }
+  if (!fits || u < lo || u > hi)
+    throw std::invalid_argument(what + " " + py::str(n).cast<std::string>() + " is out of range (" +
+                                std::to_string(lo) + ".." + std::to_string(hi) + ")");
+  return u;
+}
+
 void init_errors(py::module_& m) {
   static PyObject* compile_error = PyErr_NewExceptionWithDoc(
       "metalgpu.CompileError",

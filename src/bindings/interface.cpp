@@ -9,15 +9,8 @@ namespace metalgpu::bindings {
 namespace {
 
 std::uint32_t dimension(py::handle v, const char* what) {
-  auto value = as_int(v);
-  if (!value)
-    throw TypeMismatch(std::string("[run_function] ") + what + " must be made of ints; got " +
-                       py::str(py::type::of(v).attr("__name__")).cast<std::string>());
-  long long n = *value;
-  if (n <= 0 || n > std::numeric_limits<std::uint32_t>::max())
-    throw std::invalid_argument(std::string("[run_function] ") + what + " dimension " + std::to_string(n) +
-                                " is out of range (1..4294967295)");
-  return std::uint32_t(n);
+  // thread_position_in_grid and the threadgroup sizes are 32-bit in Metal (uint3).
+  return std::uint32_t(checked_int(v, std::string("[run_function] ") + what + " dimension", 1, 0xffffffffu));
 }
 
 // int | (x,) | (x, y) | (x, y, z) | MetalSize
@@ -26,6 +19,9 @@ Size3 to_size(py::handle obj, const char* what) {
   static py::object np_integer = py::module_::import("numpy").attr("integer");
   if (py::isinstance(obj, np_integer)) return {dimension(obj, what), 1, 1};
   if (py::isinstance<Size3>(obj)) return obj.cast<Size3>();
+  // numpy integers; not arrays, which have __index__ too but fail it when not 0-d
+  if (PyIndex_Check(obj.ptr()) && !PyBool_Check(obj.ptr()) && !py::isinstance<py::array>(obj))
+    return {dimension(obj, what), 1, 1};
   if (py::isinstance<py::tuple>(obj) || py::isinstance<py::list>(obj)) {
     py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
     if (seq.size() < 1 || seq.size() > 3)
@@ -135,8 +131,12 @@ Run run_function(Interface& self, py::handle grid, py::object buffers, py::objec
   if (!threadgroup_memory.is_none()) {
     if (!py::isinstance<py::dict>(threadgroup_memory))
       throw TypeMismatch("[run_function] threadgroup_memory must be a dict {index: nbytes}");
-    for (auto [k, v] : py::reinterpret_borrow<py::dict>(threadgroup_memory))
-      o.threadgroup_memory.emplace_back(k.cast<int>(), v.cast<std::size_t>());
+    for (auto [k, v] : py::reinterpret_borrow<py::dict>(threadgroup_memory)) {
+      auto index = checked_int(k, "[run_function] threadgroup_memory index", 0, 30);
+      auto bytes = checked_int(v, "[run_function] threadgroup_memory[" + std::to_string(index) + "] (bytes)", 0,
+                               std::numeric_limits<std::size_t>::max());
+      o.threadgroup_memory.emplace_back(int(index), std::size_t(bytes));
+    }
   }
   o.textures = to_textures(textures);
   o.samplers = to_samplers(samplers);
@@ -162,19 +162,6 @@ Run run_function(Interface& self, py::handle grid, py::object buffers, py::objec
 }
 
 }  // namespace
-
-std::optional<long long> as_int(py::handle v) {
-  if (PyBool_Check(v.ptr()) || PyFloat_Check(v.ptr()) || !PyIndex_Check(v.ptr())) return std::nullopt;
-  static py::object np_bool = py::module_::import("numpy").attr("bool_");
-  if (py::isinstance(v, np_bool)) return std::nullopt;
-  py::object n = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
-  if (!n) throw py::error_already_set();
-  int overflow = 0;
-  long long x = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
-  if (overflow != 0)
-    throw std::invalid_argument("the int " + py::str(n).cast<std::string>() + " does not fit 64 bits");
-  return x;
-}
 
 HostBytes::HostBytes(py::handle obj, bool writable, const char* where) {
   if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) != 0) {
@@ -251,9 +238,11 @@ void init_interface(py::module_& m) {
       .def_property_readonly("current_function", &Interface::current_function)
       .def("threadExecutionWidth", &Interface::thread_execution_width)
       .def("maxThreadsPerGroup", &Interface::max_threads_per_group)
-      .def("_create_buffer", [](py::object self, long long count, const std::string& dtype, const std::string& storage) {
-        if (count <= 0)
-          throw std::invalid_argument("[create_buffer] count must be a positive int; got " + std::to_string(count));
+      .def("staticThreadgroupMemoryLength", &Interface::static_threadgroup_memory_length,
+           "Bytes of threadgroup memory the current function's threadgroup variables take.")
+      .def("_create_buffer", [](py::object self, py::handle count_arg, const std::string& dtype, const std::string& storage) {
+        const std::uint64_t count =
+            checked_int(count_arg, "[create_buffer] count", 1, std::numeric_limits<std::size_t>::max());
         auto d = DType::parse(dtype);
         if (!d) throw TypeMismatch("[create_buffer] unknown dtype '" + dtype + "'");
         Storage s;

@@ -77,13 +77,7 @@ const char* short_type(TextureType t) {
 }
 
 std::uint32_t dim(py::handle v, const char* what) {
-  auto value = as_int(v);
-  if (!value) throw TypeMismatch(std::string("[create_texture] ") + what + " must be an int; got " + type_name(v));
-  long long n = *value;
-  if (n <= 0 || n > 0xffffffffLL)
-    throw std::invalid_argument(std::string("[create_texture] ") + what + " must be at least 1; got " +
-                                std::to_string(n));
-  return std::uint32_t(n);
+  return std::uint32_t(checked_int(v, std::string("[create_texture] ") + what, 1, 0xffffffffu));
 }
 
 Sampler make_sampler(const std::string& filter, const std::string& address, bool normalized) {

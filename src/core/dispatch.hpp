@@ -18,9 +18,10 @@ void set_geometry(mg_launch& args, Size3 grid, Size3 threadgroup, std::uint32_t 
                   const msl::KernelInfo& kernel);
 
 // Sizes the [[threadgroup(n)]] memory of `args` from the caller's {index: bytes}: every such
-// parameter of the kernel needs a size, the total must fit the device.
+// parameter of the kernel needs a size; with the kernel's threadgroup variables
+// (`static_bytes`) the total must fit the device.
 void set_threadgroup_memory(mg_launch& args, const std::vector<std::pair<int, std::size_t>>& sizes,
-                            const msl::KernelInfo& kernel, std::uint64_t device_max);
+                            const msl::KernelInfo& kernel, std::uint64_t static_bytes, std::uint64_t device_max);
 
 // What binding needs to know of a kernel's parameters, worked out once per pipeline rather
 // than on every dispatch.

@@ -86,6 +86,14 @@ Pipeline resolve(detail::InterfaceImpl& s, const std::string& name, const Consta
   }
   const mg_kernel_desc* desc = program->find(name);
   if (!desc) throw std::runtime_error("[" + std::string(op) + "] kernel '" + name + "' is missing from its compiled module");
+  // Metal fails pipeline creation for a kernel whose threadgroup variables alone exceed the
+  // device's threadgroup memory; so does set_function, before any dispatch could touch them.
+  if (desc->static_threadgroup_bytes > s.device.max_threadgroup_memory)
+    throw CompileError("[" + std::string(op) + "] kernel '" + name + "' declares " +
+                           std::to_string(desc->static_threadgroup_bytes) +
+                           " bytes of threadgroup variables; the device's threadgroup memory limit "
+                           "(max_threadgroup_memory) is " + std::to_string(s.device.max_threadgroup_memory) + " bytes",
+                       s.library->path(), kernel->line, {}, name);
   return {program, desc, kernel, std::make_shared<const KernelPlan>(make_plan(*kernel))};
 }
 
@@ -201,14 +209,41 @@ const std::string& Interface::current_function() const { return need(impl_).func
 
 std::uint32_t Interface::thread_execution_width() const { return need(impl_).device.simd_width; }
 std::uint32_t Interface::max_threads_per_group() const { return need(impl_).device.max_threads_per_threadgroup; }
+std::uint32_t Interface::static_threadgroup_memory_length() const {
+  auto& s = need(impl_);
+  if (!s.current.desc)
+    throw std::invalid_argument("[staticThreadgroupMemoryLength] no function is set: call set_function() first");
+  return s.current.desc->static_threadgroup_bytes;
+}
+
+std::shared_ptr<Allocation> detail::allocate_or_name(const DeviceInfo& device, std::uint64_t nbytes,
+                                                     const std::string& what,
+                                                     const std::function<std::shared_ptr<Allocation>()>& allocate) {
+  const std::string on = " on " + device.backend + ":" + std::to_string(device.index) + " '" + device.name + "'";
+  if (device.memory && nbytes > device.memory)
+    throw OutOfMemory(what + " needs " + std::to_string(nbytes) + " bytes; the device has " +
+                      std::to_string(device.memory) + " bytes of memory" + on);
+  try {
+    return allocate();
+  } catch (const OutOfMemory&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory(what + ": cannot allocate " + std::to_string(nbytes) + " bytes" + on + " (out of memory)");
+  }
+}
 
 Buffer Interface::create_buffer(std::size_t count, DType dtype, Storage storage) {
   auto& s = need(impl_);
   if (count == 0) throw std::invalid_argument("[create_buffer] count must be at least 1");
+  // 2^48 bytes: more than any device's memory, and count * size cannot wrap.
   if (count > (std::size_t(1) << 48) / dtype.size())
-    throw std::invalid_argument("[create_buffer] count " + std::to_string(count) + " is too large");
+    throw std::invalid_argument("[create_buffer] count " + std::to_string(count) + " of " + dtype.name() +
+                                " is too large: a buffer holds at most 2^48 bytes");
+  const std::size_t nbytes = count * dtype.size();
   auto state = std::make_shared<detail::BufferState>();
-  state->alloc = s.backend->allocate(count * dtype.size(), storage);
+  state->alloc = detail::allocate_or_name(s.device, nbytes,
+                                  "[create_buffer] " + std::to_string(count) + " x " + dtype.name(),
+                                  [&] { return s.backend->allocate(nbytes, storage); });
   state->count = count;
   state->dtype = dtype;
   state->storage = storage;
@@ -264,7 +299,8 @@ Run Interface::run_function(Size3 grid, std::span<const Binding> bindings, const
   if (!options.threadgroup && p.kernel->max_total_threads)
     tg.width = std::min(tg.width, std::max(1u, p.kernel->max_total_threads / (tg.height * tg.depth)));
   set_geometry(launch.args, grid, tg, max_threads, *p.kernel);
-  set_threadgroup_memory(launch.args, options.threadgroup_memory, *p.kernel, s.device.max_threadgroup_memory);
+  set_threadgroup_memory(launch.args, options.threadgroup_memory, *p.kernel, p.desc->static_threadgroup_bytes,
+                         s.device.max_threadgroup_memory);
   bind_arguments(launch, bindings, *p.plan, *p.kernel, *p.desc, impl_.get());
   bind_textures(launch, options.textures, options.samplers, *p.plan, *p.kernel, impl_.get());
   auto state = std::make_shared<detail::RunState>();

@@ -69,6 +69,13 @@ struct Pipeline {
   std::shared_ptr<const KernelPlan> plan;
 };
 
+// Memory from `allocate`, or OutOfMemory naming `what` and the size: a request larger than
+// the whole device fails before allocating (on the cpu backend an overcommitted mapping would
+// succeed and the process be killed once its pages were touched), and a backend's bare
+// std::bad_alloc gets the size added.
+std::shared_ptr<Allocation> allocate_or_name(const DeviceInfo& device, std::uint64_t nbytes, const std::string& what,
+                                             const std::function<std::shared_ptr<Allocation>()>& allocate);
+
 struct InterfaceImpl {
   std::string backend_name;
   DeviceInfo device;

@@ -112,7 +112,11 @@ Texture Interface::create_texture(const TextureDesc& d) {
   layout.slice_pitch = std::uint32_t(slice);
   layout.nbytes = std::size_t(total);
   auto state = std::make_shared<detail::TextureState>();
-  state->alloc = s.backend->allocate_texture(layout);  // zero-filled, like every allocation
+  state->alloc = detail::allocate_or_name(s.device, layout.nbytes,  // zero-filled, like every allocation
+                                  "[create_texture] " + std::to_string(d.width) + " x " + std::to_string(d.height) +
+                                      " x " + std::to_string(d.depth) + " x " + std::to_string(d.array_length) + " " +
+                                      d.format,
+                                  [&] { return s.backend->allocate_texture(layout); });
   state->desc = d;
   state->format = format;
   state->row_pitch = layout.row_pitch;

@@ -5,6 +5,7 @@
 // RuntimeError. Messages start with "[where]" so a user can tell which layer failed.
 #pragma once
 
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -40,6 +41,18 @@ class METALGPU_API CompileError : public std::runtime_error {
   std::string log_;
   std::string function_;
   std::string source_;
+};
+
+// Memory that cannot be had: a buffer or texture larger than the device's memory, or an
+// allocation the backend refused. A std::bad_alloc (Python: MemoryError) whose message names
+// the size.
+class METALGPU_API OutOfMemory : public std::bad_alloc {
+ public:
+  explicit OutOfMemory(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+
+ private:
+  std::string message_;
 };
 
 // An argument of the wrong kind (a Buffer where a value is expected, ...): TypeError.

@@ -102,6 +102,10 @@ class METALGPU_API Interface {
 
   std::uint32_t thread_execution_width() const;
   std::uint32_t max_threads_per_group() const;
+  // Bytes of threadgroup memory the current function's threadgroup variables take (Metal:
+  // the pipeline's staticThreadgroupMemoryLength); a dispatch's threadgroup_memory comes on
+  // top, and the two together must fit DeviceInfo::max_threadgroup_memory.
+  std::uint32_t static_threadgroup_memory_length() const;
 
   Buffer create_buffer(std::size_t count, DType dtype, Storage storage = Storage::shared);
   // A buffer over existing host memory, without a copy (backends that can address it: cpu).

@@ -284,29 +284,9 @@ class Instrumenter {
   // `threadgroup T name[...];` in a kernel: tell the race detector where it lives.
   void note_threadgroup_variables() {
     for (std::size_t t : m_.threadgroup_storage()) {
-      std::size_t name = npos, semi = npos;
-      int depth = 0;
-      bool declarator_done = false, several = false;
-      for (std::size_t k = t + 1; k < toks_.size() && toks_[k].kind != TokenKind::end; ++k) {
-        if (is(k, "(") || is(k, "[") || is(k, "{")) {
-          if (depth == 0 && !is(k, "(")) declarator_done = true;
-          ++depth;
-        } else if (is(k, ")") || is(k, "]") || is(k, "}")) {
-          --depth;
-        } else if (depth == 0 && is(k, "=")) {
-          declarator_done = true;
-        } else if (depth == 0 && is(k, ",")) {
-          several = true;
-        } else if (depth == 0 && is(k, ";")) {
-          semi = k;
-          break;
-        } else if (depth == 0 && !declarator_done && ident(k)) {
-          name = k;
-        }
-      }
-      if (name == npos || semi == npos || several) continue;
-      const std::string& n = toks_[name].text;
-      after_[semi] += " ::__metalgpu::dbg::note_threadgroup_variable(&" + n + ", sizeof(" + n + "), \"" + n + "\");";
+      std::size_t semi = npos;
+      for (const std::string& n : m_.declarator_names(t + 1, &semi))
+        after_[semi] += " ::__metalgpu::dbg::note_threadgroup_variable(&" + n + ", sizeof(" + n + "), \"" + n + "\");";
     }
   }
 

@@ -720,6 +720,17 @@ void SourceModel::analyse() {
           actions_[semi] = TokenAction::replace;
           replacements_[semi] = ");";
         }
+        // Each target learns the variables' sizes from its compiler: the cpu module records
+        // them as it loads (MG_THREADGROUP_NOTE), for the kernels' static threadgroup memory.
+        std::vector<std::string> names = declarator_names(i + 1, &semi);
+        if (semi != std::string::npos && !names.empty() && actions_[semi] != TokenAction::drop) {
+          std::string bytes;
+          for (const auto& n : names) bytes += (bytes.empty() ? "sizeof(" : " + sizeof(") + n + ")";
+          std::string& r = replacements_[semi];
+          if (actions_[semi] == TokenAction::keep) r = ";";
+          actions_[semi] = TokenAction::replace;
+          r += " MG_THREADGROUP_NOTE(" + std::to_string(storage_tokens_.size() - 1) + "u, " + bytes + ")";
+        }
       }
     }
   }
@@ -727,6 +738,7 @@ void SourceModel::analyse() {
 
   for (auto& k : kernels_) assign_slots(k);
   decide_cooperation();
+  find_threadgroup_variables();
 }
 
 // Per kernel, from the structural model: its own body, what it calls (transitively), and the
@@ -760,6 +772,74 @@ void SourceModel::decide_cooperation() {
     }
     k.cooperative = cooperative;
   }
+}
+
+// Per kernel, the threadgroup variables it reaches: in its own body, in what it calls, and in
+// the members of the types its instantiation names (`reduce<float, Sum>` runs Sum's members).
+void SourceModel::find_threadgroup_variables() {
+  if (storage_tokens_.empty() || kernels_.empty()) return;
+  const Structure& structure = *structure_;
+  const std::vector<std::vector<unsigned>> reached = reached_declarations(structure, storage_tokens_);
+  for (auto& k : kernels_) {
+    std::vector<unsigned> all;
+    auto add = [&](int d) { all.insert(all.end(), reached[std::size_t(d)].begin(), reached[std::size_t(d)].end()); };
+    if (int d = structure.function_at(k.decl_token); d >= 0) add(d);
+    for (std::size_t a = 0; a < k.call.size();) {
+      if (!(std::isalpha(static_cast<unsigned char>(k.call[a])) || k.call[a] == '_')) {
+        ++a;
+        continue;
+      }
+      std::size_t b = a;
+      while (b < k.call.size() && (std::isalnum(static_cast<unsigned char>(k.call[b])) || k.call[b] == '_')) ++b;
+      for (int d : structure.named(structure.id(k.call.substr(a, b - a)))) add(d);
+      a = b;
+    }
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    k.threadgroup_variables = std::move(all);
+  }
+}
+
+std::vector<std::string> SourceModel::declarator_names(std::size_t at, std::size_t* semicolon) const {
+  // Template arguments count as nesting before a declarator's name and initializer (where a
+  // '<' can only open them), so `vec<float, 4> v[8]` is one declarator, named v.
+  const auto& toks = lexed_.tokens;
+  std::vector<std::string> names;
+  std::string name;
+  int depth = 0, angle = 0;
+  bool in_declarator = true;  // before the declarator's '[', '(' or '='
+  *semicolon = std::string::npos;
+  for (std::size_t k = at; k < toks.size() && toks[k].kind != TokenKind::end; ++k) {
+    const bool open = is(k, "(") || is(k, "[") || is(k, "{"), close = is(k, ")") || is(k, "]") || is(k, "}");
+    if (open) {
+      if (depth == 0 && angle == 0) in_declarator = false;
+      ++depth;
+    } else if (close) {
+      if (--depth < 0) return {};
+    } else if (depth > 0) {
+      continue;
+    } else if (in_declarator && is(k, "<")) {
+      ++angle;
+    } else if (in_declarator && angle > 0 && (is(k, ">") || is(k, ">>"))) {
+      angle -= is(k, ">>") ? 2 : 1;
+    } else if (angle > 0) {
+      continue;
+    } else if (is(k, "=")) {
+      in_declarator = false;
+    } else if (is(k, ",") || is(k, ";")) {
+      if (name.empty()) return {};
+      names.push_back(name);
+      name.clear();
+      in_declarator = true;
+      if (is(k, ";")) {
+        *semicolon = k;
+        return names;
+      }
+    } else if (in_declarator && toks[k].kind == TokenKind::identifier) {
+      name = toks[k].text;
+    }
+  }
+  return {};
 }
 
 // Whether the decl-specifiers around the address space at `at` already say const

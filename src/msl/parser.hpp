@@ -47,6 +47,9 @@ struct KernelInfo {
   // Uses barriers, SIMD-group functions or threadgroup memory, itself or through what it calls
   // (decided per kernel: a plain kernel keeps its speed beside cooperating ones).
   bool cooperative = false;
+  // Indices into SourceModel::threadgroup_storage() of the threadgroup variables the kernel
+  // declares, itself or in what it calls (by name: every overload of a called name counts).
+  std::vector<unsigned> threadgroup_variables;
   std::size_t decl_token = 0;      // the '(' of the kernel function's parameter list
 };
 
@@ -92,6 +95,9 @@ class SourceModel {
   const Structure& structure() const { return *structure_; }
   // The `threadgroup` tokens that declare threadgroup storage in a kernel body.
   const std::vector<std::size_t>& threadgroup_storage() const { return storage_tokens_; }
+  // The names a declaration starting at token `at` declares (`float a[4], b[8]` -> a, b), and
+  // its ';' in *semicolon (npos if none). Empty where no name can be told.
+  std::vector<std::string> declarator_names(std::size_t at, std::size_t* semicolon) const;
   // The first token of the postfix expression that ends just before token `at` (a `.`, `->`
   // or `[`), or npos where there is none.
   std::size_t postfix_start(std::size_t at) const;
@@ -122,6 +128,7 @@ class SourceModel {
   bool is(std::size_t i, const char* spelling) const;
   void assign_slots(KernelInfo& k);
   void decide_cooperation();
+  void find_threadgroup_variables();
 
   struct TemplateKernel {
     KernelInfo info;                        // params spelled with the template's names

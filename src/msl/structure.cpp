@@ -1,6 +1,7 @@
 #include "msl/structure.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <set>
 
 namespace metalgpu::msl {
@@ -37,6 +38,14 @@ Structure::Structure(const Lexed& lexed) : lexed_(lexed) {
   for (std::size_t i = 0; i < lexed_.tokens.size(); ++i)
     if (lexed_.tokens[i].kind == TokenKind::identifier) token_ids_[i] = intern(lexed_.tokens[i].text);
   scan();
+  for (std::size_t d = 0; d < defs_.size(); ++d)
+    if (int i = id(defs_[d].name); i >= 0) by_name_[i].push_back(int(d));
+}
+
+const std::vector<int>& Structure::named(int id) const {
+  static const std::vector<int> none;
+  auto it = by_name_.find(id);
+  return it == by_name_.end() ? none : it->second;
 }
 
 int Structure::intern(const std::string& name) {
@@ -255,6 +264,35 @@ std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s
   }
   if (cooperative_ids) *cooperative_ids = std::move(ids);
   return coop;
+}
+
+std::vector<std::vector<unsigned>> reached_declarations(const Structure& s,
+                                                        const std::vector<std::size_t>& declarations) {
+  const auto& defs = s.definitions();
+  std::vector<std::vector<unsigned>> reached(defs.size());
+  if (declarations.empty()) return reached;
+  for (std::size_t k = 0; k < declarations.size(); ++k)
+    if (int d = s.function_at(declarations[k]); d >= 0) reached[std::size_t(d)].push_back(unsigned(k));
+  auto merge = [&](std::size_t into, const std::vector<unsigned>& from) {
+    if (from.empty() || &reached[into] == &from) return false;
+    std::vector<unsigned> both;
+    std::set_union(reached[into].begin(), reached[into].end(), from.begin(), from.end(), std::back_inserter(both));
+    if (both.size() == reached[into].size()) return false;
+    reached[into] = std::move(both);
+    return true;
+  };
+  // Until nothing changes: sets only grow, and are bounded by `declarations`.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (std::size_t d = 0; d < defs.size(); ++d) {
+      const Definition& def = defs[d];
+      if (def.kind != Definition::function) continue;
+      for (int u : def.uses)
+        for (int e : s.named(u)) changed |= merge(d, reached[std::size_t(e)]);
+      for (int r = def.owner; r >= 0; r = defs[std::size_t(r)].owner) changed |= merge(std::size_t(r), reached[d]);
+    }
+  }
+  return reached;
 }
 
 }  // namespace metalgpu::msl

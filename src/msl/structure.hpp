@@ -38,6 +38,8 @@ class Structure {
   int id(const std::string& name) const;
   // Ids of the identifiers among tokens [begin, end).
   std::vector<int> identifiers(std::size_t begin, std::size_t end) const;
+  // The definitions named by interned id `id` (every overload, every record of that name).
+  const std::vector<int>& named(int id) const;
 
  private:
   int intern(const std::string& name);
@@ -49,6 +51,7 @@ class Structure {
   std::vector<Definition> defs_;
   std::unordered_map<std::string, int> ids_;
   std::vector<int> token_ids_;  // per token: interned id, or -1 for non-identifiers
+  std::unordered_map<int, std::vector<int>> by_name_;  // id -> definitions of that name
 };
 
 // Which functions cooperate: call threadgroup or SIMD-group barriers, SIMD-group functions or
@@ -59,6 +62,13 @@ class Structure {
 std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s,
                                           const std::vector<std::size_t>& storage_tokens,
                                           std::vector<bool>* cooperative_ids);
+
+// Per definition, the indices into `declarations` (tokens, such as the `threadgroup` of each
+// threadgroup variable) that it reaches: those in its own body, and those of every definition
+// it uses, transitively. A used name reaches every definition of that name; a record reaches
+// what its member functions do.
+std::vector<std::vector<unsigned>> reached_declarations(const Structure& s,
+                                                        const std::vector<std::size_t>& declarations);
 
 // A Metal function that makes the threads of a group run interleaved.
 bool is_cooperative_function(const std::string& name);

@@ -256,7 +256,14 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector
            "\";\n  __s.entry = (void*)&" + sym + ";\n";
     for (int s = 0; s < MG_SLOT_COUNT; ++s)
       if (!e.sizes[s].empty()) out += "  __s.slot_sizes[" + std::to_string(s) + "] = " + e.sizes[s] + ";\n";
-    out += std::string("  __s.flags = ") + (k.cooperative ? "MG_KERNEL_COOPERATIVE" : "0") + ";\n  return __s;\n}\n";
+    out += std::string("  __s.flags = ") + (k.cooperative ? "MG_KERNEL_COOPERATIVE" : "0") + ";\n";
+    if (!k.threadgroup_variables.empty()) {
+      std::string list;
+      for (unsigned v : k.threadgroup_variables) list += (list.empty() ? "" : ", ") + std::to_string(v) + "u";
+      out += "  static const unsigned __tgv[] = {" + list + "};\n  __s.static_threadgroup_bytes = "
+             "__metalgpu::cpu::threadgroup_total(__tgv, " + std::to_string(k.threadgroup_variables.size()) + "u);\n";
+    }
+    out += "  return __s;\n}\n";
     table += "  out[" + std::to_string(emitted++) + "] = " + sym + "_desc();\n";
   }
   out += "extern \"C\" MG_EXPORT unsigned mg_module_kernels(mg_kernel_desc* out, unsigned cap) {\n";

@@ -11,6 +11,8 @@
 // fibers of the threadgroup that thread is running (see mg_cpu_fiber.h).
 #define MG_THREADGROUP_STORAGE static thread_local
 #define MG_THREADGROUP_INIT(...) = __VA_ARGS__  // an initializer: see mg_cuda_exec.h
+// After each such declaration: its bytes, for the kernel descriptors (see threadgroup_note).
+#define MG_THREADGROUP_NOTE(index, bytes) (void)::__metalgpu::cpu::threadgroup_note<index, (bytes)>::noted;
 
 namespace __metalgpu {
 
@@ -23,6 +25,41 @@ template <class T> MG_FN T threadgroup_slot(const thread_ctx& t, unsigned n) {
 namespace cpu {
 
 MG_FN uint min_u(uint a, uint b) { return a < b ? a : b; }
+
+// Static threadgroup memory: the sizes of a module's threadgroup variables come from the
+// compiler, not the translator (their types may be templates, structs, constants). Each
+// declaration names threadgroup_note<its index, its bytes>::noted; that member's initializer
+// runs as the module loads and lists the size, so a descriptor (built after loading) can sum
+// the declarations its kernel reaches. A template declares one size per instantiation: the
+// largest counts. Internal linkage: every module keeps its own list.
+namespace {
+struct threadgroup_record {
+  unsigned index;
+  unsigned long long bytes;
+  const threadgroup_record* next;
+};
+inline const threadgroup_record*& threadgroup_records() {
+  static const threadgroup_record* head = nullptr;
+  return head;
+}
+template <unsigned Index, unsigned long long Bytes> struct threadgroup_note {
+  static inline threadgroup_record record{Index, Bytes, nullptr};
+  static inline const bool noted = (record.next = threadgroup_records(), threadgroup_records() = &record, true);
+};
+// The static threadgroup bytes of a kernel reaching declarations `indices[0..n)`, at most
+// 0xffffffff (the descriptor's field; far past any device's limit).
+inline unsigned threadgroup_total(const unsigned* indices, unsigned n) {
+  unsigned long long total = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    unsigned long long largest = 0;
+    for (const threadgroup_record* r = threadgroup_records(); r; r = r->next)
+      if (r->index == indices[i] && r->bytes > largest) largest = r->bytes;
+    total += largest;
+  }
+  return total > 0xffffffffull ? 0xffffffffu : unsigned(total);
+}
+}  // namespace
+
 
 // Enters threadgroup g: its group-level built-ins in t (grid, group and dispatch sizes already
 // there); returns where its first thread sits in the grid. Edge groups of a grid that is not a

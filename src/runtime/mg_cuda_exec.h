@@ -14,6 +14,8 @@
 // the initializer once per worker thread, not per threadgroup); the code we know of writes the
 // memory before reading it.
 #define MG_THREADGROUP_INIT(...)
+// The host reads a kernel's static shared memory from the driver (CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES).
+#define MG_THREADGROUP_NOTE(index, bytes)
 
 // GCC/clang bit builtins that Metal code calls (MLX fft: `constexpr short power =
 // __builtin_ctz(radix);`) and NVRTC lacks: constexpr, with CUDA's intrinsics at run time.

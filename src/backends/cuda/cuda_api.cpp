@@ -53,6 +53,7 @@ void load_driver(Loaded& l) {
   dl_bind(lib, d.cuModuleGetGlobal, "cuModuleGetGlobal_v2", &missing);
   dl_bind(lib, d.cuMemcpyDtoH, "cuMemcpyDtoH_v2", &missing);
   dl_bind(lib, d.cuFuncSetAttribute, "cuFuncSetAttribute", &missing);
+  dl_bind(lib, d.cuFuncGetAttribute, "cuFuncGetAttribute", &missing);
   dl_bind(lib, d.cuLaunchKernel, "cuLaunchKernel", &missing);
   dl_bind(lib, d.cuEventCreate, "cuEventCreate", &missing);
   dl_bind(lib, d.cuEventDestroy, "cuEventDestroy_v2", &missing);

@@ -20,12 +20,16 @@ using CUdeviceptr = unsigned long long;
 
 enum : int {
   kAttrMaxThreadsPerBlock = 1,
+  kAttrMaxBlockDimX = 2,  // Y = 3, Z = 4
+  kAttrMaxGridDimX = 5,   // Y = 6, Z = 7
   kAttrMaxSharedPerBlock = 8,
   kAttrWarpSize = 10,
   kAttrMultiprocessorCount = 16,
   kAttrComputeMajor = 75,
   kAttrComputeMinor = 76,
   kAttrMaxSharedPerBlockOptin = 97,
+  kFuncAttrMaxThreadsPerBlock = 0,
+  kFuncAttrSharedSizeBytes = 1,  // static __shared__ memory
   kFuncAttrMaxDynamicShared = 8,
   kEventDisableTiming = 2,
   kStreamNonBlocking = 1,
@@ -61,6 +65,7 @@ struct Driver {
   CUresult (*cuModuleGetGlobal)(CUdeviceptr*, std::size_t*, CUmodule, const char*);
   CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, std::size_t);
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
+  CUresult (*cuFuncGetAttribute)(int*, int, CUfunction);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                              unsigned, CUstream, void**, void**);
   CUresult (*cuEventCreate)(CUevent*, unsigned);

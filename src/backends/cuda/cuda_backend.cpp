@@ -53,6 +53,8 @@ struct Device {
   CUcontext ctx = nullptr;
   int sm = 0;
   DeviceInfo info;
+  // Per axis: threads of a block (1024, 1024, 64) and blocks of a launch (2^31 - 1, 65535, 65535).
+  unsigned max_block[3] = {}, max_grid[3] = {};
   void make_current() const { bind(ctx); }
   ~Device() {
     if (!ctx) return;
@@ -93,6 +95,13 @@ std::shared_ptr<Device> open_device(int index) {
   auto d = std::make_shared<Device>();
   d->info = describe(index, &d->sm);
   MG_CU(cuDeviceGet(&d->dev, index));
+  for (int axis = 0; axis < 3; ++axis) {
+    int block = 0, grid = 0;
+    MG_CU(cuDeviceGetAttribute(&block, kAttrMaxBlockDimX + axis, d->dev));
+    MG_CU(cuDeviceGetAttribute(&grid, kAttrMaxGridDimX + axis, d->dev));
+    d->max_block[axis] = unsigned(block);
+    d->max_grid[axis] = unsigned(grid);
+  }
   MG_CU(cuDevicePrimaryCtxRetain(&d->ctx, d->dev));
   open[index] = d;
   return d;
@@ -330,7 +339,8 @@ struct EventPool : std::enable_shared_from_this<EventPool> {
 struct KernelEntry {
   mg_kernel_desc desc{};
   CUfunction fn = nullptr;
-  int dynamic_shared_set = 48 * 1024;
+  int dynamic_shared_set = 0;    // the function's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+  std::uint32_t max_threads = 0;  // threads per block its registers allow
 };
 
 class CudaProgram final : public Program {
@@ -356,6 +366,15 @@ class CudaProgram final : public Program {
       entry->desc.entry = entry.get();
       std::memcpy(entry->desc.slot_sizes, sizes, sizeof entry->desc.slot_sizes);
       entry->desc.flags = sizes[MG_MAX_BUFFERS];
+      // Threadgroup variables are static __shared__ memory; the driver knows their size, and
+      // how much dynamic memory the function takes without opting in (48 KiB less the static).
+      int attr = 0;
+      MG_CU(cuFuncGetAttribute(&attr, kFuncAttrSharedSizeBytes, entry->fn));
+      entry->desc.static_threadgroup_bytes = unsigned(attr);
+      MG_CU(cuFuncGetAttribute(&attr, kFuncAttrMaxDynamicShared, entry->fn));
+      entry->dynamic_shared_set = attr;
+      MG_CU(cuFuncGetAttribute(&attr, kFuncAttrMaxThreadsPerBlock, entry->fn));
+      entry->max_threads = std::uint32_t(attr);
       kernels_.push_back(std::move(entry));
     }
   }
@@ -367,6 +386,10 @@ class CudaProgram final : public Program {
     for (const auto& k : kernels_)
       if (name == k->desc.name) return &k->desc;
     return nullptr;
+  }
+  // A kernel using many registers fits fewer threads in a block than the device allows.
+  std::uint32_t max_total_threads(const mg_kernel_desc& desc) const override {
+    return static_cast<const KernelEntry*>(desc.entry)->max_threads;
   }
 
  private:
@@ -474,6 +497,13 @@ class CudaBackend final : public Backend {
       if (auto* b = static_cast<CudaAllocation*>(launch.buffers[s].get())) b->before_dispatch(stream_);
     for (int s = 0; s < MG_MAX_TEXTURES; ++s)
       if (auto* b = static_cast<CudaAllocation*>(launch.textures[s].get())) b->before_dispatch(stream_);
+    // Metal allows 1024 threads along each axis of a threadgroup; CUDA 64 along z.
+    for (int d = 0; d < 3; ++d)
+      if (a.tg[d] > dev_->max_block[d])
+        throw std::invalid_argument("[run_function] threadgroup (" + std::to_string(a.tg[0]) + ", " +
+                                    std::to_string(a.tg[1]) + ", " + std::to_string(a.tg[2]) + ") has " +
+                                    std::to_string(a.tg[d]) + " threads along " + "xyz"[d] +
+                                    "; the cuda backend allows at most " + std::to_string(dev_->max_block[d]));
     unsigned shared = 0;
     for (unsigned v : a.threadgroup_sizes) shared += v;
     if (int(shared) > entry->dynamic_shared_set) {
@@ -521,6 +551,8 @@ class CudaBackend final : public Backend {
  private:
   // A grid that is not a multiple of the threadgroup: launch the whole groups together and
   // each edge region with its real block size, so edge groups have exactly their threads.
+  // A region with more blocks along an axis than one launch takes (65535 along y and z) goes
+  // as several launches, each told its first group (group_offset).
   void launch_regions(CUfunction fn, mg_launch& a, unsigned shared) {
     unsigned full[3], rest[3];
     for (int d = 0; d < 3; ++d) {
@@ -528,19 +560,30 @@ class CudaBackend final : public Backend {
       rest[d] = a.grid[d] % a.tg[d];
     }
     for (int region = 0; region < 8; ++region) {
-      unsigned blocks[3], threads[3];
+      unsigned first[3], blocks[3], threads[3];
       bool empty = false;
       for (int d = 0; d < 3; ++d) {
         bool edge = region >> d & 1;
         blocks[d] = edge ? (rest[d] ? 1 : 0) : full[d];
         threads[d] = edge ? rest[d] : a.tg[d];
-        a.group_offset[d] = edge ? full[d] : 0;
+        first[d] = edge ? full[d] : 0;
         empty |= blocks[d] == 0;
       }
       if (empty) continue;
-      void* params[] = {&a};
-      MG_CU(cuLaunchKernel(fn, blocks[0], blocks[1], blocks[2], threads[0], threads[1], threads[2], shared,
-                           stream_->s, params, nullptr));
+      // 64-bit steps: 2^32 - 1 blocks along x in steps of 2^31 - 1 would wrap a 32-bit one.
+      const std::uint64_t step[3] = {std::max(1u, dev_->max_grid[0]), std::max(1u, dev_->max_grid[1]),
+                                     std::max(1u, dev_->max_grid[2])};
+      for (std::uint64_t z = 0; z < blocks[2]; z += step[2])
+        for (std::uint64_t y = 0; y < blocks[1]; y += step[1])
+          for (std::uint64_t x = 0; x < blocks[0]; x += step[0]) {
+            a.group_offset[0] = first[0] + unsigned(x);
+            a.group_offset[1] = first[1] + unsigned(y);
+            a.group_offset[2] = first[2] + unsigned(z);
+            void* params[] = {&a};
+            MG_CU(cuLaunchKernel(fn, unsigned(std::min(blocks[0] - x, step[0])),
+                                 unsigned(std::min(blocks[1] - y, step[1])), unsigned(std::min(blocks[2] - z, step[2])),
+                                 threads[0], threads[1], threads[2], shared, stream_->s, params, nullptr));
+          }
     }
   }
 
