@@ -391,3 +391,30 @@ def test_simd_group_functions_record_then_replay(mode):
         assert out[i, 5] == (1.0 if lane == 0 else 0.0), i
         assert votes[i] == sum(1 << k for k, v in enumerate(seg) if v > 2), i
     np.testing.assert_array_equal(sums, [x[k * tg:(k + 1) * tg].sum() for k in range(3)])
+
+
+PRAGMA = """
+kernel void pragma_run(device float* x [[buffer(0)]], uint t [[thread_index_in_threadgroup]],
+                       uint i [[thread_position_in_grid]]) {
+    threadgroup float sh[32];
+    float acc = x[i];
+    #pragma unroll
+    for (int k = 0; k < 2; ++k) {       // the pragma goes with the group-level loop
+        sh[t] = acc;
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        acc += sh[31 - t];
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    x[i] = acc;
+}
+"""
+
+
+def test_pragma_before_a_group_level_loop(mode):
+    assert runs_as(PRAGMA, "pragma_run") == mode
+    x = np.arange(64, dtype=np.float32)
+    (out,) = run(PRAGMA, "pragma_run", (64, 1, 1), [x], (32, 1, 1))
+    ref = x.reshape(2, 32).astype(np.float64)
+    for _ in range(2):
+        ref = ref + ref[:, ::-1]
+    np.testing.assert_array_equal(out, ref.ravel())

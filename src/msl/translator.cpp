@@ -223,7 +223,8 @@ std::string line_directive(const Translation& tr, const KernelInfo& k) {
 // CPU: per kernel an entry running a range of threadgroups, and a descriptor; the module
 // lists them through mg_module_kernels().
 void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug,
-                      const std::vector<bool>& work_item_loops) {
+                      const WorkItemLoops& loops) {
+  const std::vector<bool>& work_item_loops = loops.kernels;
   const auto& kernels = tr.kernels();
   std::string table;
   std::size_t emitted = 0;
@@ -244,6 +245,8 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector
     // Debug mode: a fault leaves through dbg::guarded, abandoning the rest of this share.
     if (debug) out += "  ::__metalgpu::dbg::guarded([&] {\n";
     const bool wil = !work_item_loops.empty() && work_item_loops[i];
+    if (!wil && i < loops.fibers_because.size() && !loops.fibers_because[i].empty())
+      out += "// '" + k.name + "' runs as fibers: " + loops.fibers_because[i] + "\n";
     out += std::string("  __metalgpu::cpu::") +
            (wil ? "run_groups_wil" : k.cooperative ? "run_groups_cooperative" : "run_groups") +
            "(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) " +
@@ -486,7 +489,7 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   if (target == Target::cuda) out = "namespace metal_user {\n";
   out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
-  if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug, loops.kernels);
+  if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug, loops);
   else emit_cuda_entries(out, *this, selected);
   if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;

@@ -11,7 +11,12 @@
 namespace metalgpu::msl {
 namespace {
 
-struct Unsupported {};  // the kernel keeps its fibers
+// Thrown where the rewrite does not apply: the kernel keeps its fibers, and the generated code
+// says why (METALGPU_DUMP shows it).
+struct Unsupported {
+  std::string why;
+  std::size_t token;
+};
 
 // Built-ins that differ between the threads of a group, re-bound in every thread loop: their
 // values from the loop's counters (x innermost, so the compiler can vectorise across threads).
@@ -25,11 +30,13 @@ const std::map<std::string, std::string, std::less<>> kPerThreadBuiltins = {
     {"quadgroup_index_in_threadgroup", "(__i / 4u)"},
     {"thread_index_in_quadgroup", "(__i % 4u)"}};
 
-// The head of a loop over the current group's threads: __i is the thread's index.
+// The head of a loop over the current group's threads: __i is the thread's index. The index
+// is the innermost loop's counter, bounded by its row's end, so the compiler can prove it never
+// wraps and vectorise accesses like `sh[tid]` across threads.
 constexpr const char* kThreadLoop =
     " for (uint __z = 0; __z < __ws.z; ++__z) for (uint __y = 0; __y < __ws.y; ++__y)"
-    " for (uint __x = 0; __x < __ws.x; ++__x) { const uint __i = __x + __ws.x * (__y + __ws.y * __z);"
-    " (void)__i;";
+    " for (uint __r = __ws.x * (__y + __ws.y * __z), __i = __r, __e = __r + __ws.x; __i < __e; ++__i) {"
+    " const uint __x = __i - __r; (void)__x;";
 
 // Words that may precede or follow a declaration's type.
 const std::set<std::string, std::less<>> kQualifiers = {"const",    "volatile", "thread", "device", "constant",
@@ -82,7 +89,7 @@ class Transformer {
   TextEdits run() {
     const Stmt body = parse_body(m_.lexed(), def_.open);
     for (std::size_t i = def_.open; i < def_.close; ++i)
-      if (is(i, "goto")) throw Unsupported{};
+      if (is(i, "goto")) throw Unsupported{"goto", i};
     has_return_ = contains(body, Stmt::return_, false);
     scopes_.emplace_back();
     bind_parameters();
@@ -95,7 +102,7 @@ class Transformer {
       prologue += std::string(" unsigned char* __mgw_wd = (unsigned char*)::__metalgpu::cpu::wi_slot(__wg, 0, 1, 1);") +
                   kThreadLoop + " __mgw_wd[__i] = 0; }";
     add_after(def_.open, prologue);
-    if (next_slot_ > kMaxSlots) throw Unsupported{};
+    if (next_slot_ > kMaxSlots) throw Unsupported{"more than 256 per-thread variables and masks", def_.open};
     return std::move(edits_);
   }
 
@@ -159,7 +166,7 @@ class Transformer {
         case TokenAction::keep: t = toks_[i].text; break;
         case TokenAction::replace: t = m_.replacement(i); break;
         case TokenAction::drop: break;
-        default: throw Unsupported{};
+        default: throw Unsupported{"a token the rewrite cannot re-spell", i};
       }
       if (t.empty()) continue;
       if (!out.empty()) out += ' ';
@@ -170,7 +177,7 @@ class Transformer {
   void add_before(std::size_t i, const std::string& text) { edits_.before[i] += text; }
   void add_after(std::size_t i, const std::string& text) { edits_.after[i] += text; }
   void replace(std::size_t i, const std::string& text) {
-    if (toks_[i].kind == TokenKind::pragma) throw Unsupported{};
+    if (toks_[i].kind == TokenKind::pragma) throw Unsupported{"a pragma inside rewritten code", i};
     auto it = edits_.replace.find(i);
     if (it == edits_.replace.end()) edits_.replace[i] = text;
     else it->second += text;
@@ -222,7 +229,7 @@ class Transformer {
     for (const KernelParam& p : kernel_.params) {
       const auto builtin = kPerThreadBuiltins.find(p.builtin);
       const bool per_thread = p.role == ParamRole::builtin && builtin != kPerThreadBuiltins.end();
-      const bool changed = !p.reference && written_in(p.name, def_.open, def_.close);
+      const bool changed = !p.reference && mutated_in(p.name, def_.open, def_.close, p.pointer);
       if (per_thread || changed) varying_.insert(p.name);
       if (!per_thread && !changed) continue;
       const std::string t = "__mgw_b" + std::to_string(n++);
@@ -323,13 +330,13 @@ class Transformer {
   // Makes a declaration's variables per thread: storage (returned, for group level before the
   // thread loop) and, in place, a reference to this thread's element initialised as declared.
   std::string privatize(const Declaration& d, std::vector<Private>& out) {
-    if (d.is_auto) throw Unsupported{};
+    if (d.is_auto) throw Unsupported{"an auto variable live across a barrier", d.spec_begin};
     std::string storage;
     const std::string spec = render(d.spec_begin, d.spec_end);
     erase(d.spec_begin, d.spec_end);
     for (const Declarator& dc : d.declarators) {
       for (std::size_t i = dc.ptr_begin; i < dc.name; ++i)
-        if (is(i, "&") || is(i, "&&")) throw Unsupported{};  // references: not per-thread storage
+        if (is(i, "&") || is(i, "&&")) throw Unsupported{"a reference live across a barrier", i};
       const unsigned n = next_private_++;
       const std::string t = "__mgw_t" + std::to_string(n), p = "__mgw_p" + std::to_string(n);
       const std::string name = toks_[dc.name].text;
@@ -337,14 +344,10 @@ class Transformer {
                  render(dc.name + 1, dc.suffix_end) + ";" + slot(t, p);
       erase(dc.ptr_begin, dc.name);
       erase(dc.name + 1, dc.suffix_end);
-      std::string decl = " " + t + "& " + name + " = " + p + "[__i];";
-      if (dc.has_init) {
-        // Initialised as declared (any initialiser form), then copied into place.
-        decl += " { " + t + " __mgw_v";
-        replace(dc.end, "; __builtin_memcpy((void*)&" + name + ", (const void*)&__mgw_v, sizeof(" + name + ")); }");
-      } else {
-        replace(dc.end, ";");
-      }
+      // Initialised as declared (any initialiser form, or none: a class's constructor still
+      // runs), then copied into this thread's element.
+      std::string decl = " " + t + "& " + name + " = " + p + "[__i]; { " + t + " __mgw_v";
+      replace(dc.end, "; __builtin_memcpy((void*)&" + name + ", (const void*)&__mgw_v, sizeof(" + name + ")); }");
       replace(dc.name, decl);
       out.push_back({name, n});
       varying_.insert(name);
@@ -376,6 +379,7 @@ class Transformer {
         if (j < kids.size() && role_of(kids[j], scope_end, c) == Role::region) {
           if (run == kids.size()) run = i;
         } else {
+          flush(i);  // a run ends before the pragma it does not include
           erase(s.begin, s.end);
         }
         continue;
@@ -402,7 +406,7 @@ class Transformer {
       switch (role) {
         case Role::barrier: erase(s.begin, s.end); break;
         case Role::group_level:
-          if (sync(s.begin, s.end)) throw Unsupported{};
+          if (sync(s.begin, s.end)) throw Unsupported{"a synchronising call in a group-level declaration", s.begin};
           // Threadgroup storage: the body runs once per group, so the group's variables are
           // the body's own (on the stack) rather than thread_local statics, whose every access
           // from a loaded module goes through __tls_get_addr.
@@ -435,12 +439,20 @@ class Transformer {
       case Stmt::do_: return Role::loop;
       case Stmt::simple:
         if (call_begin(s) < s.end) return Role::collective;
-        throw Unsupported{};
-      default: throw Unsupported{};  // a barrier inside an expression, a switch, a range-for ...
+        throw Unsupported{"`" + first_sync(s) + "` in a statement that is neither a barrier nor one call to a "
+                          "SIMD-group function (a helper that synchronises, simdgroup_matrix, several calls)",
+                          s.begin};
+      default: throw Unsupported{"a barrier or SIMD-group call inside a switch or range-for", s.begin};
     }
   }
 
   // ---- SIMD-group functions
+
+  std::string first_sync(const Stmt& s) const {
+    for (std::size_t i = s.begin; i < s.end; ++i)
+      if (toks_[i].kind == TokenKind::identifier && sync(i, i + 1)) return toks_[i].text;
+    return "?";
+  }
 
   // The one call to a SIMD-group (or quad-group) function of Metal's in a simple statement
   // that synchronises through nothing else: its first token (a `metal::` qualifier included),
@@ -481,17 +493,57 @@ class Transformer {
         return false;
     return true;
   }
-  bool written_in(const std::string& name, std::size_t b, std::size_t e) const {
+  // Whether [b, e) may change variable `name`: assigns or steps it, takes its address, or -
+  // unless it is a pointer, whose subscripts and members are what it points to - assigns to
+  // an element or member of it, or calls a member function on it.
+  bool mutated_in(const std::string& name, std::size_t b, std::size_t e, bool pointer) const {
+    auto assigns = [&](std::size_t k) {
+      const std::string& t = toks_[k].text;
+      return (toks_[k].kind == TokenKind::punct && !t.empty() && t.back() == '=' && t != "==" && t != "<=" &&
+              t != ">=" && t != "!=") ||
+             t == "++" || t == "--";
+    };
     for (std::size_t i = b; i < e; ++i) {
       if (toks_[i].kind != TokenKind::identifier || toks_[i].text != name) continue;
-      if (is(i - 1, ".") || is(i - 1, "->")) continue;
-      const std::string& next = toks_[i + 1].text;
-      const std::string& prev = toks_[i - 1].text;
-      const bool assign = toks_[i + 1].kind == TokenKind::punct && !next.empty() && next.back() == '=' &&
-                          next != "==" && next != "<=" && next != ">=" && next != "!=";
-      if (assign || next == "++" || next == "--" || prev == "++" || prev == "--" || prev == "&") return true;
+      if (is(i - 1, ".") || is(i - 1, "->")) continue;  // a member of something else
+      if (is(i - 1, "&") || is(i - 1, "++") || is(i - 1, "--")) return true;
+      std::size_t k = i + 1;
+      while (!pointer) {
+        if (is(k, "[")) {
+          k = match_bracket(m_.lexed(), k) + 1;
+        } else if ((is(k, ".") || is(k, "->")) && toks_[k + 1].kind == TokenKind::identifier) {
+          if (is(k + 2, "(")) return true;  // a member function may change it
+          k += 2;
+        } else {
+          break;
+        }
+      }
+      if (assigns(k)) return true;
     }
     return false;
+  }
+  static bool is_pointer(const std::vector<Token>& toks, std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i)
+      if (toks[i].kind == TokenKind::punct && toks[i].text == "*") return true;
+    return false;
+  }
+  // Scalar and vector types: a variable of one changes only by assignment (not through
+  // member functions or being passed by reference to something that changes it).
+  bool plain_value_type(std::size_t b, std::size_t e) const {
+    static const std::set<std::string, std::less<>> scalars = {
+        "bool", "char", "uchar", "short", "ushort", "int", "uint", "long", "ulong", "half", "float", "bfloat",
+        "size_t", "ptrdiff_t", "int8_t", "uint8_t", "int16_t", "uint16_t", "int32_t", "uint32_t", "int64_t",
+        "uint64_t", "unsigned", "signed"};
+    bool any = false;
+    for (std::size_t i = b; i < e; ++i) {
+      if (toks_[i].kind != TokenKind::identifier) return false;
+      std::string t = toks_[i].text;
+      if (t == "const" || t == "constexpr" || t == "thread" || t == "metal") continue;
+      if (!t.empty() && (t.back() == '2' || t.back() == '3' || t.back() == '4')) t.pop_back();
+      if (!scalars.count(t)) return false;
+      any = true;
+    }
+    return any;
   }
   // A declaration whose values are the same in every thread and never change afterwards runs
   // once, at group level: `const uint n_iter = size / stride;`, `device const float* row = src
@@ -500,9 +552,14 @@ class Transformer {
     Declaration d;
     if (s.kind != Stmt::simple || !parse_declaration(s.begin, s.end, d)) return false;
     if (!uniform(d.spec_begin, d.spec_end)) return false;
+    bool is_const = false;
+    for (std::size_t i = d.spec_begin; i < d.spec_end; ++i) is_const |= is(i, "const") || is(i, "constexpr");
     for (const Declarator& dc : d.declarators) {
       if (!dc.has_init || !uniform(dc.ptr_begin, dc.end)) return false;
-      if (written_in(toks_[dc.name].text, s.end, scope_end)) return false;
+      const bool pointer = is_pointer(toks_, dc.ptr_begin, dc.name), array = dc.suffix_end > dc.name + 1;
+      // Objects of other types may change through their member functions or a reference.
+      if (!pointer && !(array ? is_const : is_const || plain_value_type(d.spec_begin, d.spec_end))) return false;
+      if (mutated_in(toks_[dc.name].text, s.end, scope_end, pointer)) return false;
     }
     return true;
   }
@@ -516,7 +573,9 @@ class Transformer {
     Declaration d;
     if (s.semi1 > s.open + 1 && parse_declaration(s.open + 1, s.semi1 + 1, d))
       for (const Declarator& dc : d.declarators)
-        if (written_in(toks_[dc.name].text, body.begin, body.end)) return false;
+        if (mutated_in(toks_[dc.name].text, body.begin, body.end, is_pointer(toks_, dc.ptr_begin, dc.name)) ||
+            !plain_value_type(d.spec_begin, d.spec_end))
+          return false;
     return true;
   }
   // if / for / while / do kept as they are at group level, their statements processed inside.
@@ -585,14 +644,14 @@ class Transformer {
     };
     switch (s.kind) {
       case Stmt::return_:
-        if (s.end != s.begin + 2) throw Unsupported{};  // a kernel returns void
+        if (s.end != s.begin + 2) throw Unsupported{"return with a value", s.begin};
         replace(s.begin, " { __mgw_wd[__i] = 1;" + clear_loops(0) + leave);
         replace(s.end - 1, "");
         jumps = true;
         return;
       case Stmt::break_:
         if (loops == 0 && switches == 0) {
-          if (c.loops.empty()) throw Unsupported{};
+          if (c.loops.empty()) throw Unsupported{"break outside a loop", s.begin};
           replace(s.begin, " {" + clear_loops(c.loops.size() - 1) + leave);
           replace(s.end - 1, "");
           jumps = true;
@@ -600,7 +659,7 @@ class Transformer {
         return;
       case Stmt::continue_:
         if (loops == 0) {
-          if (c.loops.empty()) throw Unsupported{};
+          if (c.loops.empty()) throw Unsupported{"continue outside a loop", s.begin};
           replace(s.begin, " { __mgw_c" + std::to_string(c.loops.back().k) + "[__i] = 0;" + leave);
           replace(s.end - 1, "");
           jumps = true;
@@ -616,7 +675,7 @@ class Transformer {
   // `if` whose branches hold barriers: each thread's condition into a mask, then each branch
   // for the threads it selects. `if constexpr` is the same for every thread: kept as it is.
   void group_if(const Stmt& s, const Context& c) {
-    if (sync(s.open, s.close)) throw Unsupported{};
+    if (sync(s.open, s.close)) throw Unsupported{"a SIMD-group call or barrier in an if condition", s.open};
     if (is(s.begin + 1, "constexpr") || uniform(s.open, s.close)) return keep_at_group_level(s, c);
     const std::string k = std::to_string(next_label_++), m = "__mgw_m" + k;
     // `if` -> mask, loop head; `(cond)` stays; then the rest of the loop.
@@ -650,7 +709,8 @@ class Transformer {
   // for / while / do whose body holds barriers: the loop runs at group level while any
   // thread's condition holds; a thread whose condition fails (or that breaks) sits out.
   void group_loop(const Stmt& s, const Context& c) {
-    if (s.kind == Stmt::for_ ? sync(s.open, s.close) : sync(s.open, s.close + 1)) throw Unsupported{};
+    if (s.kind == Stmt::for_ ? sync(s.open, s.close) : sync(s.open, s.close + 1))
+      throw Unsupported{"a SIMD-group call or barrier in a loop header", s.open};
     if (uniform_loop(s)) return keep_at_group_level(s, c);
     const Stmt& body = s.kids[0];
     const std::string k = std::to_string(next_label_++);
@@ -668,7 +728,7 @@ class Transformer {
     std::string step;
     DoTail tail;
     if (s.kind == Stmt::for_) {
-      if (sync(s.open, s.close)) throw Unsupported{};
+      if (sync(s.open, s.close)) throw Unsupported{"a SIMD-group call or barrier in a loop header", s.open};
       // for ( init ; cond ; step ) body
       Declaration d;
       std::vector<Private> declared;
@@ -684,13 +744,13 @@ class Transformer {
       if (s.close > s.semi2 + 1) step = thread_loop(in_loop) + " " + render(s.semi2 + 1, s.close) + "; }";
       erase(s.semi2 + 1, s.close + 1);
     } else if (s.kind == Stmt::while_) {
-      if (sync(s.open, s.close)) throw Unsupported{};
+      if (sync(s.open, s.close)) throw Unsupported{"a SIMD-group call or barrier in a loop header", s.open};
       replace(s.begin, head + thread_loop_unmasked(c, l) + " " + l + "[__i] = 1; } for (;;) { bool " + any +
                            " = false;" + thread_loop(in_loop) + " if (!");
       add_after(s.close, ") " + l + "[__i] = 0; else " + any + " = true; } if (!" + any + ") break;" + reset_continue);
     } else {  // do body while (cond);
       const std::size_t w = body.end;
-      if (sync(s.open, s.close)) throw Unsupported{};
+      if (sync(s.open, s.close)) throw Unsupported{"a SIMD-group call or barrier in a loop header", s.open};
       replace(s.begin, head + thread_loop_unmasked(c, l) + " " + l + "[__i] = 1; } for (;;) {" + reset_continue);
       // After the body: the condition per thread, then whether any thread goes round again.
       // (The binds are made when the body's scope has closed.)
@@ -746,9 +806,10 @@ WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>&
   WorkItemLoops out;
   const auto& kernels = model.kernels();
   out.kernels.assign(kernels.size(), false);
+  out.fibers_because.assign(kernels.size(), std::string());
   std::vector<bool> sync_ids;
   bool have_ids = false;
-  std::map<int, bool> by_definition;  // a template's body is shared by its instantiations
+  std::map<int, std::string> by_definition;  // a template's body is shared by its instantiations
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     const KernelInfo& k = kernels[i];
     if (!selected[i] || !k.cooperative) continue;
@@ -762,17 +823,20 @@ WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>&
         cooperating_definitions(model.lexed(), model.structure(), {}, &sync_ids);
         have_ids = true;
       }
-      bool ok = false;
+      std::string why;
       try {
         TextEdits e = Transformer(model, sync_ids, k, model.structure().definitions()[std::size_t(def)]).run();
         merge(out.edits, std::move(e));
-        ok = true;
-      } catch (const Unsupported&) {
-      } catch (const std::runtime_error&) {  // a body parse_body cannot split
+      } catch (const Unsupported& u) {
+        const Token& t = model.lexed().tokens[u.token];
+        why = u.why + " (" + model.lexed().files[std::size_t(t.file)] + ":" + std::to_string(t.line) + ")";
+      } catch (const std::runtime_error& e) {  // a body parse_body cannot split
+        why = std::string("a body the statement parser cannot split: ") + e.what();
       }
-      it = by_definition.emplace(def, ok).first;
+      it = by_definition.emplace(def, why).first;
     }
-    out.kernels[i] = it->second;
+    out.kernels[i] = it->second.empty();
+    out.fibers_because[i] = it->second;
   }
   return out;
 }

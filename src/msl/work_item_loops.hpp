@@ -15,6 +15,7 @@
 // it cannot read - leaves the kernel to the fibers.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "msl/parser.hpp"
@@ -25,6 +26,7 @@ namespace metalgpu::msl {
 struct WorkItemLoops {
   TextEdits edits;
   std::vector<bool> kernels;  // per SourceModel kernel: runs as work-item loops
+  std::vector<std::string> fibers_because;  // per cooperative kernel left to fibers: why, and where
 };
 
 // For the `selected` kernels that cooperate. Read by the translator's cpu emission.
