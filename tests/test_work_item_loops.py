@@ -418,3 +418,41 @@ def test_pragma_before_a_group_level_loop(mode):
     for _ in range(2):
         ref = ref + ref[:, ::-1]
     np.testing.assert_array_equal(out, ref.ravel())
+
+
+GROUP_ATOMICS = """
+kernel void group_atomics(device const int* x [[buffer(0)]], device int* out [[buffer(1)]],
+                          uint t [[thread_index_in_threadgroup]], uint i [[thread_position_in_grid]],
+                          uint g [[threadgroup_position_in_grid]]) {
+    threadgroup metal::atomic<int> lo;
+    threadgroup metal::atomic_int hi;
+    threadgroup atomic_int claimed;
+    threadgroup atomic_int* via_pointer = &claimed;   // through a plain atomic pointer: still atomic
+    if (t == 0) {
+        atomic_store_explicit(&lo, 1 << 30, memory_order_relaxed);
+        atomic_store_explicit(&hi, -(1 << 30), memory_order_relaxed);
+        atomic_store_explicit(via_pointer, -1, memory_order_relaxed);
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    atomic_fetch_min_explicit(&lo, x[i], memory_order_relaxed);
+    atomic_fetch_max_explicit(&hi, x[i], memory_order_relaxed);
+    int expected = -1;
+    atomic_compare_exchange_weak_explicit(&claimed, &expected, int(t), memory_order_relaxed, memory_order_relaxed);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (t == 0) {
+        out[g * 3 + 0] = atomic_load_explicit(&lo, memory_order_relaxed);
+        out[g * 3 + 1] = atomic_load_explicit(&hi, memory_order_relaxed);
+        out[g * 3 + 2] = atomic_load_explicit(via_pointer, memory_order_relaxed);
+    }
+}
+"""
+
+
+def test_threadgroup_atomics_of_every_kind(mode):
+    assert runs_as(GROUP_ATOMICS, "group_atomics") == mode
+    x = np.random.default_rng(3).integers(-1000, 1000, 128).astype(np.int32)
+    _, out = run(GROUP_ATOMICS, "group_atomics", (128, 1, 1), [x, np.zeros(6, np.int32)], (64, 1, 1))
+    out = out.reshape(2, 3)
+    np.testing.assert_array_equal(out[:, 0], x.reshape(2, 64).min(1))
+    np.testing.assert_array_equal(out[:, 1], x.reshape(2, 64).max(1))
+    assert set(out[:, 2]) <= set(range(64))   # one thread of each group claimed it

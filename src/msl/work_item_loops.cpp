@@ -130,6 +130,26 @@ class Transformer {
     if (!is(i, "threadgroup_barrier") && !is(i, "simdgroup_barrier")) return false;
     return is(i + 1, "(") && match_bracket(m_.lexed(), i + 1) + 2 == s.end;
   }
+  // Atomics in threadgroup storage become metal::mg_group_atomic (plain operations: the
+  // group's threads take turns on one OS thread).
+  void group_atomics(const Stmt& s) {
+    static const std::map<std::string, std::string, std::less<>> named = {
+        {"atomic_int", "int"},   {"atomic_uint", "uint"},  {"atomic_float", "float"},
+        {"atomic_bool", "bool"}, {"atomic_long", "long"}, {"atomic_ulong", "ulong"}};
+    for (std::size_t i = s.begin + 1; i < s.end && toks_[i].kind == TokenKind::identifier; ++i) {
+      const std::size_t start = i;
+      if (is(i, "metal") && is(i + 1, "::")) i += 2;  // metal::atomic_uint
+      if (auto it = named.find(toks_[i].text); it != named.end()) {
+        erase(start, i);
+        replace(i, "::metal::mg_group_atomic<" + it->second + ">");
+      } else if (toks_[i].text == "atomic" && is(i + 1, "<")) {
+        erase(start, i);
+        replace(i, "::metal::mg_group_atomic");
+      } else if (!kQualifiers.count(toks_[i].text)) {
+        break;  // the type came and was not an atomic
+      }
+    }
+  }
   bool is_storage(std::size_t tok) const {
     for (std::size_t t : m_.threadgroup_storage())
       if (t == tok) return true;
@@ -410,7 +430,10 @@ class Transformer {
           // Threadgroup storage: the body runs once per group, so the group's variables are
           // the body's own (on the stack) rather than thread_local statics, whose every access
           // from a loaded module goes through __tls_get_addr.
-          if (is_storage(s.begin)) replace(s.begin, " ");
+          if (is_storage(s.begin)) {
+            replace(s.begin, " ");
+            group_atomics(s);
+          }
           break;
         case Role::hoisted: break;  // stays where it is, between the thread loops
         case Role::block:

@@ -154,6 +154,56 @@ MG_FN void atomic_thread_fence(mem_flags, memory_order o, thread_scope = thread_
   __atomic_thread_fence(__metalgpu::atomics::order(o));
 }
 
+// A threadgroup atomic of a kernel run as work-item loops (mg_cpu_wil.h): its group's threads
+// take turns on one OS thread, so plain operations are atomic. Calls that name the variable
+// directly take these overloads; a pointer converted to `atomic<T>*` still works, atomically.
+template <class T> struct mg_group_atomic : atomic<T> {};
+
+template <class T> MG_FN T atomic_load_explicit(mg_group_atomic<T>* obj, memory_order) { return obj->mg_value; }
+template <class T> MG_FN void atomic_store_explicit(mg_group_atomic<T>* obj, mg_atomic_arg<T> desired, memory_order) {
+  obj->mg_value = desired;
+}
+template <class T>
+MG_FN T atomic_exchange_explicit(mg_group_atomic<T>* obj, mg_atomic_arg<T> desired, memory_order) {
+  const T old = obj->mg_value;
+  obj->mg_value = desired;
+  return old;
+}
+template <class T>
+MG_FN bool mg_group_cas(mg_group_atomic<T>* obj, T* expected, T desired) {
+  if (obj->mg_value == *expected) {
+    obj->mg_value = desired;
+    return true;
+  }
+  *expected = obj->mg_value;
+  return false;
+}
+template <class T>
+MG_FN bool atomic_compare_exchange_weak_explicit(mg_group_atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
+                                                 memory_order, memory_order) {
+  return mg_group_cas(obj, expected, T(desired));
+}
+template <class T>
+MG_FN bool atomic_compare_exchange_strong_explicit(mg_group_atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
+                                                   memory_order, memory_order) {
+  return mg_group_cas(obj, expected, T(desired));
+}
+#define MG_GROUP_FETCH(NAME, EXPR)                                                                \
+  template <class T>                                                                              \
+  MG_FN T atomic_fetch_##NAME##_explicit(mg_group_atomic<T>* obj, mg_atomic_arg<T> operand, memory_order) { \
+    const T a = obj->mg_value, b = operand;                                                       \
+    obj->mg_value = T(EXPR);                                                                      \
+    return a;                                                                                     \
+  }
+MG_GROUP_FETCH(add, a + b)
+MG_GROUP_FETCH(sub, a - b)
+MG_GROUP_FETCH(and, a & b)
+MG_GROUP_FETCH(or, a | b)
+MG_GROUP_FETCH(xor, a ^ b)
+MG_GROUP_FETCH(min, b < a ? b : a)
+MG_GROUP_FETCH(max, a < b ? b : a)
+#undef MG_GROUP_FETCH
+
 }  // namespace metal
 
 #else  // MG_CUDA
