@@ -18,19 +18,22 @@ const std::set<std::string, std::less<>> kGroupFunctions = {
     "shuffle_and_fill_up", "shuffle_and_fill_down", "broadcast", "broadcast_first", "ballot",
     "active_threads_mask", "all", "any", "is_first", "vote",
 };
-// Barriers, and the builtin Apple's headers read a lane with.
+// Barriers, simdgroup matrices (one matrix spread over the lanes of a SIMD group) and their
+// functions, and the builtin Apple's headers read a lane with: an exact list, since libraries
+// name their own variables simdgroup_sums ...
 const std::set<std::string, std::less<>> kCooperative = {
-    "threadgroup_barrier", "simdgroup_barrier", "__metal_get_thread_index_in_simdgroup",
+    "threadgroup_barrier",   "simdgroup_barrier",   "__metal_get_thread_index_in_simdgroup",
+    "simdgroup_matrix",      "simdgroup_float8x8",  "simdgroup_half8x8",
+    "simdgroup_bfloat8x8",   "simdgroup_load",      "simdgroup_store",
+    "simdgroup_multiply",    "simdgroup_multiply_accumulate", "make_filled_simdgroup_matrix",
 };
 
 }  // namespace
 
 bool is_cooperative_function(const std::string& name) {
-  // simdgroup_matrix and its functions spread one matrix over the lanes of a SIMD group.
   if ((name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0) && kGroupFunctions.count(name.substr(5)))
     return true;
-  return kCooperative.count(name) != 0 || name.rfind("simdgroup_", 0) == 0 ||
-         name.rfind("make_filled_simdgroup_matrix", 0) == 0 || name.rfind("__metal_simd_", 0) == 0;
+  return kCooperative.count(name) != 0 || name.rfind("__metal_simd_", 0) == 0;
 }
 
 Structure::Structure(const Lexed& lexed) : lexed_(lexed) {

@@ -425,8 +425,7 @@ class Transformer {
       flush(i);
       switch (role) {
         case Role::barrier: erase(s.begin, s.end); break;
-        case Role::group_level:
-          if (sync(s.begin, s.end)) throw Unsupported{"a synchronising call in a group-level declaration", s.begin};
+        case Role::group_level:  // types, constants, threadgroup storage: nothing they run synchronises
           // Threadgroup storage: the body runs once per group, so the group's variables are
           // the body's own (on the stack) rather than thread_local statics, whose every access
           // from a loaded module goes through __tls_get_addr.
