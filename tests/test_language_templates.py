@@ -444,7 +444,8 @@ kernel void maybe_scaled(device float* y [[buffer(0)]],
                          constant Scale& s [[buffer(1), function_constant(scaled)]],
                          constant float& shift [[buffer(2), function_constant(scaled)]],
                          uint i [[thread_position_in_grid]]) {
-  y[i] = scaled ? s.a * y[i] + s.b + shift : y[i] + 1.0f;
+  if (scaled) y[i] = s.a * y[i] + s.b + shift;
+  else y[i] += 1.0f;
 }
 """
 
