@@ -31,6 +31,9 @@ def run_child(code: str, cxx_defines: str = "", debug: bool = False) -> subproce
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"  # Python itself leaks
     env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
+    # Cooperative kernels as fibers, which these tests are about, where the cpu backend could
+    # otherwise rewrite them into work-item loops.
+    env["METALGPU_CPU_FIBERS"] = "1"
     compiler = env.get("CXX", "g++")
     env["CXX"] = f"{compiler} {cxx_defines}".strip()
     prelude = (f"import numpy as np, metalgpu as mg\niface = mg.Interface(backend='cpu', debug={debug})\n"
