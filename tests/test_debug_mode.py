@@ -233,6 +233,9 @@ def test_without_debug_mode_a_crash_names_the_kernel_and_suggests_it(tmp_path):
     assert "kernel 'poke'" in r.stderr and "METALGPU_DEBUG=1" in r.stderr
 
 
+# Under the sanitizer stage of .ci/run, UBSan reports the division (and ends the process) before
+# the CPU's SIGFPE that debug mode turns into a fault: the report is the right outcome there.
+@pytest.mark.skipif(getattr(mg._core, "_sanitized", False), reason="UBSan reports the division by zero first")
 def test_an_integer_division_by_zero_is_a_fault_not_a_crash(dbg):
     out = dbg.create_buffer(4, "int")
     e = run_fault(dbg, """

@@ -282,3 +282,44 @@ def test_cxx_set_to_the_c_driver(tmp_path):
         proc = _child(script, tmp_path, "gcc")
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert word in proc.stdout
+
+
+def _asan_runtimes() -> str | None:
+    """g++'s ASan and UBSan runtimes, for LD_PRELOAD; None where g++ has none."""
+    paths = [subprocess.run([GXX, f"-print-file-name={lib}"], capture_output=True, text=True,
+                            check=False).stdout.strip() for lib in ("libasan.so", "libubsan.so")]
+    return " ".join(paths) if all(os.path.isabs(p) and os.path.exists(p) for p in paths) else None
+
+
+def test_sanitized_kernels_need_the_asan_runtime(tmp_path):
+    # METALGPU_SANITIZE=1 in a process without ASan's runtime: loading an ASan module would end
+    # the process, so the cpu backend says what is missing instead.
+    if getattr(mg._core, "_sanitized", False):
+        pytest.skip("a sanitized build runs with the runtime loaded")
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CXX", "METALGPU_BACKEND")}
+    env.update(METALGPU_SANITIZE="1", METALGPU_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", RUN_KERNEL], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "METALGPU_SANITIZE=1 builds kernels with AddressSanitizer" in proc.stderr
+    assert "LD_PRELOAD=$(g++ -print-file-name=libasan.so)" in proc.stderr
+
+
+@pytest.mark.parametrize("cxx", ["g++", "gcc"])
+def test_sanitized_kernels_in_a_plain_build(tmp_path, cxx):
+    # METALGPU_SANITIZE=1 with the runtimes preloaded: kernels (cooperative ones too, whose
+    # fibers are announced to ASan) compile with the sanitizers and run; CXX=gcc still links
+    # them without a C++ library. The cache keeps them apart from plain modules.
+    runtimes = _asan_runtimes()
+    if runtimes is None or shutil.which(cxx) is None:
+        pytest.skip(f"{cxx} or g++'s sanitizer runtimes are not installed")
+    env = {k: v for k, v in os.environ.items() if k != "METALGPU_BACKEND"}
+    env.update(METALGPU_SANITIZE="1", METALGPU_CACHE_DIR=str(tmp_path / "cache"), CXX=cxx,
+               LD_PRELOAD=runtimes, ASAN_OPTIONS="detect_leaks=0")
+    for script, word in ((RUN_KERNEL, "kernel ok"), (RUN_COOPERATIVE, "cooperative ok")):
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert word in proc.stdout
+    modules = list((tmp_path / "cache").glob("*.so"))
+    assert len(modules) == 2 and all(b"__asan_report" in m.read_bytes() for m in modules)

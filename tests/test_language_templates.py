@@ -434,6 +434,36 @@ def test_parameters_conditional_on_function_constants(backend):
     np.testing.assert_array_equal(y.contents, np.arange(N) * 2)
 
 
+COND_VALUE_SOURCE = r"""
+#include <metal_stdlib>
+using namespace metal;
+struct Scale { float a, b; };
+constant bool scaled [[function_constant(0)]];
+
+kernel void maybe_scaled(device float* y [[buffer(0)]],
+                         constant Scale& s [[buffer(1), function_constant(scaled)]],
+                         constant float& shift [[buffer(2), function_constant(scaled)]],
+                         uint i [[thread_position_in_grid]]) {
+  if (scaled) y[i] = s.a * y[i] + s.b + shift;
+  else y[i] += 1.0f;
+}
+"""
+
+
+def test_unbound_conditional_references_bind_to_an_object(backend):
+    # A reference parameter a function constant turns off is left unbound; the entry point
+    # still binds it, which must not be to *nullptr (UBSan in the sanitizer stage of .ci/run).
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(COND_VALUE_SOURCE)
+    y = iface.array_to_buffer(np.arange(N, dtype=np.float32))
+    iface.set_function("maybe_scaled", constants={"scaled": False})
+    iface.run_function(N, [y])
+    np.testing.assert_array_equal(y.contents, np.arange(N) + 1)
+    iface.set_function("maybe_scaled", constants={"scaled": True})
+    iface.run_function(N, [y, np.array([2.0, 3.0], np.float32).tobytes(), np.float32(0.5)])
+    np.testing.assert_array_equal(y.contents, (np.arange(N) + 1) * 2 + 3.5)
+
+
 
 # ---------------------------------------------------------------- address-space overloads
 ASPACE_SOURCE = r"""

@@ -131,6 +131,7 @@ KernelPlan make_plan(const msl::KernelInfo& kernel) {
     s.param = &p;
     if (!p.element_type.empty() && p.element_type != "void") s.declared = DType::parse(p.element_type);
     s.read_only = p.is_const || p.address_space == "constant";
+    plan.conditional_values += !p.pointer && !p.function_constant.empty();
   }
   return plan;
 }
@@ -141,9 +142,18 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const Ker
     throw std::invalid_argument("[run_function] " + std::to_string(bindings.size()) +
                                 " buffers given; Metal has 31 buffer slots (0..30)");
   // Values are kept in launch.inline_bytes, and slots point into them: no reallocation after.
-  std::size_t values = 0;
+  std::size_t values = plan.conditional_values;
   for (const Binding& b : bindings) values += b.kind != Binding::Kind::empty && b.kind != Binding::Kind::buffer;
   if (values) launch.inline_bytes.reserve(values);
+  auto store_value = [&](int slot, std::string bytes) {
+    // Pad so a kernel reading a whole element past a short value never leaves the copy.
+    std::size_t stored = bytes.size();
+    bytes.resize(std::max<std::size_t>(stored, 16) + 16, '\0');
+    launch.inline_index[slot] = int(launch.inline_bytes.size());
+    launch.inline_bytes.push_back(std::move(bytes));
+    launch.args.slots[slot] = launch.inline_bytes.back().data();
+    launch.args.slot_bytes[slot] = stored;
+  };
   for (int& i : launch.inline_index) i = -1;
   for (int slot = 0; slot < MG_MAX_BUFFERS; ++slot) {
     const msl::KernelParam* param = plan.slots[slot].param;
@@ -153,6 +163,11 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const Ker
       if (param && param->function_constant.empty())  // conditional parameters may stay empty
         throw std::invalid_argument("[run_function] " + where.str() + " is not bound (the buffer list has " +
                                     std::to_string(bindings.size()) + " entries)");
+      // A reference or value that a function constant turned off is never used, but the entry
+      // still binds the reference (or copies the value) from its slot: zero bytes of its type
+      // stand in, since binding a reference to *nullptr is undefined behaviour (UBSan: "reference
+      // binding to null pointer") and a copy from it reads address 0.
+      if (param && !param->pointer) store_value(slot, std::string(desc.slot_sizes[slot], '\0'));
       continue;
     }
     const unsigned want_size = desc.slot_sizes[slot];
@@ -199,13 +214,7 @@ void bind_arguments(Launch& launch, std::span<const Binding> bindings, const Ker
                            "; a Python number cannot be converted to it (pass bytes, a numpy scalar or a Buffer)");
       bytes = encode_scalar(type->scalar, *b, where);
     }
-    // Pad so a kernel reading a whole element past a short value never leaves the copy.
-    std::size_t stored = bytes.size();
-    bytes.resize(std::max<std::size_t>(stored, 16) + 16, '\0');
-    launch.inline_index[slot] = int(launch.inline_bytes.size());
-    launch.inline_bytes.push_back(std::move(bytes));
-    launch.args.slots[slot] = launch.inline_bytes.back().data();
-    launch.args.slot_bytes[slot] = stored;
+    store_value(slot, std::move(bytes));
   }
 }
 

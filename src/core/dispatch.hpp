@@ -33,6 +33,7 @@ struct KernelPlan {
   };
   Slot slots[MG_MAX_BUFFERS];
   bool uses_textures = false;  // has texture or sampler parameters
+  unsigned conditional_values = 0;  // references and values that a function constant may leave unbound
 };
 KernelPlan make_plan(const msl::KernelInfo& kernel);
 

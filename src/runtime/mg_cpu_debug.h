@@ -104,13 +104,21 @@ inline bool faulted() {
 // Records the first fault of the dispatch (`what` says what went wrong; the kernel, place and
 // thread are added here), then leaves the kernel through guarded().
 [[gnu::cold, gnu::noinline]] inline void record(const char* file, int line, const char* what);
+
+// Sanitized modules: what leaving the kernel by longjmp needs (mg_cpu_fiber.h); nothing else.
+inline void before_escape();
+
+// Leaves the kernel for guarded().
+[[noreturn]] inline void escape(state& s) {
+  s.armed = false;
+  before_escape();
+  __builtin_longjmp(s.escape, 1);
+}
+
 [[gnu::cold, gnu::noinline]] inline void fault(const char* file, int line, const char* what) {
   record(file, line, what);
   state& s = st();
-  if (s.armed) {
-    s.armed = false;
-    __builtin_longjmp(s.escape, 1);
-  }
+  if (s.armed) escape(s);
 }
 inline void record(const char* file, int line, const char* what) {
   state& s = st();
@@ -175,8 +183,7 @@ extern "C" __attribute__((visibility("default"))) void mg_debug_signal(int what,
     snprintf(text, sizeof text, "invalid memory access at address %p (SIGSEGV): through an access debug mode "
                                 "does not check (a cast pointer, an atomic, a simdgroup load or store?)", address);
   __metalgpu::dbg::record(nullptr, 0, text);
-  s.armed = false;
-  __builtin_longjmp(s.escape, 1);
+  __metalgpu::dbg::escape(s);
 }
 
 namespace __metalgpu {

@@ -70,6 +70,34 @@ __asm__(
 extern "C" void mg_fiber_switch(void** save, void* load);
 #endif
 
+// AddressSanitizer keeps, per OS thread, the bounds of the stack it runs on (and a "fake
+// stack" for use-after-return checks): every switch between stacks is announced to it, or it
+// describes fiber stacks as wild memory, and its no-return and fake-stack bookkeeping runs
+// against the wrong stack. Compiled in only when the module is (host_compiler.cpp gives kernels
+// -fsanitize=address when the library has it); MG_NO_ASAN_FIBER_ANNOTATIONS leaves them out,
+// for tests/test_sanitize.py to show what goes wrong then.
+#if defined(__SANITIZE_ADDRESS__)
+#  define MG_ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define MG_ASAN 1
+#  endif
+#endif
+#if defined(MG_ASAN) && defined(MG_NO_ASAN_FIBER_ANNOTATIONS)
+#  undef MG_ASAN
+#endif
+#ifndef MG_ASAN
+#  define MG_ASAN 0
+#endif
+#if MG_ASAN
+extern "C" {
+void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old, size_t* size_old);
+void __asan_unpoison_memory_region(const volatile void* addr, size_t size);
+void __asan_handle_no_return();
+}
+#endif
+
 namespace __metalgpu {
 namespace cpu {
 
@@ -107,6 +135,15 @@ struct group_runner {
   // Where each fiber waits at a barrier (debug mode names a barrier not all threads reach).
   const char* barrier_file[kMaxGroupThreads];
   int barrier_line[kMaxGroupThreads];
+#endif
+#if MG_ASAN
+  // The OS thread's own stack, where the scheduler runs: ASan names it as the stack left when
+  // the scheduler switches to a fiber (resume()). Its fake stack, kept while fibers run.
+  const void* os_stack;
+  size_t os_stack_size;
+  void* os_fake;
+  bool on_fiber;  // what runs now: a fiber, or the scheduler
+  bool escaped;   // debug mode left a fiber for guarded() (dbg::before_escape())
 #endif
 };
 
@@ -154,6 +191,39 @@ inline group_runner* runner_for_this_thread(const mg_launch* L) {
   return r;
 }
 
+// Fiber i's stack: its slot less the guard page below it.
+inline unsigned char* fiber_stack(const group_runner* r, unsigned i) {
+  return r->stacks + i * (r->stack_size + MG_FIBER_GUARD_BYTES) + MG_FIBER_GUARD_BYTES;
+}
+
+// ASan: before a switch, the stack about to run (`fiber` < count: that fiber's, else the OS
+// thread's); `fake_save` keeps the leaving context's fake stack, null when it never resumes.
+inline void asan_leaving(group_runner* r, unsigned fiber, void** fake_save) {
+#if MG_ASAN
+  if (fiber < r->count) __sanitizer_start_switch_fiber(fake_save, fiber_stack(r, fiber), r->stack_size);
+  else __sanitizer_start_switch_fiber(fake_save, r->os_stack, r->os_stack_size);
+#else
+  (void)r, (void)fiber, (void)fake_save;
+#endif
+}
+// ASan: after a switch, on the stack that now runs (a fiber's or the scheduler's); `fake` is
+// what asan_leaving saved for it.
+inline void asan_arrived(group_runner* r, void* fake, bool on_fiber) {
+#if MG_ASAN
+  const void* from;
+  size_t from_size;
+  __sanitizer_finish_switch_fiber(fake, &from, &from_size);
+  if (on_fiber && !r->on_fiber) {  // from the scheduler: the OS thread's stack
+    r->os_stack = from;
+    r->os_stack_size = from_size;
+  }
+  r->on_fiber = on_fiber;
+#else
+  (void)r, (void)fake, (void)on_fiber;
+#endif
+}
+constexpr unsigned kOsStack = ~0u;  // asan_leaving()'s `fiber` for the scheduler's stack
+
 // The next fiber after `i` that can run in this pass, or count if none.
 inline unsigned next_runnable(const group_runner* r, unsigned i) {
   unsigned j = i + 1;
@@ -163,10 +233,13 @@ inline unsigned next_runnable(const group_runner* r, unsigned i) {
 
 [[noreturn]] inline void fiber_main() {
   group_runner* r = current_runner();
+  asan_arrived(r, nullptr, true);  // a new fiber: no fake stack yet
   unsigned i = r->current;
   r->invoke(r->body, r->ctx[i]);
   r->state[i] = fiber_done;
+  // This fiber never resumes: ASan frees its fake stack (null save).
 #if MG_FIBER_UCONTEXT
+  asan_leaving(r, kOsStack, nullptr);
   setcontext(&r->scheduler_uc);
 #else
   // Hand over directly to the next runnable fiber of this pass (one switch, not two).
@@ -174,8 +247,10 @@ inline unsigned next_runnable(const group_runner* r, unsigned i) {
   void* dead;
   if (j < r->count) {
     r->current = j;
+    asan_leaving(r, j, nullptr);
     mg_fiber_switch(&dead, r->sp[j]);
   }
+  asan_leaving(r, kOsStack, nullptr);
   mg_fiber_switch(&dead, r->scheduler_sp);
 #endif
   __builtin_unreachable();
@@ -207,10 +282,16 @@ inline void fiber_start(group_runner* r, unsigned i) {
 
 inline void resume(group_runner* r, unsigned i) {
   r->current = i;
+#if MG_ASAN
+  asan_leaving(r, i, &r->os_fake);
+#endif
 #if MG_FIBER_UCONTEXT
   swapcontext(&r->scheduler_uc, &r->uc[i]);
 #else
   mg_fiber_switch(&r->scheduler_sp, r->sp[i]);
+#endif
+#if MG_ASAN
+  asan_arrived(r, r->os_fake, false);
 #endif
 }
 
@@ -218,17 +299,22 @@ inline void resume(group_runner* r, unsigned i) {
 inline void block(group_runner* r, fiber_state why) {
   unsigned i = r->current;
   r->state[i] = why;
+  void* fake = nullptr;
 #if MG_FIBER_UCONTEXT
+  asan_leaving(r, kOsStack, &fake);
   swapcontext(&r->uc[i], &r->scheduler_uc);
 #else
   const unsigned j = next_runnable(r, i);
   if (j < r->count) {
     r->current = j;
+    asan_leaving(r, j, &fake);
     mg_fiber_switch(&r->sp[i], r->sp[j]);
   } else {
+    asan_leaving(r, kOsStack, &fake);
     mg_fiber_switch(&r->sp[i], r->scheduler_sp);
   }
 #endif
+  asan_arrived(r, fake, true);
 }
 
 // Runs the exchanges pending in each SIMD group: lanes that called the same function together.
@@ -385,10 +471,39 @@ inline const thread_ctx* dbg::fiber_ctx() {
   cpu::group_runner* r = cpu::current_runner();
   return r && r->count ? &r->ctx[r->current] : nullptr;
 }
+inline void dbg::before_escape() {
+#if MG_ASAN
+  // The frames between here and guarded() are never returned through: unpoison their
+  // redzones (this stack's, from here up), then announce the OS thread's stack if this is a
+  // fiber's: guarded() runs there.
+  __asan_handle_no_return();
+  cpu::group_runner* r = cpu::current_runner();
+  if (r && r->on_fiber) {
+    r->escaped = true;
+    __sanitizer_start_switch_fiber(nullptr, r->os_stack, r->os_stack_size);
+  }
+#endif
+}
 inline void dbg::abandon_group() {
   // The fibers of the faulting group are left where they are: nothing of theirs needs
   // releasing, and the next group starts every fiber afresh.
-  if (cpu::group_runner* r = cpu::current_runner()) r->count = 0;
+  cpu::group_runner* r = cpu::current_runner();
+  if (!r) return;
+#if MG_ASAN
+  // Their frames are never returned through either: their stacks' redzones, and the OS
+  // stack's frames between resume() and guarded() that a fiber's escape jumped over, would be
+  // stale poison for the next group's fibers and for the caller's next calls.
+  if (r->escaped) {
+    __sanitizer_finish_switch_fiber(r->os_fake, nullptr, nullptr);
+    r->escaped = r->on_fiber = false;
+#  if !MG_FIBER_UCONTEXT
+    const unsigned char* low = static_cast<const unsigned char*>(r->scheduler_sp);
+    __asan_unpoison_memory_region(low, static_cast<const unsigned char*>(__builtin_frame_address(0)) - low);
+#  endif
+  }
+  for (unsigned i = 0; i < r->count; ++i) __asan_unpoison_memory_region(cpu::fiber_stack(r, i), r->stack_size);
+#endif
+  r->count = 0;
 }
 #else
 inline void threadgroup_barrier_impl() {

@@ -245,6 +245,42 @@ void probe_flags_cached(HostCompiler& hc, const std::string& identity) {
   }
 }
 
+// Whether this library was built with AddressSanitizer (CMake's METALGPU_SANITIZE=ON).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kBuiltWithAsan = true;
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+constexpr bool kBuiltWithAsan = true;
+#  else
+constexpr bool kBuiltWithAsan = false;
+#  endif
+#else
+constexpr bool kBuiltWithAsan = false;
+#endif
+
+// Sanitizers for generated kernels: on when this library is sanitized (a bug in a kernel is
+// then reported like one in the library), or with METALGPU_SANITIZE=1 in a process that has
+// the AddressSanitizer runtime loaded (LD_PRELOAD); METALGPU_SANITIZE=0 turns them off. Without
+// the runtime in the process an ASan module would end the process when loaded: say so instead.
+// The flags enter compile_flags and link_flags, hence the probe's and the kernel cache's keys:
+// sanitized and plain modules never mix. -g1: line tables, so reports name the .metal line.
+// -O1 (after -O3, so it wins): ASan's recommended level, and a third of -O3's compile time
+// with the sanitizers.
+struct SanitizerFlags {
+  std::string compile, link;
+};
+SanitizerFlags sanitizer_flags() {
+  const char* env = std::getenv("METALGPU_SANITIZE");
+  const bool on = env && *env ? std::strcmp(env, "0") != 0 : kBuiltWithAsan;
+  if (!on) return {};
+  if (!dlsym(RTLD_DEFAULT, "__asan_init"))
+    throw NotAvailable(
+        "[cpu] METALGPU_SANITIZE=1 builds kernels with AddressSanitizer, whose runtime this process has not "
+        "loaded: run Python with LD_PRELOAD=$(g++ -print-file-name=libasan.so), or unset METALGPU_SANITIZE");
+  return {"-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g1",
+          "-fsanitize=address,undefined"};
+}
+
 // A compiler named by $CXX: the whole value if it names an executable, else split on spaces
 // ("ccache g++", "g++ -m64"): the first word runs, the others go before our flags.
 std::vector<std::string> cxx_command(const std::string& cxx) {
@@ -290,6 +326,11 @@ HostCompiler find_compiler() {
     hc.compile_flags = leading + "-std=c++17 -O3 -ffast-math -fno-finite-math-only -fno-math-errno -fPIC -nostdinc++ "
                        "-fvisibility=hidden -fno-exceptions -fno-rtti -w";
     hc.link_flags = leading + "-shared -fPIC";
+    const SanitizerFlags sanitize = sanitizer_flags();
+    if (!sanitize.compile.empty()) {
+      hc.compile_flags += " " + sanitize.compile;
+      hc.link_flags += " " + sanitize.link;
+    }
     try {
       probe_flags_cached(hc, compiler_identity(hc.path, leading + "\n" + r.output));
     } catch (const NotAvailable& e) {
