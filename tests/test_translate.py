@@ -52,6 +52,12 @@ def test_translate_with_function_constants():
     assert isinstance(code, str) and "fc" in code
 
 
+def test_translate_constants_not_a_dict_raises():
+    # A list used to be ignored silently (the constants were never applied).
+    with pytest.raises(TypeError, match=r"\[translate\] constants must be a dict"):
+        mg.translate(FUNCTION_CONSTANTS, "fc", target="cpu", constants=[(0, 3)])
+
+
 @pytest.mark.skipif(
     "cuda" not in {d.backend for d in mg.devices()}, reason="the cuda backend is not available here"
 )

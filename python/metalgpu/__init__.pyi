@@ -1,4 +1,4 @@
-"""Type stubs for metalgpu (kept in step with API.md and the code)."""
+"""Type stubs for metalgpu (kept in step with docs/api.md and the code; .ci/run checks them with mypy.stubtest)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,33 @@ from typing import Any, Iterator, Sequence, TypeVar, overload
 
 import numpy as np
 
+from . import _core as _core
 from . import operators as operators
+
+__all__ = [
+    "Buffer",
+    "CompileError",
+    "DTypeError",
+    "DeviceInfo",
+    "Interface",
+    "KernelFault",
+    "MetalSize",
+    "Run",
+    "Sampler",
+    "ShaderNotFoundError",
+    "Texture",
+    "__version__",
+    "abs",
+    "cos",
+    "devices",
+    "exp",
+    "log",
+    "run_kernel",
+    "sin",
+    "sqrt",
+    "tan",
+    "translate",
+]
 
 __version__: str
 
@@ -156,41 +182,22 @@ class Texture:
 _Grid = int | tuple[int] | tuple[int, int] | tuple[int, int, int] | MetalSize
 _Binding = Buffer | None | int | float | bytes | np.generic
 
-class Interface:
-    def __init__(self, backend: str | None = None, device: int = 0, debug: bool = False) -> None: ...
-    @property
-    def backend(self) -> str: ...
-    @property
-    def debug(self) -> bool: ...
-    @property
-    def device(self) -> DeviceInfo: ...
-    profiling: bool
+class Interface(_core.Interface):
+    """metalgpu.Interface: the native one (backend, device, set_function, run_function, create_texture,
+    ... in _core.pyi) plus what the package adds in Python."""
     def load_shader(self, path: str | os.PathLike[str], *, include_dirs: Sequence[str | os.PathLike[str]] = (),
                     defines: dict[str, Any] | None = None) -> None: ...
     def load_shader_from_string(self, source: str, *, include_dirs: Sequence[str | os.PathLike[str]] = (),
                                 defines: dict[str, Any] | None = None) -> None: ...
     def load_shader_from_str(self, source: str, *, include_dirs: Sequence[str | os.PathLike[str]] = (),
                              defines: dict[str, Any] | None = None) -> None: ...
-    def set_function(self, name: str, *, constants: dict[int | str, bool | int | float] | None = None) -> None: ...
-    def function_names(self) -> list[str]: ...
-    @property
-    def current_function(self) -> str: ...
-    def threadExecutionWidth(self) -> int: ...
-    def maxThreadsPerGroup(self) -> int: ...
-    def staticThreadgroupMemoryLength(self) -> int: ...
     def create_buffer(self, count: int, dtype: Any = "float", *, storage: str = "shared") -> Buffer: ...
     def array_to_buffer(self, array: Any, *, storage: str = "shared") -> Buffer: ...
     def wrap(self, array: np.ndarray) -> Buffer: ...
-    def create_texture(self, width: int, height: int = 1, depth: int = 1,
-                       format: str = "rgba32float", *, array_length: int | None = None,
-                       texture_type: str | None = None, storage: str = "shared") -> Texture: ...
-    def create_sampler(self, *, filter: str = "nearest", address: str = "clamp_to_edge",
-                       normalized: bool = True) -> Sampler: ...
     def run_function(self, grid: _Grid, buffers: Sequence[_Binding], function_name: str | None = None,
                      wait_for_completion: bool = True, *, threadgroup: _Grid | None = None,
                      threadgroup_memory: dict[int, int] | None = None, textures: Sequence[Texture | None] | None = None,
                      samplers: Sequence[Sampler | None] | None = None) -> Run: ...
-    def synchronize(self) -> None: ...
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]: ...
 

@@ -90,7 +90,7 @@ class _Progress:
         self.bar = None
         if self.tty:
             try:
-                from tqdm import tqdm
+                from tqdm import tqdm  # type: ignore[import]  # optional, and untyped
             except ImportError:
                 pass
             else:
@@ -154,9 +154,9 @@ def build(files: list[str], include_dirs: list[str], defines: list[str], backend
         seconds = time.perf_counter() - start
         print(f"{path}: {len(names) - len(failed)} of {len(names)} kernels compiled for {iface.backend} "
               f"in {seconds:.1f} s")
-        for name, e in failed:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            print(f"  {name}: {type(e).__name__}: {first}", file=sys.stderr)
+        for name, err in failed:  # not `e`: Python deletes an except clause's name after it
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"  {name}: {type(err).__name__}: {first}", file=sys.stderr)
         if failed:
             status = 1
     return status

@@ -163,8 +163,9 @@ def copy_to(self, other) -> None:
 
 def _install() -> None:
     B, T = _core.Buffer, _core.Texture
-    B.upload, B.readback, B.copy_to = buffer_upload, buffer_readback, copy_to
-    T.upload, T.readback, T.copy_to = texture_upload, texture_readback, copy_to
+    # The stubs declare these as methods of the classes; mypy refuses assigning to a method.
+    B.upload, B.readback, B.copy_to = buffer_upload, buffer_readback, copy_to  # type: ignore[method-assign]
+    T.upload, T.readback, T.copy_to = texture_upload, texture_readback, copy_to  # type: ignore[method-assign]
 
 
 _install()

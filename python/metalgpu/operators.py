@@ -203,14 +203,29 @@ def abs(buf):  # noqa: A001 - the metalgpu package's name
     return _unary("abs", buf)
 
 
+def _operator(op: str, reflected: bool):
+    """Buffer.__add__ ... as methods of exactly (self, other), as the stubs declare them."""
+    def method(self, other):
+        return _binary(op, self, other, reflected)
+    method.__doc__ = (f"other {op} self" if reflected else f"self {op} other") + \
+        ", element by element, into a new Buffer of self's dtype (other: a Buffer of the same length and " \
+        "dtype, or a number)."
+    return method
+
+
+def _astype_method(self, dtype):
+    """A new buffer with every element converted to `dtype` (a real conversion, not a reinterpretation)."""
+    return astype(self, dtype)
+
+
 def _install() -> None:
     B = _core.Buffer
     for name, op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"), ("pow", "**")):
-        setattr(B, f"__{name}__", lambda a, b, op=op: _binary(op, a, b))
-        setattr(B, f"__r{name}__", lambda a, b, op=op: _binary(op, a, b, reflected=True))
+        setattr(B, f"__{name}__", _operator(op, False))
+        setattr(B, f"__r{name}__", _operator(op, True))
     B.__neg__ = _negate
     B.__abs__ = abs
-    B.astype = astype
+    B.astype = _astype_method
 
 
 _install()

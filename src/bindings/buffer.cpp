@@ -111,26 +111,31 @@ void init_buffer(py::module_& m) {
         b.drop_cache();
         b.buffer.release();
       }, "Frees the buffer; later use raises ValueError. Views taken earlier stay valid.")
-      .def_property_readonly("released", [](const PyBuffer& b) { return b.buffer.released(); })
-      .def_property_readonly("count", [](const PyBuffer& b) { return b.buffer.count(); })
-      .def("__len__", [](const PyBuffer& b) { return b.buffer.count(); })
-      .def_property_readonly("nbytes", [](const PyBuffer& b) { return b.buffer.nbytes(); })
+      .def_property_readonly("released", [](const PyBuffer& b) { return b.buffer.released(); },
+                             "True after release() (or once the buffer's Interface is gone).")
+      .def_property_readonly("count", [](const PyBuffer& b) { return b.buffer.count(); },
+                             "Number of elements (a float4 counts as one); len(buf).")
+      .def("__len__", [](const PyBuffer& b) { return b.buffer.count(); }, "Number of elements, as .count.")
+      .def_property_readonly("nbytes", [](const PyBuffer& b) { return b.buffer.nbytes(); },
+                             "Size in bytes (a 3-lane vector takes four lanes, as in Metal).")
       .def_property_readonly("dtype", [](const PyBuffer& b) -> py::object {
         if (b.view_dtype && !b.view_dtype.is_none()) return b.view_dtype;
         return numpy_dtype(b.buffer.dtype());
-      })
+      }, "The numpy dtype of one lane (float32 for float and float4; uint16 holding raw bfloat bits), or "
+         "the record dtype of a buffer made from a structured array.")
       .def("_set_view_dtype", [](PyBuffer& b, py::object dtype) {
         b.view_dtype = dtype;
         b.drop_cache();
-      })
-      .def_property_readonly("metal_type", [](const PyBuffer& b) { return b.buffer.dtype().name(); })
+      }, "Presents the bytes as records of the numpy `dtype` (array_to_buffer of a structured array).")
+      .def_property_readonly("metal_type", [](const PyBuffer& b) { return b.buffer.dtype().name(); },
+                             "The element type as Metal spells it: \"float\", \"int4\", \"half\" ...")
       .def_property_readonly("storage", [](const PyBuffer& b) {
         return b.buffer.storage() == Storage::shared ? "shared" : "private";
-      })
+      }, "\"shared\" (host-visible, .contents works) or \"private\" (device only).")
       .def_property_readonly("interface", [](const PyBuffer& b) -> py::object {
         if (b.interface_ref.is_none()) return py::none();
         return b.interface_ref();
-      })
+      }, "The Interface that made the buffer, or None once it is gone.")
       // Raw transfers; metalgpu/_transfers.py builds upload/readback/copy_to's conversions on them.
       .def("_readback", &readback, "A copy of the whole buffer as a new numpy array.")
       .def("_write", [](PyBuffer& b, py::handle data, std::size_t offset) {
@@ -155,7 +160,7 @@ void init_buffer(py::module_& m) {
       .def("__repr__", [](const PyBuffer& b) {
         return "<metalgpu.Buffer " + std::to_string(b.buffer.count()) + " x " + b.buffer.dtype().name() +
                (b.buffer.released() ? " (released)>" : ">");
-      });
+      }, "<metalgpu.Buffer count x metal_type>.");
 }
 
 }  // namespace metalgpu::bindings

@@ -174,53 +174,69 @@ HostBytes::HostBytes(py::handle obj, bool writable, const char* where) {
 
 void init_interface(py::module_& m) {
   py::class_<DeviceInfo>(m, "DeviceInfo", "A device metalgpu can run kernels on.")
-      .def_readonly("name", &DeviceInfo::name)
-      .def_readonly("backend", &DeviceInfo::backend)
-      .def_readonly("index", &DeviceInfo::index)
-      .def_readonly("memory", &DeviceInfo::memory)
-      .def_readonly("max_threads_per_threadgroup", &DeviceInfo::max_threads_per_threadgroup)
-      .def_readonly("simd_width", &DeviceInfo::simd_width)
-      .def_readonly("max_threadgroup_memory", &DeviceInfo::max_threadgroup_memory)
+      .def_readonly("name", &DeviceInfo::name, "The device's name (\"NVIDIA H100 80GB HBM3\", the CPU model, ...).")
+      .def_readonly("backend", &DeviceInfo::backend, "\"metal\", \"cuda\" or \"cpu\".")
+      .def_readonly("index", &DeviceInfo::index, "The device's index within its backend (Interface(device=...)).")
+      .def_readonly("memory", &DeviceInfo::memory, "Device memory in bytes (cpu: the machine's RAM).")
+      .def_readonly("max_threads_per_threadgroup", &DeviceInfo::max_threads_per_threadgroup,
+                    "The most threads one threadgroup may have (before a kernel's own limit).")
+      .def_readonly("simd_width", &DeviceInfo::simd_width, "Threads per SIMD group (threads_per_simdgroup).")
+      .def_readonly("max_threadgroup_memory", &DeviceInfo::max_threadgroup_memory,
+                    "Bytes of threadgroup memory one threadgroup may use.")
       .def("__repr__", [](const DeviceInfo& d) {
         return "<DeviceInfo " + d.backend + ":" + std::to_string(d.index) + " '" + d.name + "'>";
-      });
+      }, "<DeviceInfo backend:index 'name'>");
 
   py::class_<Size3>(m, "MetalSize", "A grid or threadgroup size in threads: MetalSize(width, height=1, depth=1).")
       .def(py::init([](py::handle w, py::handle h, py::handle d) {
              return Size3{dimension(w, "MetalSize"), dimension(h, "MetalSize"), dimension(d, "MetalSize")};
            }),
-           py::arg("width"), py::arg("height") = 1, py::arg("depth") = 1)
-      .def_readwrite("width", &Size3::width)
-      .def_readwrite("height", &Size3::height)
-      .def_readwrite("depth", &Size3::depth)
-      .def("__iter__", [](const Size3& s) { return py::iter(py::make_tuple(s.width, s.height, s.depth)); })
+           py::arg("width"), py::arg("height") = 1, py::arg("depth") = 1,
+           "Each dimension an int from 1 to 2**32-1 (TypeError for other types, ValueError outside).")
+      .def_readwrite("width", &Size3::width, "Threads along x.")
+      .def_readwrite("height", &Size3::height, "Threads along y.")
+      .def_readwrite("depth", &Size3::depth, "Threads along z.")
+      .def("__iter__", [](const Size3& s) { return py::iter(py::make_tuple(s.width, s.height, s.depth)); },
+           "(width, height, depth): `w, h, d = size`.")
       .def("__eq__", [](const Size3& a, const Size3& b) {
         return a.width == b.width && a.height == b.height && a.depth == b.depth;
-      })
+      }, "Equal when all three dimensions are.")
       .def("__repr__", [](const Size3& s) {
         return "MetalSize(" + std::to_string(s.width) + ", " + std::to_string(s.height) + ", " +
                std::to_string(s.depth) + ")";
-      });
+      }, "MetalSize(width, height, depth).");
 
   py::class_<Run>(m, "Run", "The result of run_function: .wait(), .done, .gpu_time (seconds).")
-      .def("wait", [](const Run& r) { py::gil_scoped_release nogil; r.wait(); })
-      .def_property_readonly("done", &Run::done)
-      .def_property_readonly("gpu_time", &Run::gpu_time);
+      .def("wait", [](const Run& r) { py::gil_scoped_release nogil; r.wait(); },
+           "Blocks until the dispatch has finished (other Python threads run meanwhile). Raises what the "
+           "dispatch raised (KernelFault in debug mode, RuntimeError for a device failure).")
+      .def_property_readonly("done", &Run::done, "True once the dispatch has finished; does not wait.")
+      .def_property_readonly("gpu_time", &Run::gpu_time,
+                             "Seconds the dispatch took on the device, once done: device timestamps when "
+                             "Interface.profiling is on (GPU backends), else measured on the host.");
 
-  py::class_<Interface>(m, "Interface", py::dynamic_attr())
+  py::class_<Interface>(m, "Interface", py::dynamic_attr(),
+                        "The native Interface: one device, its loaded shader library, current function and "
+                        "buffers. metalgpu.Interface adds load_shader, create_buffer, array_to_buffer, wrap "
+                        "and batch in Python.")
       .def(py::init([](py::object backend, int device, bool debug) {
              return new Interface(backend.is_none() ? std::string() : backend.cast<std::string>(), device, debug);
            }),
-           py::arg("backend") = py::none(), py::arg("device") = 0, py::arg("debug") = false)
-      .def_property_readonly("debug", &Interface::debug)
-      .def_property_readonly("backend", &Interface::backend)
-      .def_property_readonly("device", &Interface::device)
+           py::arg("backend") = py::none(), py::arg("device") = 0, py::arg("debug") = false,
+           "backend: \"metal\", \"cuda\", \"cpu\" or None ($METALGPU_BACKEND, else the first of metal > cuda > "
+           "cpu that runs here); device: its index within the backend; debug: debug mode (also "
+           "METALGPU_DEBUG=1). ValueError for an unknown backend or device index, RuntimeError for a "
+           "backend that cannot run here.")
+      .def_property_readonly("debug", &Interface::debug, "True when debug mode is on (bounds, race and barrier checks).")
+      .def_property_readonly("backend", &Interface::backend, "\"metal\", \"cuda\" or \"cpu\".")
+      .def_property_readonly("device", &Interface::device, "The DeviceInfo of this Interface's device.")
       .def("_load_source", [](Interface& self, const std::string& source, const std::string& path,
                               py::object include_dirs, py::object defines) {
         ShaderOptions o = to_options(include_dirs, defines);
         py::gil_scoped_release nogil;
         self.load_shader_from_string(source, o, path);
-      })
+      }, "Loads MSL `source` (str or bytes) as the shader library; `path` names it in errors and resolves "
+         "relative includes. load_shader and load_shader_from_string call it.")
       .def("set_function", [](Interface& self, const std::string& name, py::object constants) {
         Constants c;
         if (!constants.is_none()) {
@@ -233,11 +249,18 @@ void init_interface(py::module_& m) {
         }
         py::gil_scoped_release nogil;
         self.set_function(name, c);
-      }, py::arg("name"), py::kw_only(), py::arg("constants") = py::none())
-      .def("function_names", &Interface::function_names)
-      .def_property_readonly("current_function", &Interface::current_function)
-      .def("threadExecutionWidth", &Interface::thread_execution_width)
-      .def("maxThreadsPerGroup", &Interface::max_threads_per_group)
+      }, py::arg("name"), py::kw_only(), py::arg("constants") = py::none(),
+         "Makes kernel `name` of the loaded library the current function, compiling it (cached on disk). "
+         "constants: {index_or_name: bool|int|float} for [[function_constant(n)]] declarations. ValueError "
+         "for an unknown name or no library loaded; CompileError when the kernel does not compile.")
+      .def("function_names", &Interface::function_names,
+           "The kernels of the loaded library (after macros and host_name), like MTLLibrary.functionNames.")
+      .def_property_readonly("current_function", &Interface::current_function,
+                             "The name of the current function (\"\" before set_function).")
+      .def("threadExecutionWidth", &Interface::thread_execution_width,
+           "The current function's SIMD width (the pipeline's threadExecutionWidth).")
+      .def("maxThreadsPerGroup", &Interface::max_threads_per_group,
+           "The most threads per threadgroup the current function may be dispatched with.")
       .def("staticThreadgroupMemoryLength", &Interface::static_threadgroup_memory_length,
            "Bytes of threadgroup memory the current function's threadgroup variables take.")
       .def("_create_buffer", [](py::object self, py::handle count_arg, const std::string& dtype, const std::string& storage) {
@@ -253,7 +276,7 @@ void init_interface(py::module_& m) {
         PyBuffer b{iface.create_buffer(std::size_t(count), *d, s), py::none(), py::none(), iface.device().index, iface.backend(), {}, py::none()};
         b.interface_ref = py::weakref(self);
         return b;
-      })
+      }, "A zero-filled buffer of `count` elements of the Metal type `dtype`; create_buffer calls it.")
       .def("_wrap", [](py::object self, py::array arr, const std::string& dtype) {
         if (!(arr.flags() & py::array::c_style))
           throw std::invalid_argument("[wrap] the array must be C-contiguous (np.ascontiguousarray makes a copy)");
@@ -271,32 +294,41 @@ void init_interface(py::module_& m) {
         PyBuffer b{iface.wrap(arr.mutable_data(), count, *d, owner), py::none(), py::none(), iface.device().index, iface.backend(), {}, py::none()};
         b.interface_ref = py::weakref(self);
         return b;
-      })
+      }, "A buffer over the numpy array's own memory, holding the array; wrap calls it.")
       .def("run_function", &run_function, py::arg("grid"), py::arg("buffers"), py::arg("function_name") = py::none(),
          py::arg("wait_for_completion") = true, py::kw_only(), py::arg("threadgroup") = py::none(),
          py::arg("threadgroup_memory") = py::none(), py::arg("textures") = py::none(),
-         py::arg("samplers") = py::none())
-      .def("_run", &run_function)
+         py::arg("samplers") = py::none(),
+         "Dispatches the current function (or `function_name`) over `grid` threads (int, tuple or MetalSize), "
+         "buffers[i] bound to [[buffer(i)]] (Buffer, None, int, float, bytes or numpy scalar); waits unless "
+         "wait_for_completion=False. Returns a Run.")
+      .def("_run", &run_function, "run_function with every argument positional (faster to call).")
       .def_property("profiling", &Interface::profiling, &Interface::set_profiling,
                     "Device timestamps for Run.gpu_time (GPU backends; off by default: they cost about "
                     "as much as a launch). Without them gpu_time is measured on the host.")
-      .def("synchronize", [](Interface& self) { py::gil_scoped_release nogil; self.synchronize(); })
-      .def("_begin_batch", &Interface::begin_batch)
-      .def("_end_batch", &Interface::end_batch);
+      .def("synchronize", [](Interface& self) { py::gil_scoped_release nogil; self.synchronize(); },
+           "Waits for every dispatch of this Interface to finish.")
+      .def("_begin_batch", &Interface::begin_batch, "Starts a batch: later dispatches are encoded together.")
+      .def("_end_batch", &Interface::end_batch, "Ends the batch and submits its dispatches.");
 
   m.def("devices", &devices, "Every usable device of every backend.");
   m.def("unavailable_backends", &unavailable_backends, "Backends that cannot run here, with the reason.");
-  m.def("default_backend", &default_backend);
+  m.def("default_backend", &default_backend,
+        "The backend Interface() picks: $METALGPU_BACKEND, else the first of metal > cuda > cpu that runs here.");
   m.def("translate", [](const std::string& source, const std::string& function, const std::string& target,
                         py::object constants) {
     Constants c;
+    if (!constants.is_none() && !py::isinstance<py::dict>(constants))  // else silently ignored
+      throw TypeMismatch("[translate] constants must be a dict {index_or_name: value}; got " +
+                         py::str(py::type::of(constants).attr("__name__")).cast<std::string>());
     if (!constants.is_none())
       for (auto [k, v] : py::reinterpret_borrow<py::dict>(constants)) {
         std::string key = py::str(k).cast<std::string>();
         c.emplace_back(key, to_constant(v, key));
       }
     return translate(source, function, target, c);
-  }, py::arg("source"), py::arg("function"), py::arg("target") = "cpu", py::arg("constants") = py::none());
+  }, py::arg("source"), py::arg("function"), py::arg("target") = "cpu", py::arg("constants") = py::none(),
+        "The C++ (target=\"cpu\") or CUDA C++ (target=\"cuda\") generated for kernel `function` of `source`.");
 }
 
 }  // namespace metalgpu::bindings

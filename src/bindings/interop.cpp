@@ -109,7 +109,7 @@ void init_interop(py::class_<PyBuffer>& cls) {
       .def("__dlpack_device__", [](PyBuffer& b) {
         const int type = dl_device_type(b);
         return py::make_tuple(type, type == kDLCPU ? 0 : b.interface_device);
-      })
+      }, "(device type, device index) of the memory, as DLPack names them (kDLCPU, kDLCUDA).")
       .def_property_readonly("__cuda_array_interface__", [](PyBuffer& b) -> py::dict {
         auto alloc = b.buffer.allocation();
         if (b.backend != "cuda")
@@ -123,7 +123,8 @@ void init_interop(py::class_<PyBuffer>& cls) {
         d["version"] = 3;
         d["stream"] = py::none();  // synchronised before the export
         return d;
-      })
+      }, "CUDA Array Interface (version 3) of a cuda-backend buffer: CuPy, Numba, PyTorch share the "
+         "device memory. AttributeError on other backends.")
       .def_property_readonly("__array_interface__", [](PyBuffer& b) -> py::dict {
         void* host = b.buffer.contents();  // host-visible storage only
         // numpy keeps this Buffer as the array's base: hold the memory with it, so even a
@@ -136,7 +137,8 @@ void init_interop(py::class_<PyBuffer>& cls) {
         d["strides"] = strides_of(b.buffer);
         d["version"] = 3;
         return d;
-      });
+      }, "numpy's array interface of host-visible memory: np.asarray(buf) shares it (the array keeps "
+         "the memory alive).");
 }
 
 }  // namespace metalgpu::bindings

@@ -160,19 +160,23 @@ std::vector<std::optional<Sampler>> to_samplers(py::object list) {
 void init_texture(py::module_& m) {
   py::class_<Sampler>(m, "Sampler", "How sample() reads a texture: filter, address mode, coordinates.")
       .def(py::init(&make_sampler), py::kw_only(), py::arg("filter") = "nearest", py::arg("address") = "clamp_to_edge",
-           py::arg("normalized") = true)
+           py::arg("normalized") = true,
+           "filter: \"nearest\" or \"linear\"; address: \"clamp_to_edge\", \"repeat\", \"mirrored_repeat\" or "
+           "\"clamp_to_zero\"; normalized: coordinates in [0, 1] (else in texels). ValueError for other names.")
       .def_property_readonly("filter", [](const Sampler& s) {
         return s.filter == Sampler::Filter::linear ? "linear" : "nearest";
-      })
-      .def_property_readonly("address", [](const Sampler& s) { return address_name(s.address); })
-      .def_readonly("normalized", &Sampler::normalized)
-      .def("__eq__", [](const Sampler& a, const Sampler& b) { return a.bits() == b.bits(); })
-      .def("__hash__", [](const Sampler& s) { return s.bits(); })
+      }, "\"nearest\" or \"linear\".")
+      .def_property_readonly("address", [](const Sampler& s) { return address_name(s.address); },
+                             "The address mode of all three axes (\"clamp_to_edge\", \"repeat\", ...).")
+      .def_readonly("normalized", &Sampler::normalized, "True: coordinates in [0, 1]; False: in texels.")
+      .def("__eq__", [](const Sampler& a, const Sampler& b) { return a.bits() == b.bits(); },
+           "Equal when filter, address and normalized are.")
+      .def("__hash__", [](const Sampler& s) { return s.bits(); }, "Hash of filter, address and normalized.")
       .def("__repr__", [](const Sampler& s) {
         return std::string("Sampler(filter=\"") + (s.filter == Sampler::Filter::linear ? "linear" : "nearest") +
                "\", address=\"" + address_name(s.address) + "\", normalized=" + (s.normalized ? "True" : "False") +
                ")";
-      });
+      }, "Sampler(filter=..., address=..., normalized=...).");
 
   py::class_<PyTexture>(m, "Texture",
                         "An image kernels read, write and sample. `.contents` is a numpy view of its texels.")
@@ -202,30 +206,41 @@ void init_texture(py::module_& m) {
         t.drop_cache();
         t.texture.release();
       }, "Frees the texture; later use raises ValueError. Views taken earlier stay valid.")
-      .def_property_readonly("released", [](const PyTexture& t) { return t.texture.released(); })
-      .def_property_readonly("width", [](const PyTexture& t) { return t.texture.width(); })
-      .def_property_readonly("height", [](const PyTexture& t) { return t.texture.height(); })
-      .def_property_readonly("depth", [](const PyTexture& t) { return t.texture.depth(); })
-      .def_property_readonly("array_length", [](const PyTexture& t) { return t.texture.array_length(); })
-      .def_property_readonly("format", [](const PyTexture& t) { return t.texture.format().name; })
-      .def_property_readonly("channels", [](const PyTexture& t) { return t.texture.format().channels; })
-      .def_property_readonly("texture_type", [](const PyTexture& t) { return short_type(t.texture.type()); })
-      .def_property_readonly("dtype", [](const PyTexture& t) { return texture_dtype(t.texture.format()); })
-      .def_property_readonly("shape", [](const PyTexture& t) { return py::tuple(py::cast(texture_shape(t.texture))); })
-      .def_property_readonly("nbytes", [](const PyTexture& t) { return t.texture.nbytes(); })
+      .def_property_readonly("released", [](const PyTexture& t) { return t.texture.released(); },
+                             "True after release() (or once the texture's Interface is gone).")
+      .def_property_readonly("width", [](const PyTexture& t) { return t.texture.width(); }, "Texels along x.")
+      .def_property_readonly("height", [](const PyTexture& t) { return t.texture.height(); },
+                             "Texels along y (1 for 1d textures).")
+      .def_property_readonly("depth", [](const PyTexture& t) { return t.texture.depth(); },
+                             "Texels along z (1 unless 3d).")
+      .def_property_readonly("array_length", [](const PyTexture& t) { return t.texture.array_length(); },
+                             "Layers of an array texture (1 otherwise).")
+      .def_property_readonly("format", [](const PyTexture& t) { return t.texture.format().name; },
+                             "The texel format, named like Metal's pixel formats (\"rgba32float\", \"r8unorm\" ...).")
+      .def_property_readonly("channels", [](const PyTexture& t) { return t.texture.format().channels; },
+                             "Channels per texel: 1, 2 or 4.")
+      .def_property_readonly("texture_type", [](const PyTexture& t) { return short_type(t.texture.type()); },
+                             "\"1d\", \"1d_array\", \"2d\", \"2d_array\" or \"3d\".")
+      .def_property_readonly("dtype", [](const PyTexture& t) { return texture_dtype(t.texture.format()); },
+                             "The numpy dtype of one channel as stored (uint8 for rgba8unorm, float16 for r16float ...).")
+      .def_property_readonly("shape", [](const PyTexture& t) { return py::tuple(py::cast(texture_shape(t.texture))); },
+                             "The shape of .contents: (height, width, channels) for 2d, (width, channels) for 1d, "
+                             "(depth, height, width, channels) for 3d, layers first for arrays.")
+      .def_property_readonly("nbytes", [](const PyTexture& t) { return t.texture.nbytes(); },
+                             "Size in bytes (texels packed row by row).")
       .def_property_readonly("storage", [](const PyTexture& t) {
         return t.texture.storage() == Storage::shared ? "shared" : "private";
-      })
+      }, "\"shared\" (host-visible, .contents works) or \"private\" (device only).")
       .def_property_readonly("interface", [](const PyTexture& t) -> py::object {
         if (t.interface_ref.is_none()) return py::none();
         return t.interface_ref();
-      })
+      }, "The Interface that made the texture, or None once it is gone.")
       .def("__repr__", [](const PyTexture& t) {
         std::string s = "<metalgpu.Texture " + std::string(short_type(t.texture.type())) + " ";
         auto shape = texture_shape(t.texture);
         for (std::size_t i = 0; i + 1 < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
         return s + " " + t.texture.format().name + (t.texture.released() ? " (released)>" : ">");
-      });
+      }, "<metalgpu.Texture type shape format>.");
 
   m.attr("texture_formats") = py::cast(TextureFormat::names());
 
@@ -264,7 +279,8 @@ void init_texture(py::module_& m) {
      "binds to texture1d parameters.");
   iface.def("create_sampler", [](py::object, const std::string& filter, const std::string& address, bool normalized) {
     return make_sampler(filter, address, normalized);
-  }, py::kw_only(), py::arg("filter") = "nearest", py::arg("address") = "clamp_to_edge", py::arg("normalized") = true);
+  }, py::kw_only(), py::arg("filter") = "nearest", py::arg("address") = "clamp_to_edge", py::arg("normalized") = true,
+     "A Sampler (the same as metalgpu.Sampler(...)), for run_function(samplers=[...]).");
 }
 
 }  // namespace metalgpu::bindings
