@@ -413,6 +413,25 @@ inline void run_fibers(group_runner* r) {
 
 template <class Body> void invoke_body(void* body, const thread_ctx& t) { (*static_cast<Body*>(body))(t); }
 
+// Dynamic threadgroup memory ([[threadgroup(n)]] parameters), laid out once per dispatch on an
+// OS thread: `memory` grows to fit; slots[k] points at slot k's part (null where unbound).
+inline void lay_out_threadgroup_slots(const mg_launch* L, unsigned char*& memory, size_t& capacity, void** slots) {
+  size_t need = 0;
+  size_t offsets[MG_MAX_THREADGROUP_SLOTS];
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
+    offsets[k] = need;
+    need += (size_t(L->threadgroup_sizes[k]) + 15) & ~size_t(15);
+  }
+  if (need > capacity) {
+    free(memory);
+    memory = static_cast<unsigned char*>(aligned_alloc(64, (need + 63) & ~size_t(63)));
+    if (!memory) abort();
+    capacity = need;
+  }
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k)
+    slots[k] = L->threadgroup_sizes[k] ? memory + offsets[k] : nullptr;
+}
+
 // Cooperative counterpart of run_groups(): same geometry, threads as fibers.
 template <class Body>
 inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
@@ -420,21 +439,7 @@ inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, un
   using B = typename __metalgpu::strip<Body>::type;
   r->body = const_cast<void*>(static_cast<const void*>(&body));
   r->invoke = &invoke_body<B>;
-  // Dynamic threadgroup memory, laid out once per dispatch on this OS thread.
-  size_t need = 0;
-  size_t offsets[MG_MAX_THREADGROUP_SLOTS];
-  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
-    offsets[k] = need;
-    need += (size_t(L->threadgroup_sizes[k]) + 15) & ~size_t(15);
-  }
-  if (need > r->tg_capacity) {
-    free(r->tg_memory);
-    r->tg_memory = static_cast<unsigned char*>(aligned_alloc(64, (need + 63) & ~size_t(63)));
-    if (!r->tg_memory) abort();
-    r->tg_capacity = need;
-  }
-  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k)
-    r->tg_slots[k] = L->threadgroup_sizes[k] ? r->tg_memory + offsets[k] : nullptr;
+  lay_out_threadgroup_slots(L, r->tg_memory, r->tg_capacity, r->tg_slots);
 #if MG_DEBUG
   dbg::note_threadgroup_slots(r->tg_slots, L->threadgroup_sizes);
 #endif

@@ -176,21 +176,7 @@ inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned l
   wi_group* g = wi_for_this_thread();
   g->capacity = L->tg[0] * L->tg[1] * L->tg[2];
   wi_begin(*g);
-  // Dynamic threadgroup memory, laid out once per dispatch on this OS thread.
-  size_t need = 0;
-  size_t offsets[MG_MAX_THREADGROUP_SLOTS];
-  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
-    offsets[k] = need;
-    need += (size_t(L->threadgroup_sizes[k]) + 15) & ~size_t(15);
-  }
-  if (need > g->tg_capacity) {
-    free(g->tg_memory);
-    g->tg_memory = static_cast<unsigned char*>(aligned_alloc(64, (need + 63) & ~size_t(63)));
-    if (!g->tg_memory) abort();
-    g->tg_capacity = need;
-  }
-  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k)
-    g->tg_slots[k] = L->threadgroup_sizes[k] ? g->tg_memory + offsets[k] : nullptr;
+  lay_out_threadgroup_slots(L, g->tg_memory, g->tg_capacity, g->tg_slots);
   // The built-ins passed to the kernel are its first thread's; the per-thread ones are re-bound
   // inside the body's loops.
   thread_ctx t;
