@@ -519,12 +519,13 @@ inline void threadgroup_barrier_impl() {
 
 namespace cpu {
 // Work-item loops (mg_cpu_wil.h) record and replay SIMD-group functions instead of switching.
-inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn, unsigned in_size, unsigned out_size);
+__attribute__((always_inline)) inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn,
+                                                       unsigned in_size, unsigned out_size);
 inline bool wi_lane(unsigned* lane);
 }  // namespace cpu
 
-inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn, unsigned in_size,
-                          unsigned out_size) {
+__attribute__((always_inline)) inline void simd_exchange(const void* in, void* out, unsigned arg, simd_fn fn,
+                                                         unsigned in_size, unsigned out_size) {
   if (cpu::wi_exchange(in, out, arg, fn, in_size, out_size)) return;
   cpu::group_runner* r = cpu::current_runner();
   const unsigned i = r->current;

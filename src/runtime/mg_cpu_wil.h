@@ -132,7 +132,24 @@ inline void wi_simd_replay(wi_group& g) {
 }
 inline void wi_simd_end(wi_group& g) { g.simd_mode = wi_simd_off; }
 
-inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn, unsigned in_size, unsigned out_size) {
+// The SIMD group's call, run once by its first lane to replay: every recorded lane's result.
+[[gnu::noinline]] inline void wi_replay_group(wi_group* g, unsigned group, simd_fn fn) {
+  const unsigned n = g->size.x * g->size.y * g->size.z, base = group * 32;
+  simd_call call;
+  call.active = 0;
+  call.width = n - base < 32 ? n - base : 32;
+  for (unsigned l = 0; l < call.width; ++l) {
+    wi_lane_record& r = g->lanes[base + l];
+    if (!r.called || r.fn != fn) continue;
+    call.active |= 1u << l;
+    call.lane[l] = simd_lane{r.in, r.out, r.arg};
+  }
+  fn(call);
+  g->simd_done[group] = 1;
+}
+// Inlined into each SIMD-group function, so the sizes are constants and the copies are moves.
+__attribute__((always_inline)) inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn,
+                                                       unsigned in_size, unsigned out_size) {
   wi_group* g = current_wi_slot();
   if (!g || g->simd_mode == wi_simd_off) return false;
   const unsigned t = g->simd_thread;
@@ -141,26 +158,12 @@ inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn, uns
     me.called = 1;
     me.arg = arg;
     me.fn = fn;
-    if (in_size) memcpy(me.in, in, in_size);
-    if (out_size) memset(out, 0, out_size);
+    if (in_size) __builtin_memcpy(me.in, in, in_size);
+    if (out_size) __builtin_memset(out, 0, out_size);
     return true;
   }
-  const unsigned group = t / 32;
-  if (!g->simd_done[group]) {
-    const unsigned n = g->size.x * g->size.y * g->size.z, base = group * 32;
-    simd_call call;
-    call.active = 0;
-    call.width = n - base < 32 ? n - base : 32;
-    for (unsigned l = 0; l < call.width; ++l) {
-      wi_lane_record& r = g->lanes[base + l];
-      if (!r.called || r.fn != fn) continue;
-      call.active |= 1u << l;
-      call.lane[l] = simd_lane{r.in, r.out, r.arg};
-    }
-    fn(call);
-    g->simd_done[group] = 1;
-  }
-  if (out_size) memcpy(out, me.out, out_size);
+  if (!g->simd_done[t / 32]) wi_replay_group(g, t / 32, fn);
+  if (out_size) __builtin_memcpy(out, me.out, out_size);
   return true;
 }
 inline bool wi_lane(unsigned* lane) {
