@@ -350,7 +350,7 @@ kernel void simd_ops(device const float* x [[buffer(0)]], device float* out [[bu
     float m = metal::simd_max(v);
     const float p = simd_prefix_exclusive_sum(v);
     const float d = simd_shuffle_down(v, 1);
-    const uint b = uint(uint64_t(simd_ballot(v > 2.0f)) & 0xffffffffu);
+    const uint b = uint(ulong(simd_ballot(v > 2.0f)) & 0xffffffffu);
     const float q = quad_sum(v);
     out[i * 6 + 0] = s;
     out[i * 6 + 1] = m;
