@@ -966,11 +966,12 @@ def test_plain_and_cooperative_kernels_of_one_file_compute_correctly(iface):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
-def test_many_cooperative_shaders_do_not_multiply_fiber_stack_mappings(backend):
+def test_many_cooperative_shaders_do_not_multiply_fiber_stack_mappings(backend, monkeypatch):
     # Fiber stacks were mapped per module and OS thread, a guard page each: a few dozen loaded
     # cooperative shaders exhausted vm.max_map_count (65,530) and the next mmap failed.
     if backend != "cpu":
         pytest.skip("fibers are the cpu backend's")
+    monkeypatch.setenv("METALGPU_CPU_FIBERS", "1")  # these kernels would run as work-item loops
     iface = mg.Interface("cpu")
 
     def maps():
