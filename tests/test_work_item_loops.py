@@ -456,3 +456,19 @@ def test_threadgroup_atomics_of_every_kind(mode):
     np.testing.assert_array_equal(out[:, 0], x.reshape(2, 64).min(1))
     np.testing.assert_array_equal(out[:, 1], x.reshape(2, 64).max(1))
     assert set(out[:, 2]) <= set(range(64))   # one thread of each group claimed it
+
+
+VOTE_ALL = """
+kernel void vote_all(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+    const simd_vote v = simd_ballot(x[i] > 0.0f);
+    x[i] = v.all() ? 1.0f : 0.0f;   // all() asks which lanes are active: an exchange of its own
+}
+"""
+
+
+def test_a_votes_all_keeps_the_kernel_on_fibers(mode):
+    assert runs_as(VOTE_ALL, "vote_all") == "fibers"
+    x = np.arange(64, dtype=np.float32) - 1.0   # lanes 0, 1 of the first SIMD group are not > 0
+    x[32:] = 5.0
+    (out,) = run(VOTE_ALL, "vote_all", (64, 1, 1), [x], (64, 1, 1))
+    np.testing.assert_array_equal(out, [0.0] * 32 + [1.0] * 32)

@@ -88,8 +88,12 @@ class Transformer {
 
   TextEdits run() {
     const Stmt body = parse_body(m_.lexed(), def_.open);
-    for (std::size_t i = def_.open; i < def_.close; ++i)
+    for (std::size_t i = def_.open; i < def_.close; ++i) {
       if (is(i, "goto")) throw Unsupported{"goto", i};
+      // simd_vote::all() asks which lanes are active: an exchange no statement shows.
+      if (is(i, ".") && is(i + 1, "all") && is(i + 2, "("))
+        throw Unsupported{"a vote's all() (a SIMD-group exchange inside a member function)", i};
+    }
     has_return_ = contains(body, Stmt::return_, false);
     scopes_.emplace_back();
     bind_parameters();
@@ -383,11 +387,9 @@ class Transformer {
   // the rest run at group level.
   void process_block(const std::vector<Stmt>& kids, std::size_t scope_end, const Context& c) {
     std::size_t run = kids.size();  // first statement of the pending run, if any
-    bool run_replays = false;        // the run starts with a SIMD-group function's statement
     auto flush = [&](std::size_t end) {
-      if (run < end) region(kids, run, end, scope_end, c, run_replays);
+      if (run < end) region(kids, run, end, scope_end, c);
       run = kids.size();
-      run_replays = false;
     };
     for (std::size_t i = 0; i < kids.size(); ++i) {
       const Stmt& s = kids[i];
@@ -411,14 +413,18 @@ class Transformer {
         continue;
       }
       if (role == Role::collective) {
-        // Each thread evaluates the call first (its inputs recorded), then a run of
-        // statements starts with this one (the call replays: each lane gets its result).
+        // Each thread evaluates the call first (its inputs recorded); then a run of statements
+        // starts with this one, where the call is replaced by the lane's result, computed once
+        // per SIMD group by the function the call recorded.
         flush(i);
+        const std::size_t b = call_begin(s), e = call_end(s);
+        const std::string call = render(b, e);
         add_before(s.begin, " ::__metalgpu::cpu::wi_simd_record(__wg);" + thread_loop(c) +
-                                " __wg.simd_thread = __i; (void)(" + render(call_begin(s), call_end(s)) +
-                                "); } ::__metalgpu::cpu::wi_simd_replay(__wg);");
+                                " __wg.simd_thread = __i; (void)(" + call + "); } ::__metalgpu::cpu::wi_simd_recorded(__wg);");
+        // The call's tokens stay, unevaluated, inside decltype (with whatever else rewrites them).
+        add_before(b, " ::__metalgpu::cpu::wi_simd_result<decltype(");
+        add_after(e - 1, ")>(__wg, __i)");
         run = i;
-        run_replays = true;
         note_varying(s);
         continue;
       }
@@ -631,7 +637,7 @@ class Transformer {
 
   // Statements kids[a, b) run per thread.
   void region(const std::vector<Stmt>& kids, std::size_t a, std::size_t b, std::size_t scope_end,
-              const Context& c, bool replays = false) {
+              const Context& c) {
     const unsigned label = next_label_++;
     std::string storage;
     std::vector<Private> declared;
@@ -646,9 +652,8 @@ class Transformer {
     }
     bool jumps = false;
     for (std::size_t i = a; i < b; ++i) rewrite_jumps(kids[i], 0, 0, c, label, jumps);
-    add_before(kids[a].begin, storage + thread_loop(c) + (replays ? " __wg.simd_thread = __i;" : "") + " {");
-    add_after(kids[b - 1].end - 1, std::string(" }") + (jumps ? " __mgw_r" + std::to_string(label) + ": ;" : "") +
-                                        " }" + (replays ? " ::__metalgpu::cpu::wi_simd_end(__wg);" : ""));
+    add_before(kids[a].begin, storage + thread_loop(c) + " {");
+    add_after(kids[b - 1].end - 1, std::string(" }") + (jumps ? " __mgw_r" + std::to_string(label) + ": ;" : "") + " }");
     for (Private& p : declared) scopes_.back().push_back(p);
   }
 

@@ -20,7 +20,7 @@ struct wi_lane_record {
   simd_fn fn;
 };
 
-enum wi_simd_mode : unsigned { wi_simd_off, wi_simd_recording, wi_simd_replaying };
+enum wi_simd_mode : unsigned { wi_simd_off, wi_simd_recording };
 
 // Plain data, calloc'ed (generated modules use no C++ runtime: see group_runner).
 struct wi_group {
@@ -119,20 +119,19 @@ inline void wi_begin(wi_group& g) {
 }
 
 // A statement with a SIMD-group function: first each live thread evaluates the call alone
-// (record), then the statement runs per thread and the call returns the lane's result,
-// computed for the whole SIMD group by its first lane to ask (replay).
+// (recording its input), then the statement runs per thread with the call replaced by the
+// lane's result, computed for the whole SIMD group by its first lane to ask.
 inline void wi_simd_record(wi_group& g) {
   const unsigned n = g.size.x * g.size.y * g.size.z;
   for (unsigned i = 0; i < n; ++i) g.lanes[i].called = 0;
   g.simd_mode = wi_simd_recording;
 }
-inline void wi_simd_replay(wi_group& g) {
+inline void wi_simd_recorded(wi_group& g) {
   memset(g.simd_done, 0, sizeof g.simd_done);
-  g.simd_mode = wi_simd_replaying;
+  g.simd_mode = wi_simd_off;
 }
-inline void wi_simd_end(wi_group& g) { g.simd_mode = wi_simd_off; }
 
-// The SIMD group's call, run once by its first lane to replay: every recorded lane's result.
+// The SIMD group's call, run once by its first lane to ask: every recorded lane's result.
 [[gnu::noinline]] inline void wi_replay_group(wi_group* g, unsigned group, simd_fn fn) {
   const unsigned n = g->size.x * g->size.y * g->size.z, base = group * 32;
   simd_call call;
@@ -147,23 +146,26 @@ inline void wi_simd_end(wi_group& g) { g.simd_mode = wi_simd_off; }
   fn(call);
   g->simd_done[group] = 1;
 }
-// Inlined into each SIMD-group function, so the sizes are constants and the copies are moves.
+// Thread i's result of the statement's call.
+template <class R> __attribute__((always_inline)) inline R wi_simd_result(wi_group& g, unsigned i) {
+  static_assert(sizeof(R) <= sizeof(g.lanes[0].out), "a SIMD-group result is at most 64 bytes");
+  if (!g.simd_done[i / 32]) wi_replay_group(&g, i / 32, g.lanes[i].fn);
+  R r;
+  __builtin_memcpy((void*)&r, g.lanes[i].out, sizeof(R));
+  return r;
+}
+// Recording: inlined into each SIMD-group function, so the sizes are constants and the copies
+// are moves.
 __attribute__((always_inline)) inline bool wi_exchange(const void* in, void* out, unsigned arg, simd_fn fn,
                                                        unsigned in_size, unsigned out_size) {
   wi_group* g = current_wi_slot();
-  if (!g || g->simd_mode == wi_simd_off) return false;
-  const unsigned t = g->simd_thread;
-  wi_lane_record& me = g->lanes[t];
-  if (g->simd_mode == wi_simd_recording) {
-    me.called = 1;
-    me.arg = arg;
-    me.fn = fn;
-    if (in_size) __builtin_memcpy(me.in, in, in_size);
-    if (out_size) __builtin_memset(out, 0, out_size);
-    return true;
-  }
-  if (!g->simd_done[t / 32]) wi_replay_group(g, t / 32, fn);
-  if (out_size) __builtin_memcpy(out, me.out, out_size);
+  if (!g || g->simd_mode != wi_simd_recording) return false;
+  wi_lane_record& me = g->lanes[g->simd_thread];
+  me.called = 1;
+  me.arg = arg;
+  me.fn = fn;
+  if (in_size) __builtin_memcpy(me.in, in, in_size);
+  if (out_size) __builtin_memset(out, 0, out_size);
   return true;
 }
 inline bool wi_lane(unsigned* lane) {

@@ -190,6 +190,18 @@ template <unsigned S> void active_fn(simd_call& c) {
   }
 }
 
+// Whether each active lane is the first active one of its segment.
+template <unsigned S> void is_first_fn(simd_call& c) {
+  for (unsigned base = 0; base < 32; base += S) {
+    bool first = true;
+    for (unsigned l = base; l < base + S; ++l) {
+      if (!has(c, l)) continue;
+      put<bool>(c, l, first);
+      first = false;
+    }
+  }
+}
+
 template <class T, class In, class Fn> MG_FN T call(const In* x, unsigned arg, Fn fn) {
   static_assert(sizeof(In) <= 64 && sizeof(T) <= 64, "a SIMD-group value is at most 64 bytes");
   T r;
@@ -269,8 +281,7 @@ namespace metal {
     return __metalgpu::simd::call<bool>(&b, 0, &__metalgpu::simd::reduce_fn<__metalgpu::simd::op_or, bool, S>); \
   }                                                                                               \
   MG_FN bool PFX##_is_first() {                                                                   \
-    const ushort lane = ushort(__metalgpu::simd_lane_id() % S);                                   \
-    return PFX##_broadcast_first(lane) == lane;                                                   \
+    return __metalgpu::simd::call<bool>(nullptr, 0, &__metalgpu::simd::is_first_fn<S>);          \
   }                                                                                               \
   MG_FN bool VOTE::all() const {                                                                  \
     const VOTE::vote_t active = VOTE::vote_t(PFX##_active_threads_mask());                        \
