@@ -152,15 +152,23 @@ inline group_runner*& current_runner() {
   return runner;
 }
 
-// Every runner this module made, freed when the module is unloaded (dlclose). Their stacks
-// belong to the host (mg_launch::fiber_stacks), one set per OS thread for all modules.
-struct runner_registry {
-  group_runner* list[1024];
+// What a module allocated per OS thread (fiber runners, work-item-loop groups), kept to be
+// freed when the module is unloaded (dlclose); beyond 1024 they are kept for the process.
+template <class T> struct module_registry {
+  T* list[1024];
   unsigned count;
   int lock;
+  void add(T* p) {
+    while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE)) {}
+    if (count < 1024) list[count++] = p;
+    __atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
+  }
 };
-inline runner_registry& runners() {
-  static runner_registry r = {};
+
+// Every runner this module made. Their stacks belong to the host (mg_launch::fiber_stacks),
+// one set per OS thread for all modules.
+inline module_registry<group_runner>& runners() {
+  static module_registry<group_runner> r = {};
   return r;
 }
 inline void free_runner(group_runner* r) {
@@ -168,7 +176,7 @@ inline void free_runner(group_runner* r) {
   free(r);
 }
 __attribute__((destructor)) static void free_runners_at_unload() {
-  runner_registry& reg = runners();
+  module_registry<group_runner>& reg = runners();
   for (unsigned i = 0; i < reg.count; ++i) free_runner(reg.list[i]);
   reg.count = 0;
 }
@@ -184,10 +192,7 @@ inline group_runner* runner_for_this_thread(const mg_launch* L) {
   if (!r) abort();
   r->stacks = stacks;
   r->stack_size = stack_bytes;
-  runner_registry& reg = runners();
-  while (__atomic_exchange_n(&reg.lock, 1, __ATOMIC_ACQUIRE)) {}
-  if (reg.count < 1024) reg.list[reg.count++] = r;  // beyond that: kept for the process
-  __atomic_store_n(&reg.lock, 0, __ATOMIC_RELEASE);
+  runners().add(r);
   return r;
 }
 

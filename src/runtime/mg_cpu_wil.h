@@ -51,17 +51,12 @@ inline wi_group*& current_wi_slot() {
 }
 MG_FN wi_group& wi_current() { return *current_wi_slot(); }
 
-struct wi_registry {
-  wi_group* list[1024];
-  unsigned count;
-  int lock;
-};
-inline wi_registry& wi_groups() {
-  static wi_registry r = {};
+inline module_registry<wi_group>& wi_groups() {
+  static module_registry<wi_group> r = {};
   return r;
 }
 __attribute__((destructor)) static void free_wi_groups_at_unload() {
-  wi_registry& reg = wi_groups();
+  module_registry<wi_group>& reg = wi_groups();
   for (unsigned i = 0; i < reg.count; ++i) {
     for (unsigned k = 0; k < reg.list[i]->extra_count; ++k) free(reg.list[i]->extra[k]);
     free(reg.list[i]->arena);
@@ -76,10 +71,7 @@ inline wi_group* wi_for_this_thread() {
   if (g) return g;
   g = static_cast<wi_group*>(calloc(1, sizeof(wi_group)));
   if (!g) abort();
-  wi_registry& reg = wi_groups();
-  while (__atomic_exchange_n(&reg.lock, 1, __ATOMIC_ACQUIRE)) {}
-  if (reg.count < 1024) reg.list[reg.count++] = g;  // beyond that: kept for the process
-  __atomic_store_n(&reg.lock, 0, __ATOMIC_RELEASE);
+  wi_groups().add(g);
   return g;
 }
 
