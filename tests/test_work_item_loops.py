@@ -472,3 +472,137 @@ def test_a_votes_all_keeps_the_kernel_on_fibers(mode):
     x[32:] = 5.0
     (out,) = run(VOTE_ALL, "vote_all", (64, 1, 1), [x], (64, 1, 1))
     np.testing.assert_array_equal(out, [0.0] * 32 + [1.0] * 32)
+
+
+# Simdgroup matrices: loads, stores and products run once per SIMD group on every lane's
+# elements; the rest of the kernel (fills, thread_elements(), a diagonal) per thread.
+SGM_GEMM = """
+kernel void sgm_gemm(device const float* A [[buffer(0)]], device const float* B [[buffer(1)]],
+                     device float* C [[buffer(2)]], constant uint& N [[buffer(3)]],
+                     uint2 g [[threadgroup_position_in_grid]], uint sg [[simdgroup_index_in_threadgroup]]) {
+    const uint row = g.y * 32 + (sg / 2) * 16, col = g.x * 32 + (sg % 2) * 16;
+    simdgroup_float8x8 acc[2][2];
+    for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) acc[i][j] = make_filled_simdgroup_matrix<float, 8>(0.0f);
+    for (uint k = 0; k < N; k += 8) {
+        simdgroup_float8x8 a[2], b[2];
+        for (int i = 0; i < 2; ++i) simdgroup_load(a[i], A + (row + 8 * i) * N + k, N);
+        for (int j = 0; j < 2; ++j) metal::simdgroup_load(b[j], B, N, ulong2(col + 8 * j, k));
+        for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) simdgroup_multiply_accumulate(acc[i][j], a[i], b[j], acc[i][j]);
+    }
+    if (sg % 2 == 0) {   // differs between SIMD groups, the same in each
+        for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) simdgroup_store(acc[i][j], C + (row + 8 * i) * N + col + 8 * j, N);
+    } else {
+        for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) simdgroup_store(acc[i][j], C, N, ulong2(col + 8 * j, row + 8 * i));
+    }
+}
+"""
+
+
+def test_simdgroup_matrix_gemm(mode):
+    assert runs_as(SGM_GEMM, "sgm_gemm") == mode
+    n = 64
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    _, _, c, _ = run(SGM_GEMM, "sgm_gemm", (n // 32 * 128, n // 32, 1),
+                     [a, b, np.zeros(n * n, np.float32), np.array([n], np.uint32)], (128, 1, 1))
+    np.testing.assert_allclose(c.reshape(n, n), a @ b, rtol=1e-4, atol=1e-4)
+
+
+SGM_MIXED = """
+kernel void sgm_mixed(device const half* A [[buffer(0)]], device const bfloat* B [[buffer(1)]],
+                      device float* out [[buffer(2)]], device float* lanes [[buffer(3)]],
+                      uint lane [[thread_index_in_simdgroup]], uint t [[thread_index_in_threadgroup]],
+                      uint sg [[simdgroup_index_in_threadgroup]]) {
+    simdgroup_half8x8 a;
+    simdgroup_bfloat8x8 b;
+    simdgroup_float8x8 d, e;
+    simdgroup_load(a, A + 64 * sg);
+    simdgroup_load(b, B + 64 * sg, 8, ulong2(0, 0), true);      // B^T
+    simdgroup_multiply(d, a, b);                                   // d = A B^T
+    e = simdgroup_float8x8(2.0f);                                  // 2 I: a diagonal, per lane
+    simdgroup_multiply_accumulate(e, d, e, d);                     // e = d (2 I) + d = 3 d
+    simdgroup_multiply(d, d, e);                                   // d = d (3 d), written over an operand
+    simdgroup_store(e, out + 128 * sg, 8);
+    simdgroup_store(d, out + 128 * sg + 64, 8, ulong2(0, 0), true);
+    lanes[2 * t] = e.thread_elements()[0] + float(lane) * 0.0f;    // each lane's own elements
+    lanes[2 * t + 1] = e.thread_elements()[1];
+}
+"""
+
+
+def apple_lane_elements(m):
+    """The two elements lane l holds of an 8x8 matrix, in Apple's layout."""
+    out = np.zeros((32, 2), m.dtype)
+    for lane in range(32):
+        r = ((lane >> 1) & 3) + 4 * ((lane >> 4) & 1)
+        c = 2 * (lane & 1) + 4 * ((lane >> 3) & 1)
+        out[lane] = m[r, c:c + 2]
+    return out
+
+
+def test_simdgroup_matrix_types_operands_and_lanes(mode):
+    assert runs_as(SGM_MIXED, "sgm_mixed") == mode
+    rng = np.random.default_rng(2)
+    groups = 2
+    a = rng.integers(-3, 4, (groups, 8, 8)).astype(np.float16)
+    b = rng.integers(-3, 4, (groups, 8, 8)).astype(np.float32)
+    iface = mg.Interface(backend="cpu")
+    bb = iface.create_buffer(b.size, "bfloat")
+    bb.contents[:] = (b.ravel().view(np.uint32) >> 16).astype(np.uint16)  # bfloat's bits (exact here)
+    iface.load_shader_from_string(HEADER + SGM_MIXED)
+    iface.set_function("sgm_mixed")
+    ba = iface.array_to_buffer(a)
+    out = iface.create_buffer(groups * 128, "float")
+    lanes = iface.create_buffer(groups * 64, "float")
+    iface.run_function((32 * groups, 1, 1), [ba, bb, out, lanes], threadgroup=(32 * groups, 1, 1))
+    got = out.contents.reshape(groups, 2, 8, 8)
+    for g in range(groups):
+        d = a[g].astype(np.float32) @ b[g].T
+        e = 3 * d
+        np.testing.assert_array_equal(got[g, 0], e)
+        np.testing.assert_array_equal(got[g, 1], (d @ e).T)
+        np.testing.assert_array_equal(lanes.contents.reshape(groups, 32, 2)[g], apple_lane_elements(e))
+
+
+SGM_PARTIAL = """
+kernel void sgm_partial(device const float* A [[buffer(0)]], device float* out [[buffer(1)]],
+                        uint sg [[simdgroup_index_in_threadgroup]]) {
+    simdgroup_float8x8 a, d;
+    simdgroup_load(a, A);
+    simdgroup_multiply(d, a, a);
+    simdgroup_store(d, out + 64 * sg);
+}
+"""
+
+
+def test_simdgroup_matrix_partial_simd_group_agrees_with_fibers(monkeypatch):
+    # 48 threads: the second SIMD group has 16 lanes; the elements of the missing lanes are 0.
+    a = np.arange(64, dtype=np.float32).reshape(8, 8) % 5
+    results = {}
+    for forced in ("0", "1"):
+        monkeypatch.setenv("METALGPU_CPU_FIBERS", forced)
+        results[forced] = run(SGM_PARTIAL, "sgm_partial", (48, 1, 1), [a, np.zeros(128, np.float32)], (48, 1, 1))[1]
+    np.testing.assert_array_equal(results["0"], results["1"])
+    np.testing.assert_array_equal(results["0"][:64].reshape(8, 8), a @ a)
+
+
+SGM_IN_A_STRUCT = """
+struct Frag { simdgroup_float8x8 m; };
+kernel void sgm_struct(device const float* A [[buffer(0)]], device float* out [[buffer(1)]]) {
+    Frag f;
+    simdgroup_load(f.m, A);
+    simdgroup_store(f.m, out);
+}
+"""
+
+
+def test_simdgroup_matrix_in_a_struct_keeps_its_fibers(mode):
+    assert runs_as(SGM_IN_A_STRUCT, "sgm_struct") == "fibers"
+    a = np.arange(64, dtype=np.float32)
+    (_, out) = run(SGM_IN_A_STRUCT, "sgm_struct", (32, 1, 1), [a, np.zeros(64, np.float32)], (32, 1, 1))
+    np.testing.assert_array_equal(out, a)

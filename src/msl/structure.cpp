@@ -28,7 +28,13 @@ const std::set<std::string, std::less<>> kCooperative = {
     "simdgroup_multiply",    "simdgroup_multiply_accumulate", "make_filled_simdgroup_matrix",
 };
 
+const std::set<std::string, std::less<>> kPerLaneMatrix = {
+    "simdgroup_matrix", "simdgroup_float8x8", "simdgroup_half8x8", "simdgroup_bfloat8x8",
+    "make_filled_simdgroup_matrix"};
+
 }  // namespace
+
+bool is_per_lane_matrix_name(const std::string& name) { return kPerLaneMatrix.count(name) != 0; }
 
 bool is_cooperative_function(const std::string& name) {
   if ((name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0) && kGroupFunctions.count(name.substr(5)))
@@ -222,7 +228,9 @@ int Structure::function_at(std::size_t t) const {
 
 std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s,
                                           const std::vector<std::size_t>& storage_tokens,
-                                          std::vector<bool>* cooperative_ids) {
+                                          std::vector<bool>* cooperative_ids,
+                                          bool (*primitive)(const std::string&)) {
+  if (!primitive) primitive = &is_cooperative_function;
   const auto& defs = s.definitions();
   std::vector<bool> coop(defs.size(), false);
   // Names of cooperative primitives the unit spells.
@@ -233,7 +241,7 @@ std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s
       if (t.kind == TokenKind::identifier) count = std::max(count, std::size_t(s.id(t.text) + 1));
     ids.assign(count, false);
     for (const auto& t : lexed.tokens)
-      if (t.kind == TokenKind::identifier && is_cooperative_function(t.text)) ids[std::size_t(s.id(t.text))] = true;
+      if (t.kind == TokenKind::identifier && primitive(t.text)) ids[std::size_t(s.id(t.text))] = true;
   }
   for (std::size_t t : storage_tokens)
     if (int d = s.function_at(t); d >= 0) coop[std::size_t(d)] = true;

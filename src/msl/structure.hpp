@@ -58,10 +58,12 @@ class Structure {
 // simdgroup matrices, or declare threadgroup storage - directly or through anything they
 // use, transitively. `storage_tokens` are the tokens that declare threadgroup storage.
 // Returns, per definition, whether it cooperates; `cooperative_ids` receives the names that do
-// (a record cooperates when one of its member functions does).
+// (a record cooperates when one of its member functions does). `primitive` says which of
+// Metal's names cooperate (is_cooperative_function unless given).
 std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s,
                                           const std::vector<std::size_t>& storage_tokens,
-                                          std::vector<bool>* cooperative_ids);
+                                          std::vector<bool>* cooperative_ids,
+                                          bool (*primitive)(const std::string&) = nullptr);
 
 // Per definition, the indices into `declarations` (tokens, such as the `threadgroup` of each
 // threadgroup variable) that it reaches: those in its own body, and those of every definition
@@ -72,5 +74,8 @@ std::vector<std::vector<unsigned>> reached_declarations(const Structure& s,
 
 // A Metal function that makes the threads of a group run interleaved.
 bool is_cooperative_function(const std::string& name);
+// A simdgroup matrix's type or a function that works on one lane's elements alone
+// (make_filled_simdgroup_matrix): cooperative, but nothing in them exchanges between lanes.
+bool is_per_lane_matrix_name(const std::string& name);
 
 }  // namespace metalgpu::msl

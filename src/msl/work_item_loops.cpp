@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "msl/statements.hpp"
 #include "msl/structure.hpp"
@@ -37,6 +39,22 @@ constexpr const char* kThreadLoop =
     " for (uint __z = 0; __z < __ws.z; ++__z) for (uint __y = 0; __y < __ws.y; ++__y)"
     " for (uint __r = __ws.x * (__y + __ws.y * __z), __i = __r, __e = __r + __ws.x; __i < __e; ++__i) {"
     " const uint __x = __i - __r; (void)__x;";
+
+// Metal's simdgroup-matrix operations that need a whole SIMD group's elements, and which of
+// their arguments are matrices. A statement that is one call to them runs once per SIMD group,
+// the matrices seen as every lane's copy (wi_lanes in mg_simdgroup_matrix.h).
+const std::map<std::string, std::vector<unsigned>, std::less<>> kMatrixOperations = {
+    {"simdgroup_load", {0}},
+    {"simdgroup_store", {0}},
+    {"simdgroup_multiply", {0, 1, 2}},
+    {"simdgroup_multiply_accumulate", {0, 1, 2, 3}}};
+
+// The head of a loop over the current group's SIMD groups, __i its first thread and __sw its
+// width: the per-thread built-ins are bound for that thread.
+constexpr const char* kSimdGroupLoop =
+    " for (uint __s = 0, __sn = __ws.x * __ws.y * __ws.z; __s * 32u < __sn; ++__s) {"
+    " const uint __i = __s * 32u, __sw = __sn - __i < 32u ? __sn - __i : 32u, __x = __i % __ws.x,"
+    " __y = __i / __ws.x % __ws.y, __z = __i / (__ws.x * __ws.y); (void)__sw; (void)__x; (void)__y; (void)__z;";
 
 // Words that may precede or follow a declaration's type.
 const std::set<std::string, std::less<>> kQualifiers = {"const",    "volatile", "thread", "device", "constant",
@@ -95,6 +113,9 @@ class Transformer {
         throw Unsupported{"a vote's all() (a SIMD-group exchange inside a member function)", i};
     }
     has_return_ = contains(body, Stmt::return_, false);
+    for (std::size_t i = def_.open; i < def_.close && !matrices_; ++i)
+      matrices_ = toks_[i].kind == TokenKind::identifier &&
+                  (is_per_lane_matrix_name(toks_[i].text) || kMatrixOperations.count(toks_[i].text));
     scopes_.emplace_back();
     bind_parameters();
     process_block(body.kids, def_.close, Context{});
@@ -102,6 +123,7 @@ class Transformer {
     std::string prologue = " ::__metalgpu::cpu::wi_group& __wg = ::__metalgpu::cpu::wi_current();"
                            " const metal::uint3 __ws = __wg.size, __wo = __wg.origin; (void)__wo;";
     prologue += builtin_typedefs_;
+    if (matrices_) prologue += " __wg.lanes_known = 1;";
     if (has_return_)
       prologue += std::string(" unsigned char* __mgw_wd = (unsigned char*)::__metalgpu::cpu::wi_slot(__wg, 0, 1, 1);") +
                   kThreadLoop + " __mgw_wd[__i] = 0; }";
@@ -220,10 +242,13 @@ class Transformer {
   }
   // A loop over the group's threads, skipping those not live, with every per-thread name bound.
   std::string thread_loop(const Context& c) const {
-    std::string s = kThreadLoop;
+    std::string s = kThreadLoop + lane_note();
     if (const std::string l = live(c); !l.empty()) s += " if (!(" + l + ")) continue;";
     return s + binds();
   }
+  // In a body with simdgroup matrices, each thread loop says which thread runs (a matrix's
+  // diagonal constructor asks for its lane).
+  std::string lane_note() const { return matrices_ ? " __wg.simd_thread = __i;" : ""; }
   std::string binds() const {
     std::string s = builtin_binds_;
     // The innermost declaration of each name (an inner scope's shadows an outer one's).
@@ -370,9 +395,14 @@ class Transformer {
       erase(dc.name + 1, dc.suffix_end);
       // Initialised as declared (any initialiser form, or none: a class's constructor still
       // runs), then copied into this thread's element.
-      std::string decl = " " + t + "& " + name + " = " + p + "[__i]; { " + t + " __mgw_v";
-      replace(dc.end, "; __builtin_memcpy((void*)&" + name + ", (const void*)&__mgw_v, sizeof(" + name + ")); }");
-      replace(dc.name, decl);
+      const std::string bind = " " + t + "& " + name + " = " + p + "[__i];";
+      if (!dc.has_init) {
+        replace(dc.name, bind + " ::__metalgpu::cpu::wi_default_construct(" + name);
+        replace(dc.end, ");");
+      } else {
+        replace(dc.name, bind + " { " + t + " __mgw_v");
+        replace(dc.end, "; __builtin_memcpy((void*)&" + name + ", (const void*)&__mgw_v, sizeof(" + name + ")); }");
+      }
       out.push_back({name, n});
       varying_.insert(name);
     }
@@ -381,7 +411,7 @@ class Transformer {
 
   // ---- statements
 
-  enum class Role { region, barrier, group_level, hoisted, block, if_, loop, collective };
+  enum class Role { region, barrier, group_level, hoisted, block, if_, loop, collective, matrix };
 
   // The statements of a block, in order: runs of per-thread statements become thread loops,
   // the rest run at group level.
@@ -448,6 +478,7 @@ class Transformer {
           break;
         case Role::if_: group_if(s, c); break;
         case Role::loop: group_loop(s, c); break;
+        case Role::matrix: per_simd_group(s, c); break;
         case Role::region:
         case Role::collective: break;
       }
@@ -466,6 +497,7 @@ class Transformer {
       case Stmt::while_:
       case Stmt::do_: return Role::loop;
       case Stmt::simple:
+        if (matrix_operation(s)) return Role::matrix;
         if (call_begin(s) < s.end) return Role::collective;
         throw Unsupported{"`" + first_sync(s) + "` in a statement that is neither a barrier nor one call to a "
                           "SIMD-group function (a helper that synchronises, simdgroup_matrix, several calls)",
@@ -502,6 +534,71 @@ class Transformer {
     std::size_t i = call_begin(s);
     while (!is(i, "(")) ++i;
     return match_bracket(m_.lexed(), i) + 1;
+  }
+
+  // ---- simdgroup matrices
+
+  // The first token of a statement that is one call to a simdgroup-matrix operation (a
+  // `metal::` qualifier skipped), or s.end.
+  std::size_t matrix_call(const Stmt& s) const {
+    std::size_t i = s.begin;
+    if (is(i, "metal") && is(i + 1, "::")) i += 2;
+    if (toks_[i].kind != TokenKind::identifier || !kMatrixOperations.count(toks_[i].text) || !is(i + 1, "("))
+      return s.end;
+    return match_bracket(m_.lexed(), i + 1) + 2 == s.end ? i : s.end;
+  }
+  bool matrix_operation(const Stmt& s) const {
+    const std::size_t i = matrix_call(s);
+    return i < s.end && !sync(i + 1, s.end);
+  }
+  // The call's arguments, [begin, end) each.
+  std::vector<std::pair<std::size_t, std::size_t>> arguments(std::size_t open) const {
+    std::vector<std::pair<std::size_t, std::size_t>> out;
+    const std::size_t close = match_bracket(m_.lexed(), open);
+    std::size_t b = open + 1;
+    for (std::size_t k = open + 1; k < close; ++k) {
+      if (is(k, "(") || is(k, "[") || is(k, "{")) k = match_bracket(m_.lexed(), k);
+      else if (is(k, ",")) out.emplace_back(b, k), b = k + 1;
+    }
+    if (close > open + 1) out.emplace_back(b, close);
+    return out;
+  }
+  const Private* bound(const std::string& name) const {
+    for (auto sc = scopes_.rbegin(); sc != scopes_.rend(); ++sc)
+      for (auto p = sc->rbegin(); p != sc->rend(); ++p)
+        if (p->name == name) return &*p;
+    return nullptr;
+  }
+  // A simdgroup-matrix operation, once per SIMD group: its matrices must be the body's
+  // per-thread variables (or elements of them), which the statement sees in every lane at once;
+  // everything else it reads is its first thread's (Metal requires them the same in the group).
+  void per_simd_group(const Stmt& s, const Context& c) {
+    const std::size_t call = matrix_call(s);
+    const auto args = arguments(call + 1);
+    for (unsigned a : kMatrixOperations.at(toks_[call].text)) {
+      if (a >= args.size()) continue;  // Metal's compiler reports the missing argument
+      auto [b, e] = args[a];
+      std::size_t k = b + 1;
+      while (k < e && is(k, "[")) k = match_bracket(m_.lexed(), k) + 1;
+      if (toks_[b].kind != TokenKind::identifier || k != e || !bound(toks_[b].text))
+        throw Unsupported{"a simdgroup matrix in " + toks_[call].text +
+                              " that is not a variable of the kernel (or an element of one)",
+                          b};
+    }
+    std::string head = kSimdGroupLoop;
+    if (const std::string l = live(c); !l.empty()) head += " if (!(" + l + ")) continue;";
+    head += builtin_binds_;
+    std::set<std::string> done;
+    for (std::size_t i = s.begin; i < s.end; ++i) {
+      if (toks_[i].kind != TokenKind::identifier || is(i - 1, ".") || is(i - 1, "->")) continue;
+      const Private* p = bound(toks_[i].text);
+      if (!p || !done.insert(p->name).second) continue;
+      const std::string n = std::to_string(p->index);
+      head += " decltype(auto) " + p->name + " = ::__metalgpu::cpu::wi_bind(__mgw_p" + n + ", __i, __sw); (void)" +
+              p->name + ";";
+    }
+    add_before(s.begin, head);
+    add_after(s.end - 1, " }");
   }
 
   // ---- uniformity: what is the same in every thread of the group
@@ -723,7 +820,7 @@ class Transformer {
   }
   // A thread loop that first clears `m` for every thread, then skips the ones not live.
   std::string thread_loop_unmasked(const Context& c, const std::string& m) const {
-    std::string s = kThreadLoop + (" " + m + "[__i] = 0;");
+    std::string s = kThreadLoop + lane_note() + (" " + m + "[__i] = 0;");
     if (const std::string l = live(c); !l.empty()) s += " if (!(" + l + ")) continue;";
     return s + binds();
   }
@@ -816,10 +913,15 @@ class Transformer {
   std::vector<std::vector<Private>> scopes_;
   std::set<std::string> varying_;  // names whose value may differ between threads
   bool has_return_ = false;
+  bool matrices_ = false;  // the body uses simdgroup matrices
   unsigned next_slot_ = 1;  // 0: the returned-threads mask
   unsigned next_label_ = 0;
   unsigned next_private_ = 0;
 };
+
+// What makes a statement wait for other threads: what cooperates, except a simdgroup
+// matrix's type and per-lane functions (each thread runs those on its own elements).
+bool synchronises(const std::string& name) { return is_cooperative_function(name) && !is_per_lane_matrix_name(name); }
 
 void merge(TextEdits& into, TextEdits&& from) {
   for (auto& [k, v] : from.before) into.before[k] += v;
@@ -847,7 +949,7 @@ WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>&
       if (!have_ids) {
         // Names that synchronise threads, directly or through what they call. Threadgroup
         // storage alone does not: regions share it in order.
-        cooperating_definitions(model.lexed(), model.structure(), {}, &sync_ids);
+        cooperating_definitions(model.lexed(), model.structure(), {}, &sync_ids, &synchronises);
         have_ids = true;
       }
       std::string why;

@@ -416,6 +416,8 @@ inline void run_fibers(group_runner* r) {
   }
 }
 
+inline void wi_forget_lanes();  // mg_cpu_wil.h
+
 template <class Body> void invoke_body(void* body, const thread_ctx& t) { (*static_cast<Body*>(body))(t); }
 
 // Dynamic threadgroup memory ([[threadgroup(n)]] parameters), laid out once per dispatch on an
@@ -441,6 +443,7 @@ inline void lay_out_threadgroup_slots(const mg_launch* L, unsigned char*& memory
 template <class Body>
 inline void run_groups_cooperative(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
   group_runner* r = runner_for_this_thread(L);
+  wi_forget_lanes();
   using B = typename __metalgpu::strip<Body>::type;
   r->body = const_cast<void*>(static_cast<const void*>(&body));
   r->invoke = &invoke_body<B>;

@@ -13,8 +13,9 @@ namespace cpu {
 // recorded in a first pass over the threads, and its result, computed per SIMD group when the
 // statement itself runs.
 struct wi_lane_record {
-  unsigned char in[64];
-  unsigned char out[64];
+  // Read and written as the function's types (float4: 16-byte aligned moves).
+  alignas(16) unsigned char in[64];
+  alignas(16) unsigned char out[64];
   unsigned arg;
   unsigned called;
   simd_fn fn;
@@ -41,6 +42,9 @@ struct wi_group {
   // SIMD-group functions (see wi_exchange).
   unsigned simd_mode;
   unsigned simd_thread;  // the thread evaluating the statement
+  // Set by a body that uses simdgroup matrices: its thread loops keep simd_thread current, so
+  // a matrix's per-lane operations (a diagonal constructor) know their lane.
+  unsigned lanes_known;
   unsigned char simd_done[kMaxGroupThreads / 32];
   wi_lane_record lanes[kMaxGroupThreads];
 };
@@ -110,6 +114,15 @@ inline void wi_begin(wi_group& g) {
   g.arena_used = 0;
 }
 
+// A per-thread variable declared without an initialiser: constructed as declared (a class's
+// constructor runs); nothing to do for a type that has none.
+template <class T> __attribute__((always_inline)) inline void wi_default_construct(T& x) {
+  if constexpr (!__is_trivially_constructible(T)) {
+    T v;
+    __builtin_memcpy((void*)&x, (const void*)&v, sizeof x);
+  }
+}
+
 // A statement with a SIMD-group function: first each live thread evaluates the call alone
 // (recording its input), then the statement runs per thread with the call replaced by the
 // lane's result, computed for the whole SIMD group by its first lane to ask.
@@ -162,7 +175,7 @@ __attribute__((always_inline)) inline bool wi_exchange(const void* in, void* out
 }
 inline bool wi_lane(unsigned* lane) {
   wi_group* g = current_wi_slot();
-  if (!g || g->simd_mode == wi_simd_off) return false;
+  if (!g || (g->simd_mode == wi_simd_off && !g->lanes_known)) return false;
   *lane = g->simd_thread % 32;
   return true;
 }
@@ -180,6 +193,7 @@ inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned l
   dispatch_ctx(t, L);
   t.threadgroup_slots = g->tg_slots;
   for (unsigned long long k = g0; k < g1; ++k) {
+    g->lanes_known = 0;
     g->origin = enter_group(t, k);
     g->size = t.threads_per_threadgroup;
     t.thread_position_in_grid = g->origin;
@@ -188,6 +202,11 @@ inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned l
     t.quadgroup_index_in_threadgroup = t.thread_index_in_quadgroup = 0;
     body(static_cast<const thread_ctx&>(t));
   }
+  g->lanes_known = 0;
+}
+// A kernel on fibers: lanes are the fibers', whatever a work-item-loop kernel left behind.
+inline void wi_forget_lanes() {
+  if (wi_group* g = current_wi_slot()) g->lanes_known = 0;
 }
 
 }  // namespace cpu

@@ -147,6 +147,203 @@ MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_mat
 }
 }  // namespace metal
 
+// A kernel run as work-item loops (mg_cpu_wil.h) calls simdgroup_load, simdgroup_store and the
+// products once per SIMD group: each matrix argument is then the variable's copies in all the
+// group's lanes (wi_lanes), and the operation reads and writes every lane's two elements
+// itself - no exchange, no pass over the lanes per call.
+namespace __metalgpu {
+namespace cpu {
+
+// The copies of a per-thread variable of type T in the lanes of one SIMD group: lane l's at
+// p + l * stride, for the `width` lanes the group has (fewer than 32 at a group's edge).
+template <class T> struct wi_lanes {
+  unsigned char* p;
+  size_t stride;
+  unsigned width;
+  MG_FN T& lane(unsigned l) const { return *reinterpret_cast<T*>(p + l * stride); }
+};
+// An array of matrices: indexing picks the same element in every lane's copy.
+template <class E, size_t N> struct wi_lanes<E[N]> {
+  unsigned char* p;
+  size_t stride;
+  unsigned width;
+  template <class I> MG_FN wi_lanes<E> operator[](I k) const { return {p + size_t(k) * sizeof(E), stride, width}; }
+};
+
+template <class T> struct holds_sgm : metal::false_type {};
+template <class T> struct holds_sgm<metal::simdgroup_matrix<T, 8, 8>> : metal::true_type {};
+template <class E, size_t N> struct holds_sgm<E[N]> : holds_sgm<E> {};
+
+// How a statement run once per SIMD group (its first thread, index i) sees per-thread variable
+// slot p: a matrix (or array of them) as every lane's copy, anything else as thread i's.
+template <class T> MG_FN decltype(auto) wi_bind(T* p, unsigned i, unsigned width) {
+  if constexpr (holds_sgm<T>::value) return wi_lanes<T>{reinterpret_cast<unsigned char*>(p + i), sizeof(T), width};
+  else return (p[i]);
+}
+
+// f(l) for the lanes of a SIMD group. A whole group is the usual case: a loop of constant
+// length, unrolled, so each lane's place in the matrix is a constant.
+template <class F> __attribute__((always_inline)) inline void for_lanes(unsigned width, F&& f) {
+  if (width == 32) {
+#pragma GCC unroll 32
+    for (unsigned l = 0; l < 32; ++l) f(l);
+  } else {
+    for (unsigned l = 0; l < width; ++l) f(l);
+  }
+}
+
+// f(lane, row, column) for each lane's pair of elements (row, column) and (row, column + 1):
+// a whole group row by row (constant places, the pairs of a row next to each other in memory),
+// else lane by lane.
+constexpr unsigned lane_of(unsigned r, unsigned c) {
+  return ((c >> 1) & 1u) | ((r & 3u) << 1) | ((c >> 2) << 3) | ((r >> 2) << 4);
+}
+template <class F> __attribute__((always_inline)) inline void for_elements(unsigned width, F&& f) {
+  if (width == 32) {
+#pragma GCC unroll 8
+    for (unsigned r = 0; r < 8; ++r)
+#pragma GCC unroll 4
+      for (unsigned c = 0; c < 8; c += 2) f(lane_of(r, c), r, c);
+  } else {
+    for (unsigned l = 0; l < width; ++l) f(l, metal::mg_sgm_row(l), metal::mg_sgm_col(l));
+  }
+}
+
+// The 64 elements of a matrix from its lanes, as floats (missing lanes read as 0).
+template <class T> MG_FN void gather(const wi_lanes<metal::simdgroup_matrix<T, 8, 8>>& m, float (&out)[8][8]) {
+  if (m.width < 32)
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 8; ++j) out[i][j] = 0.0f;
+  for_lanes(m.width, [&](unsigned l) __attribute__((always_inline)) {
+    const metal::vec<T, 2>& e = m.lane(l).mg_e;
+    const unsigned r = metal::mg_sgm_row(l), c = metal::mg_sgm_col(l);
+    out[r][c] = float(e.x);
+    out[r][c + 1] = float(e.y);
+  });
+}
+template <class T> MG_FN void scatter(const float (&in)[8][8], const wi_lanes<metal::simdgroup_matrix<T, 8, 8>>& m) {
+  for_lanes(m.width, [&](unsigned l) __attribute__((always_inline)) {
+    metal::vec<T, 2>& e = m.lane(l).mg_e;
+    const unsigned r = metal::mg_sgm_row(l), c = metal::mg_sgm_col(l);
+    e.x = T(in[r][c]);
+    e.y = T(in[r][c + 1]);
+  });
+}
+// d = a * b (+ d), in float, k = 0..7 in order: the same sums as mma_fn. A row of d at a time
+// as one 8-wide vector (GCC's vector extension, which clang has too), so the compiler does not
+// vectorise over k instead and reassociate the sums.
+typedef float row8 __attribute__((vector_size(32)));
+MG_FN void product(const float (&a)[8][8], const float (&b)[8][8], float (&d)[8][8]) {
+  row8 brow[8];
+  for (int k = 0; k < 8; ++k) __builtin_memcpy(&brow[k], b[k], sizeof(row8));
+  for (int i = 0; i < 8; ++i) {
+    row8 s;
+    __builtin_memcpy(&s, d[i], sizeof s);
+    for (int k = 0; k < 8; ++k) s += a[i][k] * brow[k];
+    __builtin_memcpy(d[i], &s, sizeof s);
+  }
+}
+
+// A whole SIMD group's matrices, read and written in place: row r of a matrix is the pairs of
+// lanes lane_of(r, 0), (r, 2), (r, 4) and (r, 6) - four 8-byte pieces, gathered straight into
+// a vector (no detour through an array, whose piecewise stores a whole-row load would wait on).
+template <class T> __attribute__((always_inline)) inline row8 row_of(const wi_lanes<metal::simdgroup_matrix<T, 8, 8>>& m,
+                                                                   unsigned r) {
+  const metal::vec<T, 2>&p0 = m.lane(lane_of(r, 0)).mg_e, &p1 = m.lane(lane_of(r, 2)).mg_e,
+                       &p2 = m.lane(lane_of(r, 4)).mg_e, &p3 = m.lane(lane_of(r, 6)).mg_e;
+  return row8{float(p0.x), float(p0.y), float(p1.x), float(p1.y), float(p2.x), float(p2.y), float(p3.x), float(p3.y)};
+}
+template <class T> __attribute__((always_inline)) inline void set_row(const wi_lanes<metal::simdgroup_matrix<T, 8, 8>>& m,
+                                                                    unsigned r, row8 v) {
+  for (unsigned q = 0; q < 4; ++q) {
+    metal::vec<T, 2>& e = m.lane(lane_of(r, 2 * q)).mg_e;
+    e.x = T(v[2 * q]);
+    e.y = T(v[2 * q + 1]);
+  }
+}
+template <class T> __attribute__((always_inline)) inline float element(const wi_lanes<metal::simdgroup_matrix<T, 8, 8>>& m,
+                                                                     unsigned r, unsigned c) {
+  const metal::vec<T, 2>& e = m.lane(lane_of(r, c & ~1u)).mg_e;
+  return float((c & 1u) ? e.y : e.x);
+}
+// d = a * b + c (Acc) or a * b, for a full SIMD group; d may be any of a, b, c (each row of d
+// is written after the last read of that row of a and c, and b is read first).
+template <bool Acc, class TD, class TA, class TB, class TC>
+MG_FN void product_in_place(const wi_lanes<metal::simdgroup_matrix<TD, 8, 8>>& d,
+                            const wi_lanes<metal::simdgroup_matrix<TA, 8, 8>>& a,
+                            const wi_lanes<metal::simdgroup_matrix<TB, 8, 8>>& b,
+                            const wi_lanes<metal::simdgroup_matrix<TC, 8, 8>>* c) {
+  row8 brow[8];
+#pragma GCC unroll 8
+  for (unsigned k = 0; k < 8; ++k) brow[k] = row_of(b, k);
+#pragma GCC unroll 8
+  for (unsigned i = 0; i < 8; ++i) {
+    row8 s = Acc ? row_of(*c, i) : row8{};
+#pragma GCC unroll 8
+    for (unsigned k = 0; k < 8; ++k) s += element(a, i, k) * brow[k];
+    set_row(d, i, s);
+  }
+}
+
+}  // namespace cpu
+}  // namespace __metalgpu
+
+namespace metal {
+
+template <class T, class U>
+MG_FN void simdgroup_load(__metalgpu::cpu::wi_lanes<simdgroup_matrix<T, 8, 8>> d, const U* src,
+                          ulong elements_per_row = 8, ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+  const U* base = src + matrix_origin.y * elements_per_row + matrix_origin.x;
+  const ulong across = transpose_matrix ? elements_per_row : 1, down = transpose_matrix ? 1 : elements_per_row;
+  __metalgpu::cpu::for_elements(d.width, [&](unsigned l, unsigned r, unsigned c) __attribute__((always_inline)) {
+    vec<T, 2>& e = d.lane(l).mg_e;
+    e.x = T(base[r * down + c * across]);
+    e.y = T(base[r * down + (c + 1) * across]);
+  });
+}
+
+template <class T, class U>
+MG_FN void simdgroup_store(__metalgpu::cpu::wi_lanes<simdgroup_matrix<T, 8, 8>> a, U* dst, ulong elements_per_row = 8,
+                           ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
+  U* base = dst + matrix_origin.y * elements_per_row + matrix_origin.x;
+  const ulong across = transpose_matrix ? elements_per_row : 1, down = transpose_matrix ? 1 : elements_per_row;
+  __metalgpu::cpu::for_elements(a.width, [&](unsigned l, unsigned r, unsigned c) __attribute__((always_inline)) {
+    const vec<T, 2>& e = a.lane(l).mg_e;
+    base[r * down + c * across] = U(e.x);
+    base[r * down + (c + 1) * across] = U(e.y);
+  });
+}
+
+template <class TD, class TA, class TB, class TC>
+MG_FN void simdgroup_multiply_accumulate(__metalgpu::cpu::wi_lanes<simdgroup_matrix<TD, 8, 8>> d,
+                                         __metalgpu::cpu::wi_lanes<simdgroup_matrix<TA, 8, 8>> a,
+                                         __metalgpu::cpu::wi_lanes<simdgroup_matrix<TB, 8, 8>> b,
+                                         __metalgpu::cpu::wi_lanes<simdgroup_matrix<TC, 8, 8>> c) {
+  if (d.width == 32 && a.width == 32 && b.width == 32 && c.width == 32)
+    return __metalgpu::cpu::product_in_place<true>(d, a, b, &c);
+  float ma[8][8], mb[8][8], md[8][8];
+  __metalgpu::cpu::gather(a, ma);
+  __metalgpu::cpu::gather(b, mb);
+  __metalgpu::cpu::gather(c, md);
+  __metalgpu::cpu::product(ma, mb, md);
+  __metalgpu::cpu::scatter(md, d);
+}
+
+template <class TD, class TA, class TB>
+MG_FN void simdgroup_multiply(__metalgpu::cpu::wi_lanes<simdgroup_matrix<TD, 8, 8>> d,
+                              __metalgpu::cpu::wi_lanes<simdgroup_matrix<TA, 8, 8>> a,
+                              __metalgpu::cpu::wi_lanes<simdgroup_matrix<TB, 8, 8>> b) {
+  if (d.width == 32 && a.width == 32 && b.width == 32)
+    return __metalgpu::cpu::product_in_place<false>(d, a, b, &d);
+  float ma[8][8], mb[8][8], md[8][8] = {};
+  __metalgpu::cpu::gather(a, ma);
+  __metalgpu::cpu::gather(b, mb);
+  __metalgpu::cpu::product(ma, mb, md);
+  __metalgpu::cpu::scatter(md, d);
+}
+
+}  // namespace metal
+
 #else  // MG_CUDA
 
 namespace __metalgpu {
