@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -449,6 +450,9 @@ def main() -> int:
 
         t_np = measure(lambda ga=ga, gb=gb: ga @ gb, repeat=20).median
         ref_mm = ga @ gb
+        # OpenBLAS's threads spin for a while after a call (about 0.1 s) before they sleep: on a
+        # 2-core machine they would take the cores from whatever is timed next.
+        time.sleep(0.5)
         add(f"simdgroup_matrix gemm {size}", mg_gemm, None,
             lambda out, ref_mm=ref_mm: np.testing.assert_allclose(out, ref_mm, rtol=1e-4, atol=1e-3), 5.0,
             ref_name="numpy BLAS", ref_time=t_np)

@@ -89,6 +89,39 @@ def test_int_operators_match_numpy(iface, expr, oracle):
     np.testing.assert_array_equal(out.readback(), oracle(INTS).astype(np.int32))
 
 
+@pytest.mark.parametrize(
+    ("expr", "oracle"),
+    [
+        (lambda b: np.float32(2) * b, lambda x: 2 * x),
+        (lambda b: np.float64(0.5) + b, lambda x: 0.5 + x),
+        (lambda b: np.int64(3) - b, lambda x: 3 - x),
+        (lambda b: np.float32(1) / b, lambda x: 1 / x),
+        (lambda b: np.float32(2) ** b, lambda x: np.float32(2) ** x),
+    ],
+    ids=["mul", "add", "sub", "div", "pow"],
+)
+def test_numpy_number_on_the_left_gives_a_buffer(iface, expr, oracle):
+    buf = iface.array_to_buffer(FLOATS)
+    out = expr(buf)
+    assert isinstance(out, mg.Buffer) and out.dtype == np.float32
+    np.testing.assert_allclose(out.readback(), oracle(FLOATS).astype(np.float32), rtol=2e-6)
+
+
+def test_numpy_ufuncs_on_buffers_stay_numpy(iface):
+    buf = iface.array_to_buffer(FLOATS)
+    got = np.sqrt(abs(buf))  # a ufunc of numpy's: an array, as before
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, np.sqrt(np.abs(FLOATS)), rtol=1e-6)
+    both = np.arange(8, dtype=np.float32) * buf  # an array operand: numpy's element-wise product
+    assert isinstance(both, np.ndarray)
+    np.testing.assert_array_equal(both, np.arange(8, dtype=np.float32) * FLOATS)
+    out = np.empty(8, np.float32)
+    np.add(buf, 1, out=out)
+    np.testing.assert_array_equal(out, FLOATS + 1)
+    np.multiply(buf, 2, out=buf)  # out= a Buffer: numpy writes its contents
+    np.testing.assert_array_equal(buf.contents, FLOATS * 2)
+
+
 def test_integer_powers_wrap_like_numpy(iface):
     x = np.array([0, 1, 5, 30, 31, 40], np.int32)
     out = 2 ** iface.array_to_buffer(x)

@@ -218,11 +218,35 @@ def _astype_method(self, dtype):
     return astype(self, dtype)
 
 
+_UFUNC_OPERATORS = {np.add: "+", np.subtract: "-", np.multiply: "*", np.true_divide: "/", np.power: "**"}
+
+
+def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    """numpy's hook: `np.float32(2) * buf` (a numpy number on the left) gives a Buffer, as
+    `2 * buf` does; every other ufunc call (`np.sqrt(buf)`, an array operand, `out=`) is numpy's
+    own on the buffers' contents, as it was before numpy asked us."""
+    if method == "__call__" and not kwargs and len(inputs) == 2 and ufunc in _UFUNC_OPERATORS:
+        a, b = inputs
+        if isinstance(b, _core.Buffer) and _is_number(a) and not isinstance(a, _core.Buffer):
+            return _binary(_UFUNC_OPERATORS[ufunc], b, a, reflected=True)
+        if isinstance(a, _core.Buffer) and _is_number(b):
+            return _binary(_UFUNC_OPERATORS[ufunc], a, b)
+
+    def plain(x):
+        return np.asarray(x) if isinstance(x, _core.Buffer) else x
+
+    inputs = tuple(plain(x) for x in inputs)
+    if "out" in kwargs:
+        kwargs["out"] = tuple(plain(x) for x in kwargs["out"])
+    return getattr(ufunc, method)(*inputs, **kwargs)
+
+
 def _install() -> None:
     B = _core.Buffer
     for name, op in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"), ("pow", "**")):
         setattr(B, f"__{name}__", _operator(op, False))
         setattr(B, f"__r{name}__", _operator(op, True))
+    B.__array_ufunc__ = _array_ufunc
     B.__neg__ = _negate
     B.__abs__ = abs
     B.astype = _astype_method

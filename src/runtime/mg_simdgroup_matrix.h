@@ -294,6 +294,14 @@ template <class T, class U>
 MG_FN void simdgroup_load(__metalgpu::cpu::wi_lanes<simdgroup_matrix<T, 8, 8>> d, const U* src,
                           ulong elements_per_row = 8, ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
   const U* base = src + matrix_origin.y * elements_per_row + matrix_origin.x;
+  if constexpr (is_same<remove_cv_t<U>, T>::value) {
+    if (!transpose_matrix) {  // each lane's pair is next to each other in memory: one move
+      __metalgpu::cpu::for_elements(d.width, [&](unsigned l, unsigned r, unsigned c) __attribute__((always_inline)) {
+        __builtin_memcpy((void*)&d.lane(l).mg_e, base + r * elements_per_row + c, 2 * sizeof(T));
+      });
+      return;
+    }
+  }
   const ulong across = transpose_matrix ? elements_per_row : 1, down = transpose_matrix ? 1 : elements_per_row;
   __metalgpu::cpu::for_elements(d.width, [&](unsigned l, unsigned r, unsigned c) __attribute__((always_inline)) {
     vec<T, 2>& e = d.lane(l).mg_e;
@@ -306,6 +314,14 @@ template <class T, class U>
 MG_FN void simdgroup_store(__metalgpu::cpu::wi_lanes<simdgroup_matrix<T, 8, 8>> a, U* dst, ulong elements_per_row = 8,
                            ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
   U* base = dst + matrix_origin.y * elements_per_row + matrix_origin.x;
+  if constexpr (is_same<U, T>::value) {
+    if (!transpose_matrix) {
+      __metalgpu::cpu::for_elements(a.width, [&](unsigned l, unsigned r, unsigned c) __attribute__((always_inline)) {
+        __builtin_memcpy((void*)(base + r * elements_per_row + c), &a.lane(l).mg_e, 2 * sizeof(T));
+      });
+      return;
+    }
+  }
   const ulong across = transpose_matrix ? elements_per_row : 1, down = transpose_matrix ? 1 : elements_per_row;
   __metalgpu::cpu::for_elements(a.width, [&](unsigned l, unsigned r, unsigned c) __attribute__((always_inline)) {
     const vec<T, 2>& e = a.lane(l).mg_e;

@@ -347,6 +347,13 @@ class CpuBackend final : public Backend {
     std::uint64_t per_group = std::uint64_t(args->tg[0]) * args->tg[1] * args->tg[2];
     // Chunks of about 16K threads: big enough to amortise scheduling, small enough to balance.
     std::uint64_t grain = std::max<std::uint64_t>(1, 16384 / per_group);
+    if (launch.kernel->flags & MG_KERNEL_COOPERATIVE) {
+      // A cooperative group does far more than 16K element-wise threads' worth of work per
+      // thread (a gemm's group loops over all of K): two chunks per worker at least, so a
+      // dispatch of a few dozen groups still uses every core.
+      const std::uint64_t workers = ThreadPool::instance().size();
+      grain = std::min(grain, std::max<std::uint64_t>(1, (groups + 2 * workers - 1) / (2 * workers)));
+    }
     mg_debug_report report{};
     if (debug_) launch.args.debug = &report;
     RunningKernel running(launch.kernel->name);
