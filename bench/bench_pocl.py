@@ -501,8 +501,11 @@ print(json.dumps({"s": time.perf_counter() - t}))
            notes=[("[loops]: work-item loops, the cpu backend's default for kernels whose barriers sit "
                    "in structured control flow; [fibers]: the same kernel with METALGPU_CPU_FIBERS=1, "
                    "each GPU thread a fiber switched at every barrier."),
-                  ("Kernels with SIMD-group functions (simd_sum, simdgroup_matrix) still run as fibers "
-                   "in both modes.")])
+                  ("SIMD-group functions in [loops]: a simd_sum is recorded per thread, then computed "
+                   "once per SIMD group; simdgroup_load/store/multiply_accumulate run once per SIMD "
+                   "group on all 32 lanes' elements (8-wide rows, no exchange)."),
+                  ("numpy's BLAS (OpenBLAS, 2 threads) is timed first; the bench then waits 0.5 s, "
+                   "since its threads spin after a call and would take the cores from what follows.")])
     return 0
 
 
