@@ -606,3 +606,75 @@ def test_simdgroup_matrix_in_a_struct_keeps_its_fibers(mode):
     a = np.arange(64, dtype=np.float32)
     (_, out) = run(SGM_IN_A_STRUCT, "sgm_struct", (32, 1, 1), [a, np.zeros(64, np.float32)], (32, 1, 1))
     np.testing.assert_array_equal(out, a)
+
+
+# A helper that synchronises, called by the kernel as a whole statement with the kernel's own
+# arguments and built-ins (ggml's `kernel_x(...) { x_impl<...>(args, src, dst, tgpig, tiisg,
+# sgitg); }`): the kernel calls a copy of the helper rewritten into work-item loops.
+HELPER = """
+template <int N>
+void scaled_sums(device const float* x, device float* out, uint group, ushort lane, ushort sg, float scale) {
+    threadgroup float partial[4];
+    float acc[N] = { [0 ... N - 1] = 0.0f };   // a GNU range designator, kept per thread
+    for (int k = 0; k < N; ++k) acc[k] = x[(group * 128 + sg * 32 + lane) * N + k];
+    float s = 0.0f;
+    for (int k = 0; k < N; ++k) s += acc[k];
+    s = simd_sum(s);
+    if (lane == 0) partial[sg] = s;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (sg != 0) return;                        // leaves the helper, not the kernel
+    float t = lane < 4 ? partial[lane] : 0.0f;
+    t = simd_sum(t);
+    if (lane == 0) out[group] = t * scale;
+}
+kernel void helper_sums(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                        device float* after [[buffer(2)]],
+                        uint group [[threadgroup_position_in_grid]], uint t [[thread_position_in_grid]],
+                        ushort lane [[thread_index_in_simdgroup]], ushort sg [[simdgroup_index_in_threadgroup]]) {
+    scaled_sums<3>(x, out, group, lane, sg, 2.0f);
+    after[t] = float(t);                        // every thread goes on after the helper
+}
+kernel void helper_varying(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                           device float* after [[buffer(2)]],
+                           uint group [[threadgroup_position_in_grid]], uint t [[thread_position_in_grid]],
+                           ushort lane [[thread_index_in_simdgroup]], ushort sg [[simdgroup_index_in_threadgroup]]) {
+    const float scale = 2.0f + float(lane) * 0.0f;   // differs between threads (as far as we know)
+    scaled_sums<3>(x, out, group, lane, sg, scale);
+    after[t] = float(t);
+}
+"""
+
+
+@pytest.mark.parametrize("kernel,expected_mode", [("helper_sums", None), ("helper_varying", "fibers")])
+def test_helper_that_synchronises(mode, kernel, expected_mode):
+    assert runs_as(HELPER, kernel) == (expected_mode or mode)
+    groups = 3
+    x = np.arange(groups * 128 * 3, dtype=np.float32) % 13
+    _, out, after = run(HELPER, kernel, (groups * 128, 1, 1),
+                        [x, np.zeros(groups, np.float32), np.zeros(groups * 128, np.float32)], (128, 1, 1))
+    np.testing.assert_array_equal(out, 2 * x.reshape(groups, -1).sum(1))
+    np.testing.assert_array_equal(after, np.arange(groups * 128, dtype=np.float32))
+
+
+# MLX moves a kernel's pointers through a helper taking them by reference
+# (adjust_matrix_offsets): each thread's pointer then moves once, not once per thread.
+BY_REFERENCE = """
+void move_to_row(device const float*& x, device float*& y, uint row, uint n) { x += row * n; y += row; }
+kernel void row_sums(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
+                     constant uint& n [[buffer(2)]], uint row [[threadgroup_position_in_grid]],
+                     uint t [[thread_index_in_threadgroup]]) {
+    threadgroup float part[32];
+    move_to_row(x, y, row, n);
+    part[t] = x[t];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (t == 0) { float s = 0; for (uint k = 0; k < 32; ++k) s += part[k]; y[0] = s; }
+}
+"""
+
+
+def test_kernel_pointers_moved_through_a_reference(mode):
+    assert runs_as(BY_REFERENCE, "row_sums") == mode
+    x = np.arange(4 * 32, dtype=np.float32)
+    _, y, _ = run(BY_REFERENCE, "row_sums", (4 * 32, 1, 1), [x, np.zeros(4, np.float32), np.array([32], np.uint32)],
+                  (32, 1, 1))
+    np.testing.assert_array_equal(y, x.reshape(4, 32).sum(1))

@@ -407,7 +407,7 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   // Work-item loops (cpu, not in debug mode: its race and barrier checks follow fibers).
   WorkItemLoops loops;
   if (work_item_loops && !debug && target == Target::cpu) {
-    loops = msl::work_item_loops(m, selected);
+    loops = msl::work_item_loops(m, selected, &before);
     for (auto& [k, text] : loops.edits.before) before[k] += text;
     checks.replace = std::move(loops.edits.replace);
     checks.after = std::move(loops.edits.after);

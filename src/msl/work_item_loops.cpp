@@ -90,6 +90,20 @@ struct Private {
   unsigned index;  // bound as `__mgw_t<index>& name = __mgw_p<index>[__i]`
 };
 
+// Helpers that synchronise, called by a kernel as a whole statement at group level: each gets
+// a copy rewritten into work-item loops (a "clone", placed after the helper's definition),
+// which the kernel calls once per group. Shared by the kernels of a unit: one clone per
+// helper, mapping of its parameters to per-thread built-ins, and slot range.
+struct HelperClones {
+  std::map<std::string, std::string> names;        // key -> clone's name
+  std::map<std::size_t, std::string> text_after;   // helper's closing brace -> clones to write after it
+  const std::unordered_map<std::size_t, std::string>* prior_before = nullptr;  // the translator's
+  unsigned count = 0;
+};
+
+// The slots of a helper's clone start here: above any the calling kernel uses.
+constexpr unsigned kHelperSlotBase = 128;
+
 struct Context {
   std::vector<std::string> live;  // per-thread conditions (masks) the threads must meet
   struct Loop {
@@ -101,8 +115,12 @@ struct Context {
 
 class Transformer {
  public:
-  Transformer(const SourceModel& m, const std::vector<bool>& sync_ids, const KernelInfo& k, const Definition& def)
-      : m_(m), toks_(m.lexed().tokens), sync_ids_(sync_ids), kernel_(k), def_(def) {}
+  Transformer(const SourceModel& m, const std::vector<bool>& sync_ids, const KernelInfo& k, const Definition& def,
+              HelperClones* helpers, unsigned first_slot = 0)
+      : m_(m), toks_(m.lexed().tokens), sync_ids_(sync_ids), kernel_(k), def_(def), helpers_(helpers),
+        wd_slot_(first_slot), next_slot_(first_slot + 1) {}
+
+  unsigned slots_end() const { return next_slot_; }
 
   TextEdits run() {
     const Stmt body = parse_body(m_.lexed(), def_.open);
@@ -125,10 +143,13 @@ class Transformer {
     prologue += builtin_typedefs_;
     if (matrices_) prologue += " __wg.lanes_known = 1;";
     if (has_return_)
-      prologue += std::string(" unsigned char* __mgw_wd = (unsigned char*)::__metalgpu::cpu::wi_slot(__wg, 0, 1, 1);") +
+      prologue += " unsigned char* __mgw_wd = (unsigned char*)::__metalgpu::cpu::wi_slot(__wg, " +
+                  std::to_string(wd_slot_) + ", 1, 1);" +
                   kThreadLoop + " __mgw_wd[__i] = 0; }";
     add_after(def_.open, prologue);
     if (next_slot_ > kMaxSlots) throw Unsupported{"more than 256 per-thread variables and masks", def_.open};
+    if (next_helper_slot_ > kHelperSlotBase && next_slot_ > kHelperSlotBase)
+      throw Unsupported{"more per-thread variables than a kernel calling a helper may keep", def_.open};
     return std::move(edits_);
   }
 
@@ -401,7 +422,14 @@ class Transformer {
         replace(dc.end, ");");
       } else {
         replace(dc.name, bind + " { " + t + " __mgw_v");
-        replace(dc.end, "; __builtin_memcpy((void*)&" + name + ", (const void*)&__mgw_v, sizeof(" + name + ")); }");
+        // What the translator puts at the declaration's end stays after it (a GNU range
+        // designator's fill loop: `; for (...) name[i] = v;`), once the element is bound.
+        std::string tail;
+        if (m_.action(dc.end) == TokenAction::replace) {
+          tail = m_.replacement(dc.end);
+          if (tail.rfind(";", 0) == 0) tail.erase(0, 1);
+        }
+        replace(dc.end, "; __builtin_memcpy((void*)&" + name + ", (const void*)&__mgw_v, sizeof(" + name + ")); }" + tail);
       }
       out.push_back({name, n});
       varying_.insert(name);
@@ -411,7 +439,7 @@ class Transformer {
 
   // ---- statements
 
-  enum class Role { region, barrier, group_level, hoisted, block, if_, loop, collective, matrix };
+  enum class Role { region, barrier, group_level, hoisted, block, if_, loop, collective, matrix, helper };
 
   // The statements of a block, in order: runs of per-thread statements become thread loops,
   // the rest run at group level.
@@ -479,6 +507,7 @@ class Transformer {
         case Role::if_: group_if(s, c); break;
         case Role::loop: group_loop(s, c); break;
         case Role::matrix: per_simd_group(s, c); break;
+        case Role::helper: call_helper_clone(s); break;
         case Role::region:
         case Role::collective: break;
       }
@@ -498,6 +527,7 @@ class Transformer {
       case Stmt::do_: return Role::loop;
       case Stmt::simple:
         if (matrix_operation(s)) return Role::matrix;
+        if (helper_call(s, c)) return Role::helper;
         if (call_begin(s) < s.end) return Role::collective;
         throw Unsupported{"`" + first_sync(s) + "` in a statement that is neither a barrier nor one call to a "
                           "SIMD-group function (a helper that synchronises, simdgroup_matrix, several calls)",
@@ -601,6 +631,148 @@ class Transformer {
     add_after(s.end - 1, " }");
   }
 
+  // ---- helpers that synchronise
+
+  // The one definition of a free function named `name`, or -1.
+  int only_definition(const std::string& name) const {
+    const int id = m_.structure().id(name);
+    if (id < 0) return -1;
+    const auto& defs = m_.structure().named(id);
+    if (defs.size() != 1) return -1;
+    const Definition& d = m_.structure().definitions()[std::size_t(defs[0])];
+    return d.kind == Definition::function && d.owner < 0 ? defs[0] : -1;
+  }
+  // `helper(args);` or `helper<targs>(args);`, the whole statement, run by every thread of the
+  // group (no mask): a call of a free function that synchronises.
+  bool helper_call(const Stmt& s, const Context& c) const {
+    if (!helpers_ || !c.live.empty() || toks_[s.begin].kind != TokenKind::identifier) return false;
+    const std::string& name = toks_[s.begin].text;
+    if (is_cooperative_function(name) || !sync(s.begin, s.begin + 1) || only_definition(name) < 0) return false;
+    const std::size_t open = call_open(s.begin);
+    return open < s.end && match_bracket(m_.lexed(), open) + 2 == s.end;
+  }
+  // The `(` of a call at `name` (past template arguments), or toks_.size().
+  std::size_t call_open(std::size_t name) const {
+    std::size_t k = name + 1;
+    if (is(k, "<")) {
+      int depth = 0;
+      for (; k < toks_.size(); ++k) {
+        if (is(k, "(") || is(k, "[")) k = match_bracket(m_.lexed(), k);
+        else if (is(k, "<")) ++depth;
+        else if (is(k, ">") && --depth == 0) break;
+        else if (is(k, ">>") && (depth -= 2) <= 0) break;
+        else if (is(k, ";") || is(k, "{")) return toks_.size();
+      }
+      ++k;
+    }
+    return is(k, "(") ? k : toks_.size();
+  }
+  // A function's parameters as the rewrite needs them: name, pointer, reference.
+  // The `(` of a function definition's parameter list, or d.open if it cannot be found.
+  std::size_t parameter_list(const Definition& d) const {
+    std::size_t open = d.head;
+    while (open < d.open && !(toks_[open].kind == TokenKind::identifier && toks_[open].text == d.name &&
+                              is(open + 1, "(")))
+      ++open;
+    return open < d.open ? open + 1 : d.open;
+  }
+  std::vector<KernelParam> parameters_of(const Definition& d) const {
+    const std::size_t list = parameter_list(d);
+    if (list >= d.open) throw Unsupported{"a helper whose parameter list the rewrite cannot find", d.head};
+    const std::size_t open = list - 1;
+    std::vector<KernelParam> out;
+    for (auto [b, e] : arguments(open + 1)) {
+      KernelParam p;
+      for (std::size_t k = b; k < e && !is(k, "="); ++k) {
+        if (is(k, "[") && is(k + 1, "[")) {  // an attribute: [[thread_index_in_simdgroup]]
+          k = match_bracket(m_.lexed(), k);
+          continue;
+        }
+        if (toks_[k].kind == TokenKind::identifier) p.name = toks_[k].text;
+        p.pointer |= is(k, "*");
+        p.reference |= is(k, "&") || is(k, "&&");
+      }
+      if (p.name.empty()) throw Unsupported{"a helper parameter without a name", b};
+      out.push_back(p);
+    }
+    return out;
+  }
+  // The helper's definition rewritten into work-item loops, under a new name.
+  std::string render_clone(const Definition& d, const TextEdits& e, const std::string& name) const {
+    std::string out;
+    bool named = false;
+    auto add = [&](const std::string& t) {
+      if (t.empty()) return;
+      if (!out.empty()) out += ' ';
+      out += t;
+    };
+    for (std::size_t i = d.head; i <= d.close; ++i) {
+      if (helpers_->prior_before)
+        if (auto b = helpers_->prior_before->find(i); b != helpers_->prior_before->end()) add(b->second);
+      if (auto b = e.before.find(i); b != e.before.end()) add(b->second);
+      if (!named && i < d.open && toks_[i].kind == TokenKind::identifier && toks_[i].text == d.name && is(i + 1, "(")) {
+        add(name);
+        named = true;
+      } else if (auto r = e.replace.find(i); r != e.replace.end()) {
+        add(r->second);
+      } else if (toks_[i].kind == TokenKind::pragma) {
+        out += "\n#" + toks_[i].text + "\n";
+      } else {
+        add(render(i, i + 1));
+      }
+      if (auto a = e.after.find(i); a != e.after.end()) add(a->second);
+    }
+    return out;
+  }
+  // The kernel calls the helper's clone once per group: the arguments are the group's (the
+  // same in every thread, or a per-thread built-in the clone binds per thread itself).
+  void call_helper_clone(const Stmt& s) {
+    const std::string& name = toks_[s.begin].text;
+    const Definition& d = m_.structure().definitions()[std::size_t(only_definition(name))];
+    if (d.close >= def_.head) throw Unsupported{"a helper defined after the kernel that calls it", s.begin};
+    std::size_t ret = d.head;
+    while (ret < d.open && !is(ret, "void")) ++ret;
+    if (ret >= d.open) throw Unsupported{"a helper that synchronises and returns a value", s.begin};
+    const std::size_t open = call_open(s.begin);
+    const auto args = arguments(open);
+    KernelInfo info;
+    info.params = parameters_of(d);
+    if (info.params.size() != args.size()) throw Unsupported{"a helper called with default arguments", s.begin};
+    std::string key = std::to_string(only_definition(name)) + "@" + std::to_string(next_helper_slot_);
+    for (std::size_t j = 0; j < args.size(); ++j) {
+      auto [b, e] = args[j];
+      const KernelParam* builtin = nullptr;
+      if (e == b + 1 && toks_[b].kind == TokenKind::identifier)
+        for (const KernelParam& p : kernel_.params)
+          if (p.name == toks_[b].text && p.role == ParamRole::builtin && kPerThreadBuiltins.count(p.builtin))
+            builtin = &p;
+      if (builtin) {
+        info.params[j].role = ParamRole::builtin;
+        info.params[j].builtin = builtin->builtin;
+        key += "," + std::to_string(j) + "=" + builtin->builtin;
+      } else if (!uniform(b, e)) {
+        throw Unsupported{"a helper that synchronises, given a value that differs between threads", b};
+      }
+    }
+    auto found = helpers_->names.find(key);
+    if (found == helpers_->names.end()) {
+      Transformer clone(m_, sync_ids_, info, d, nullptr, next_helper_slot_);
+      TextEdits e;
+      try {
+        e = clone.run();
+      } catch (const Unsupported& u) {
+        throw Unsupported{"in helper `" + name + "`: " + u.why, u.token};
+      }
+      const std::string clone_name = name + "__mgw_wil" + std::to_string(helpers_->count++);
+      helpers_->text_after[d.close] += "\n" + render_clone(d, e, clone_name) + "\n";
+      found = helpers_->names.emplace(key, clone_name).first;
+      helper_slots_[key] = clone.slots_end();
+    }
+    next_helper_slot_ = helper_slots_[key];
+    if (next_helper_slot_ > kMaxSlots) throw Unsupported{"more than 256 per-thread variables and masks", s.begin};
+    replace(s.begin, found->second);
+  }
+
   // ---- uniformity: what is the same in every thread of the group
 
   // The names a block-level statement run per thread declares differ between threads.
@@ -632,6 +804,7 @@ class Transformer {
       if (toks_[i].kind != TokenKind::identifier || toks_[i].text != name) continue;
       if (is(i - 1, ".") || is(i - 1, "->")) continue;  // a member of something else
       if (is(i - 1, "&") || is(i - 1, "++") || is(i - 1, "--")) return true;
+      if ((is(i - 1, "(") || is(i - 1, ",")) && (is(i + 1, ",") || is(i + 1, ")")) && by_reference(i, b)) return true;
       std::size_t k = i + 1;
       while (!pointer) {
         if (is(k, "[")) {
@@ -644,6 +817,54 @@ class Transformer {
         }
       }
       if (assigns(k)) return true;
+    }
+    return false;
+  }
+  // Whether the call argument at token `arg` (a name alone) may be bound to a reference the
+  // callee changes it through: a parameter `T& x` or `const T*& p` of a function of the program
+  // (MLX's adjust_matrix_offsets moves the kernel's pointers so), or an out-parameter of Metal's.
+  bool by_reference(std::size_t arg, std::size_t floor) const {
+    static const std::set<std::string, std::less<>> metal_out = {"sincos", "modf", "frexp", "remquo"};
+    std::size_t open = arg - 1;
+    for (int depth = 0; open > floor; --open) {
+      if (is(open, ")") || is(open, "]") || is(open, "}")) ++depth;
+      else if (is(open, "(") || is(open, "[") || is(open, "{")) {
+        if (depth == 0) break;
+        --depth;
+      }
+    }
+    if (!is(open, "(") || open == 0) return false;
+    std::size_t callee = open - 1;
+    if (is(callee, ">")) {  // f<...>(x)
+      for (int depth = 0; callee > floor; --callee) {
+        if (is(callee, ">")) ++depth;
+        else if (is(callee, ">>")) depth += 2;
+        else if (is(callee, "<") && --depth == 0) break;
+      }
+      --callee;
+    }
+    if (toks_[callee].kind != TokenKind::identifier) return false;
+    std::size_t j = 0;
+    for (const auto& [b, e] : arguments(open)) {
+      if (b <= arg && arg < e) break;
+      ++j;
+    }
+    if (metal_out.count(toks_[callee].text)) return j > 0;
+    const int id = m_.structure().id(toks_[callee].text);
+    if (id < 0) return false;
+    for (int d : m_.structure().named(id)) {
+      const Definition& def = m_.structure().definitions()[std::size_t(d)];
+      if (def.kind != Definition::function) continue;
+      const std::size_t params = parameter_list(def);
+      if (params >= def.open) return true;  // cannot tell: the safe side
+      const auto list = arguments(params);
+      if (j >= list.size()) continue;
+      bool is_const = false;
+      for (std::size_t k = list[j].first; k < list[j].second && !is(k, "="); ++k) {
+        if (is(k, "const")) is_const = true;
+        if (is(k, "*")) is_const = false;  // what a `const T*` points to is const, not the pointer
+        if ((is(k, "&") || is(k, "&&")) && !is_const) return true;
+      }
     }
     return false;
   }
@@ -914,7 +1135,11 @@ class Transformer {
   std::set<std::string> varying_;  // names whose value may differ between threads
   bool has_return_ = false;
   bool matrices_ = false;  // the body uses simdgroup matrices
-  unsigned next_slot_ = 1;  // 0: the returned-threads mask
+  HelperClones* helpers_;  // null in a helper's clone: its own helpers stay unsupported
+  unsigned wd_slot_;       // the returned-threads mask
+  unsigned next_helper_slot_ = kHelperSlotBase;
+  std::map<std::string, unsigned> helper_slots_;  // where each clone's slots end
+  unsigned next_slot_;
   unsigned next_label_ = 0;
   unsigned next_private_ = 0;
 };
@@ -931,8 +1156,11 @@ void merge(TextEdits& into, TextEdits&& from) {
 
 }  // namespace
 
-WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected) {
+WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected,
+                              const std::unordered_map<std::size_t, std::string>* prior_before) {
   WorkItemLoops out;
+  HelperClones helpers;
+  helpers.prior_before = prior_before;
   const auto& kernels = model.kernels();
   out.kernels.assign(kernels.size(), false);
   out.fibers_because.assign(kernels.size(), std::string());
@@ -954,7 +1182,8 @@ WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>&
       }
       std::string why;
       try {
-        TextEdits e = Transformer(model, sync_ids, k, model.structure().definitions()[std::size_t(def)]).run();
+        // (A clone made for a kernel that then stays on fibers is kept: another may call it.)
+        TextEdits e = Transformer(model, sync_ids, k, model.structure().definitions()[std::size_t(def)], &helpers).run();
         merge(out.edits, std::move(e));
       } catch (const Unsupported& u) {
         const Token& t = model.lexed().tokens[u.token];
@@ -967,6 +1196,7 @@ WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>&
     out.kernels[i] = it->second.empty();
     out.fibers_because[i] = it->second;
   }
+  for (auto& [close, text] : helpers.text_after) out.edits.after[close] += text;
   return out;
 }
 

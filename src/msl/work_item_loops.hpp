@@ -15,7 +15,9 @@
 // it cannot read - leaves the kernel to the fibers.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "msl/parser.hpp"
@@ -29,8 +31,11 @@ struct WorkItemLoops {
   std::vector<std::string> fibers_because;  // per cooperative kernel left to fibers: why, and where
 };
 
-// For the `selected` kernels that cooperate. Read by the translator's cpu emission.
-WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected);
+// For the `selected` kernels that cooperate. Read by the translator's cpu emission;
+// `prior_before` is the text it writes before tokens (the conditionals' conversions), which the
+// copies of helpers rewritten for a kernel's use repeat.
+WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected,
+                              const std::unordered_map<std::size_t, std::string>* prior_before = nullptr);
 
 // False when METALGPU_CPU_FIBERS is set and not "0": every cooperative kernel runs as fibers
 // (to compare the two, or to step around a problem in the rewrite). Unset, a module whose
