@@ -417,3 +417,36 @@ def test_3d_grid(lib, size, tg):
     lib.run_function(mg.MetalSize(w, h, d), [out], function_name="index3d", threadgroup=tg)
     z, y, x = np.meshgrid(np.arange(d), np.arange(h), np.arange(w), indexing="ij")
     np.testing.assert_array_equal(out.contents.reshape(d, h, w), x + 100 * y + 10000 * z)
+
+
+DIVISIONS = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void divisions(device int* out [[buffer(0)]], constant int& d [[buffer(1)]],
+                      device const int4* v [[buffer(2)]], device int4* vout [[buffer(3)]],
+                      device float* f [[buffer(4)]], uint id [[thread_position_in_grid]]) {
+    const int unused = int(id) % d;          // computed, never used (ggml: `iq2 % ne32` without a mask)
+    int q = 100;
+    q /= (d + 1);                              // a compound division by a non-zero value
+    out[id] = d != 0 ? int(id) / d + unused : q + int(id) / 4;
+    vout[id] = v[id] / int4(1, 2, d, 4) * 0 + v[id] / 2;   // an integer vector divisor with a 0 lane
+    f[id] = float(id) / float(d);              // floats divide as IEEE: inf, nan
+}
+"""
+
+
+def test_integer_division_by_zero_does_not_stop_the_kernel(backend):
+    # On a GPU x / 0 gives some value and the kernel goes on; the cpu backend must not trap
+    # (SIGFPE) where the kernel never uses the quotient. CUDA does not trap either.
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(DIVISIONS)
+    iface.set_function("divisions")
+    v = np.arange(32, dtype=np.int32).reshape(8, 4)
+    out, vout, f = iface.create_buffer(8, "int"), iface.create_buffer(32, "int"), iface.create_buffer(8, "float")
+    iface.run_function(8, [out, np.int32(0), iface.array_to_buffer(v), vout, f])
+    np.testing.assert_array_equal(out.contents, 100 + np.arange(8) // 4)
+    np.testing.assert_array_equal(vout.contents.reshape(8, 4), v // 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(f.contents, np.arange(8, dtype=np.float32) / np.float32(0))
+    iface.run_function(8, [out, np.int32(3), iface.array_to_buffer(v), vout, f])
+    np.testing.assert_array_equal(out.contents, np.arange(8) // 3 + np.arange(8) % 3)

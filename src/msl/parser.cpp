@@ -10,6 +10,7 @@
 #include <set>
 
 #include "metalgpu/errors.hpp"
+#include "msl/safe_division.hpp"
 #include "msl/structure.hpp"
 
 namespace metalgpu::msl {
@@ -197,6 +198,26 @@ SourceModel::SourceModel(Lexed lexed, std::string main_path)
   type_conditional_literals();
   forward_half_to_float();
   find_swizzles();
+  wrap_divisors();
+}
+
+// Integer division by zero traps on the CPU where a GPU gives a value (safe_division.hpp):
+// each divisor becomes MG_NZ(divisor), on top of whatever its tokens already say.
+void SourceModel::wrap_divisors() {
+  for (const Division& d : divisions(*this)) {
+    if (actions_[d.op] != TokenAction::keep) continue;
+    std::string last;
+    switch (actions_[d.last]) {
+      case TokenAction::keep: last = lexed_.tokens[d.last].text; break;
+      case TokenAction::replace: last = replacements_[d.last]; break;
+      case TokenAction::drop: break;
+      default: continue;
+    }
+    actions_[d.op] = TokenAction::replace;
+    replacements_[d.op] = lexed_.tokens[d.op].text + " MG_NZ(";
+    actions_[d.last] = TokenAction::replace;
+    replacements_[d.last] = last + ")";
+  }
 }
 
 // Metal converts half to float by a standard conversion. Under CUDA half is a class, so a user

@@ -108,6 +108,7 @@ class SourceModel {
   void collect_field_names();
   void find_swizzles();
   void rewrite_range_designators();
+  void wrap_divisors();
   void type_conditional_literals();
   void forward_half_to_float();
   void drop_address_space_overloads();

@@ -475,13 +475,7 @@ class Transformer {
         // starts with this one, where the call is replaced by the lane's result, computed once
         // per SIMD group by the function the call recorded.
         flush(i);
-        const std::size_t b = call_begin(s), e = call_end(s);
-        const std::string call = render(b, e);
-        add_before(s.begin, " ::__metalgpu::cpu::wi_simd_record(__wg);" + thread_loop(c) +
-                                " __wg.simd_thread = __i; (void)(" + call + "); } ::__metalgpu::cpu::wi_simd_recorded(__wg);");
-        // The call's tokens stay, unevaluated, inside decltype (with whatever else rewrites them).
-        add_before(b, " ::__metalgpu::cpu::wi_simd_result<decltype(");
-        add_after(e - 1, ")>(__wg, __i)");
+        record_call(s.begin, call_begin(s), call_end(s), c);
         run = i;
         note_varying(s);
         continue;
@@ -544,26 +538,37 @@ class Transformer {
     return "?";
   }
 
-  // The one call to a SIMD-group (or quad-group) function of Metal's in a simple statement
-  // that synchronises through nothing else: its first token (a `metal::` qualifier included),
-  // or s.end if the statement is not like that.
-  std::size_t call_begin(const Stmt& s) const {
-    std::size_t found = s.end;
-    for (std::size_t i = s.begin; i < s.end; ++i) {
+  // The one call to a SIMD-group (or quad-group) function of Metal's in [b, e) that
+  // synchronises through nothing else: its first token (a `metal::` qualifier included), or e
+  // if the range is not like that.
+  std::size_t call_begin(std::size_t b, std::size_t e) const {
+    std::size_t found = e;
+    for (std::size_t i = b; i < e; ++i) {
       if (toks_[i].kind != TokenKind::identifier || !sync(i, i + 1)) continue;
       const std::string& name = toks_[i].text;
       const bool simd = (name.rfind("simd_", 0) == 0 || name.rfind("quad_", 0) == 0) &&
                         is_cooperative_function(name) && is(i + 1, "(");
-      if (!simd || found != s.end) return s.end;  // a helper that synchronises, or two calls
+      if (!simd || found != e) return e;  // a helper that synchronises, or two calls
       found = i;
       if (i >= 2 && is(i - 1, "::") && is(i - 2, "metal")) found = i - 2;
     }
     return found;
   }
-  std::size_t call_end(const Stmt& s) const {
-    std::size_t i = call_begin(s);
+  std::size_t call_end_at(std::size_t begin) const {
+    std::size_t i = begin;
     while (!is(i, "(")) ++i;
     return match_bracket(m_.lexed(), i) + 1;
+  }
+  std::size_t call_begin(const Stmt& s) const { return call_begin(s.begin, s.end); }
+  std::size_t call_end(const Stmt& s) const { return call_end_at(call_begin(s)); }
+  // Before token `at`: each live thread evaluates the call [b, e) alone, its inputs recorded;
+  // then the call's tokens stay, unevaluated, inside decltype (with whatever else rewrites
+  // them), and give each thread its lane's result, computed once per SIMD group.
+  void record_call(std::size_t at, std::size_t b, std::size_t e, const Context& c) {
+    add_before(at, " ::__metalgpu::cpu::wi_simd_record(__wg);" + thread_loop(c) + " __wg.simd_thread = __i; (void)(" +
+                       render(b, e) + "); } ::__metalgpu::cpu::wi_simd_recorded(__wg);");
+    add_before(b, " ::__metalgpu::cpu::wi_simd_result<decltype(");
+    add_after(e - 1, ")>(__wg, __i)");
   }
 
   // ---- simdgroup matrices
@@ -1020,8 +1025,18 @@ class Transformer {
   // `if` whose branches hold barriers: each thread's condition into a mask, then each branch
   // for the threads it selects. `if constexpr` is the same for every thread: kept as it is.
   void group_if(const Stmt& s, const Context& c) {
-    if (sync(s.open, s.close)) throw Unsupported{"a SIMD-group call or barrier in an if condition", s.open};
-    if (is(s.begin + 1, "constexpr") || uniform(s.open, s.close)) return keep_at_group_level(s, c);
+    bool simd_condition = false;
+    if (sync(s.open, s.close)) {
+      // `if (simd_max(x) <= limit)`: the call first, as a statement's would be; every live
+      // thread evaluates the condition (nothing may short-circuit past the call).
+      const std::size_t b = call_begin(s.open + 1, s.close);
+      bool plain = b < s.close;
+      for (std::size_t k = s.open + 1; plain && k < s.close; ++k) plain = !is(k, "&&") && !is(k, "||") && !is(k, "?");
+      if (!plain) throw Unsupported{"a SIMD-group call or barrier in an if condition", s.open};
+      record_call(s.begin, b, call_end_at(b), c);
+      simd_condition = true;
+    }
+    if (!simd_condition && (is(s.begin + 1, "constexpr") || uniform(s.open, s.close))) return keep_at_group_level(s, c);
     const std::string k = std::to_string(next_label_++), m = "__mgw_m" + k;
     // `if` -> mask, loop head; `(cond)` stays; then the rest of the loop.
     replace(s.begin, mask(m) + thread_loop_unmasked(c, m) + " " + m + "[__i] = ");

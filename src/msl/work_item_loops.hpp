@@ -32,8 +32,8 @@ struct WorkItemLoops {
 };
 
 // For the `selected` kernels that cooperate. Read by the translator's cpu emission;
-// `prior_before` is the text it writes before tokens (the conditionals' conversions), which the
-// copies of helpers rewritten for a kernel's use repeat.
+// `prior_before` is the text it writes before tokens (the conditionals' conversions), which
+// the copies of helpers rewritten for a kernel's use repeat.
 WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected,
                               const std::unordered_map<std::size_t, std::string>* prior_before = nullptr);
 

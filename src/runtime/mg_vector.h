@@ -251,6 +251,33 @@ typedef vec<bool, 4> bool4;
 
 } // namespace metal
 
+namespace __metalgpu {
+// A divisor as the cpu backend's generated code uses it (src/msl/safe_division.hpp): an integer
+// 0 becomes 1, so `x / 0` gives some value as on a GPU instead of trapping; anything else is
+// returned as it is. Constant divisors fold: `i / 4` stays a shift.
+template <class T> MG_FN constexpr T nz(T x) {
+  if constexpr (metal::is_integral<T>::value) {
+    return x == T(0) ? T(1) : x;
+  } else if constexpr (metal::mg_vinfo<T>::is_vec) {
+    if constexpr (metal::is_integral<typename metal::mg_vinfo<T>::elem>::value) {
+      T r = x;
+      for (int k = 0; k < metal::mg_vinfo<T>::n; ++k)
+        if (r[k] == 0) r[k] = 1;
+      return r;
+    } else {
+      return x;
+    }
+  } else {
+    return x;
+  }
+}
+}  // namespace __metalgpu
+#if MG_CUDA || MG_DEBUG
+#define MG_NZ(...) (__VA_ARGS__)
+#else
+#define MG_NZ(...) ::__metalgpu::nz(__VA_ARGS__)
+#endif
+
 // Global names. Under CUDA the built-in vector types (::float4 ...) own these names: there the
 // translated code must live in namespace metal_user (see mg_constants.h).
 #if !MG_CUDA
