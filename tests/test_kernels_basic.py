@@ -422,12 +422,14 @@ def test_3d_grid(lib, size, tg):
 DIVISIONS = """
 #include <metal_stdlib>
 using namespace metal;
+template <typename T> static constant constexpr int two = 2;   // a variable template (MLX's packing_size)
 kernel void divisions(device int* out [[buffer(0)]], constant int& d [[buffer(1)]],
                       device const int4* v [[buffer(2)]], device int4* vout [[buffer(3)]],
                       device float* f [[buffer(4)]], uint id [[thread_position_in_grid]]) {
     const int unused = int(id) % d;          // computed, never used (ggml: `iq2 % ne32` without a mask)
     int q = 100;
     q /= (d + 1);                              // a compound division by a non-zero value
+    q += int(id) % two<int> * 0 + int(id) / two<int> * 0;
     out[id] = d != 0 ? int(id) / d + unused : q + int(id) / 4;
     vout[id] = v[id] / int4(1, 2, d, 4) * 0 + v[id] / 2;   // an integer vector divisor with a 0 lane
     f[id] = float(id) / float(d);              // floats divide as IEEE: inf, nan

@@ -82,7 +82,8 @@ class Divisors {
         depth -= is(k, ">") ? 1 : 2;
         if (depth == 0) return is(k + 1, "(") || is(k + 1, "::") || is(k + 1, "{") ? k : npos;
         if (depth < 0) return npos;
-      } else if (is(k, ";") || is(k, "{") || is(k, "}") || is(k, "&&") || is(k, "||")) {
+      } else if (is(k, ";") || is(k, "{") || is(k, "}") || is(k, ")") || is(k, "]") || is(k, "&&") ||
+                 is(k, "||")) {
         return npos;
       }
     }
@@ -125,8 +126,11 @@ class Divisors {
       if (is(k, "sizeof")) return npos;
       for (;;) {
         if (is(k + 1, "<")) {
+          // `n / f<T>(x)` names a template; `n / b < c` compares; `n / size<T>` (a variable
+          // template) cannot be told from a comparison here: left alone.
           const std::size_t gt = template_args(k + 1);
-          if (gt != npos) k = gt;
+          if (gt == npos) return npos;
+          k = gt;
         }
         if (is(k + 1, "::") && ident(k + 2)) k += 2;
         else break;
@@ -151,7 +155,8 @@ class Divisors {
         k += 2;
         if (is(k, "<")) {
           const std::size_t gt = template_args(k);
-          if (gt != npos) k = gt + 1;
+          if (gt == npos) return npos;
+          k = gt + 1;
         }
       } else if (is(k, "++") || is(k, "--")) {
         ++k;

@@ -10,9 +10,15 @@
 //     conditions are evaluated per thread into a mask, and the regions inside run the threads
 //     the mask selects (break, continue and return clear a thread's bit);
 //   - variables declared at group level and used in a later region are kept per thread
-//     (arrays indexed by the thread), the per-thread built-ins re-bound in every region.
-// Anything else - SIMD-group functions, barriers inside helpers or expressions, declarations
-// it cannot read - leaves the kernel to the fibers.
+//     (arrays indexed by the thread), the per-thread built-ins re-bound in every region;
+//   - a statement (or `if` condition) with one SIMD-group call records each thread's inputs,
+//     then computes the call once per SIMD group (mg_cpu_wil.h);
+//   - simdgroup_load / store / multiply(_accumulate) run once per SIMD group on every lane's
+//     elements (mg_simdgroup_matrix.h);
+//   - a free helper that synchronises, called as a whole statement with the kernel's arguments
+//     and built-ins, runs as a copy of itself rewritten the same way (placed after it).
+// Anything else - member functions that synchronise, barriers inside expressions, `switch`,
+// declarations it cannot read - leaves the kernel to the fibers.
 #pragma once
 
 #include <cstddef>
