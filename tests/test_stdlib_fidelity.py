@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import stdlib_names as sn
 from conftest import mg
+from corpus import CORPUS, requires_corpus
 from kernel_helpers import run_arrays
 
 CXX = sn.find_cxx()
@@ -48,6 +49,8 @@ NOT_IMPLEMENTED = {
                  "depth2d_ms", "depth2d_ms_array")},
     **{n: "gradient sampling options not implemented (level, bias, min_lod_clamp are)"
        for n in ("gradient2d", "gradient3d", "gradientcube")},
+    "os_log": "<metal_logging> (MSL 3.2) not implemented: MLX's logging.h uses it only on Metal 3.2+",
+    "execution_simdgroup": "<metal_tensor> (Metal 4 tensors, MLX's *_nax files) not implemented",
     **{n: "<metal_pack> not implemented yet (neither MLX nor ggml calls it)"
        for n in sn.reference().get("<metal_pack>", ())},
 }
@@ -84,6 +87,29 @@ def test_what_is_missing_is_the_documented_list(ours):
     assert missing == set(NOT_IMPLEMENTED), (
         f"missing and not documented: {sorted(missing - set(NOT_IMPLEMENTED))}; "
         f"documented but present: {sorted(set(NOT_IMPLEMENTED) - missing)}")
+
+
+# What real libraries define in namespace metal themselves (so Apple's header has none of it, and
+# ours must not either): MLX's steel/utils/type_traits.h, and bf16_math.h's bfloat overloads.
+LIBRARY_OWN = {"is_empty", "is_empty_v", "make_void", "void_t", "is_static", "pointer_element",
+               "pointer_element_t"}
+
+
+@needs_cxx
+def test_no_name_a_library_defines_in_namespace_metal(ours):
+    names, _ = ours
+    assert not names & LIBRARY_OWN
+
+
+@requires_corpus
+def test_every_metal_name_the_libraries_qualify_is_in_the_reference():
+    # `metal::x` in MLX's and ggml's kernels: Apple's names (their code compiles on a Mac), bar
+    # what they define themselves and MLX's host classes (mlx::core::metal::Device ...).
+    own = LIBRARY_OWN | {"thread_scope_system", "Device", "CommandEncoder", "MTLFCList"}
+    used = set()
+    for path in list(CORPUS.rglob("*.metal")) + list(CORPUS.rglob("*.h")):
+        used |= set(re.findall(r"\bmetal::((?:fast::|precise::)?[A-Za-z_]\w*)", path.read_text(errors="replace")))
+    assert not used - own - sn.reference_names() - {"fast", "precise"}
 
 
 @needs_cxx
@@ -151,11 +177,11 @@ static_assert(is_scalar<int>::value && is_scalar_v<float*>, "");
 static_assert(is_const<const int>::value && is_const_v<const int>, "");
 static_assert(is_volatile<volatile int>::value && is_volatile_v<volatile int>, "");
 static_assert(is_trivially_copyable<float4>::value && is_trivially_copyable_v<int>, "");
-static_assert(is_empty<mg_probe_empty>::value && is_empty_v<mg_probe_empty> && !is_empty_v<float4>, "");
 static_assert(is_signed<int>::value && is_signed_v<float> && is_unsigned<uint>::value && is_unsigned_v<ushort>, "");
 static_assert(is_base_of<mg_probe_empty, mg_probe_empty>::value && is_base_of_v<mg_probe_empty, mg_probe_empty>, "");
 static_assert(is_convertible<int, float>::value && is_convertible_v<half, float>, "");
 static_assert(is_same_v<remove_cv<const volatile int>::type, remove_cv_t<int>>, "");
+static_assert(is_same_v<remove_addrspace<int>::type, remove_addrspace_t<int>>, "");
 static_assert(is_same_v<remove_const<const int>::type, remove_const_t<int>>, "");
 static_assert(is_same_v<remove_volatile<volatile int>::type, remove_volatile_t<int>>, "");
 static_assert(is_same_v<add_cv<int>::type, add_cv_t<int>> && is_same_v<add_cv_t<int>, const volatile int>, "");
@@ -171,7 +197,6 @@ static_assert(is_same_v<make_unsigned<int>::type, make_unsigned_t<int>> && is_sa
 static_assert(is_same_v<decay<const int&>::type, decay_t<int>>, "");
 static_assert(is_same_v<remove_cvref<const int&>::type, remove_cvref_t<int>>, "");
 static_assert(is_same_v<underlying_type<mg_probe_e>::type, underlying_type_t<mg_probe_e>> && is_same_v<underlying_type_t<mg_probe_e>, short>, "");
-static_assert(is_same_v<void_t<int, float>, void>, "");
 """
 
 FAMILIES = {

@@ -22,6 +22,10 @@ template<class A, class B> struct is_same : false_type {};
 template<class A> struct is_same<A, A> : true_type {};
 template<class A, class B> constexpr bool is_same_v = is_same<A, B>::value;
 
+// Address spaces are not part of types here: removing one leaves the type as it is (Apple's
+// name; MLX's integral_constant.h uses remove_addrspace_t).
+template<class T> struct remove_addrspace { typedef T type; };
+template<class T> using remove_addrspace_t = typename remove_addrspace<T>::type;
 template<bool B, class T, class F> struct conditional { typedef T type; };
 template<class T, class F> struct conditional<false, T, F> { typedef F type; };
 // Apple's metal_type_traits spells these with a leading underscore (MLX uses them).
@@ -153,8 +157,6 @@ template<class T> struct is_fundamental
     : bool_constant<is_arithmetic<T>::value || is_void<T>::value ||
                     is_same<remove_cv_t<T>, decltype(nullptr)>::value> {};
 template<class T> constexpr bool is_fundamental_v = is_fundamental<T>::value;
-template<class T> struct is_empty : bool_constant<__is_empty(T)> {};
-template<class T> constexpr bool is_empty_v = is_empty<T>::value;
 template<class T> struct add_const { typedef const T type; };
 template<class T> using add_const_t = typename add_const<T>::type;
 template<class T> struct add_volatile { typedef volatile T type; };
@@ -170,7 +172,6 @@ template<class T> using add_lvalue_reference_t = typename add_lvalue_reference<T
 template<class T> struct add_rvalue_reference { typedef T&& type; };
 template<> struct add_rvalue_reference<void> { typedef void type; };
 template<class T> using add_rvalue_reference_t = typename add_rvalue_reference<T>::type;
-template<class...> using void_t = void;
 template<class T> struct underlying_type { typedef __underlying_type(T) type; };
 template<class T> using underlying_type_t = typename underlying_type<T>::type;
 // Our vector types (specialised in mg_vector.h).
