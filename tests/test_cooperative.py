@@ -890,7 +890,7 @@ ATOMIC_ONLY = r"""
 using namespace metal;
 // No barrier or SIMD call: threads run as a plain loop, threadgroups on several OS threads.
 kernel void count_plain(device const uint* x [[buffer(0)]], device atomic_uint* hist [[buffer(1)]],
-                        device atomic_float* total [[buffer(2)]], device atomic_long* big [[buffer(3)]],
+                        device atomic_float* total [[buffer(2)]], device atomic<long>* big [[buffer(3)]],
                         uint gid [[thread_position_in_grid]]) {
     atomic_fetch_add_explicit(&hist[x[gid] % 16], 1u, memory_order_relaxed);
     atomic_fetch_add_explicit(total, 1.0f, memory_order_relaxed);

@@ -49,9 +49,6 @@ template<class T, size_t N> MG_FN constexpr bool operator!=(const array<T, N>& a
   return !(a == b);
 }
 
-template<size_t I, class T, size_t N> MG_FN constexpr T& get(array<T, N>& a) { return a[I]; }
-template<size_t I, class T, size_t N> MG_FN constexpr const T& get(const array<T, N>& a) { return a[I]; }
-
 // A view of contiguous elements (Metal's array_ref).
 template<class T> struct array_ref {
   const T* mg_ptr;

@@ -1,14 +1,13 @@
-// Atomics: atomic<T> (atomic_int, atomic_uint, atomic_float, atomic_bool, atomic_long,
-// atomic_ulong) and the *_explicit functions. An atomic<T> is exactly a T in memory, so a
-// `device atomic_uint*` may view a buffer of uint. Address spaces are stripped by the
-// translator: the functions take (volatile) plain pointers.
+// Atomics: atomic<T> (atomic_int, atomic_uint, atomic_float, atomic_bool, atomic_ulong: Apple's
+// names; it has no atomic_long, nor the strong compare-exchange) and the *_explicit functions.
+// An atomic<T> is exactly a T in memory, so a `device atomic_uint*` may view a buffer of uint.
+// Address spaces are stripped by the translator: the functions take (volatile) plain pointers.
 #pragma once
 
 namespace metal {
 
 enum memory_order {
   memory_order_relaxed = 0,
-  memory_order_consume = 1,
   memory_order_acquire = 2,
   memory_order_release = 3,
   memory_order_acq_rel = 4,
@@ -26,7 +25,6 @@ typedef atomic<int> atomic_int;
 typedef atomic<uint> atomic_uint;
 typedef atomic<float> atomic_float;
 typedef atomic<bool> atomic_bool;
-typedef atomic<long> atomic_long;
 typedef atomic<ulong> atomic_ulong;
 
 template <class T> struct mg_atomic_identity { typedef T type; };
@@ -42,7 +40,6 @@ namespace atomics {
 MG_FN int order(metal::memory_order o) {
   switch (o) {
     case metal::memory_order_relaxed: return __ATOMIC_RELAXED;
-    case metal::memory_order_consume: return __ATOMIC_CONSUME;
     case metal::memory_order_acquire: return __ATOMIC_ACQUIRE;
     case metal::memory_order_release: return __ATOMIC_RELEASE;
     case metal::memory_order_acq_rel: return __ATOMIC_ACQ_REL;
@@ -56,7 +53,7 @@ MG_FN int load_order(metal::memory_order o) {
 }
 MG_FN int store_order(metal::memory_order o) {
   const int r = order(o);
-  return (r == __ATOMIC_ACQUIRE || r == __ATOMIC_CONSUME) ? __ATOMIC_RELAXED : r == __ATOMIC_ACQ_REL ? __ATOMIC_RELEASE : r;
+  return r == __ATOMIC_ACQUIRE ? __ATOMIC_RELAXED : r == __ATOMIC_ACQ_REL ? __ATOMIC_RELEASE : r;
 }
 
 template <class T> MG_FN T* ptr(const volatile metal::atomic<T>* a) {
@@ -107,12 +104,6 @@ template <class T>
 MG_FN bool atomic_compare_exchange_weak_explicit(volatile atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
                                                  memory_order success, memory_order failure) {
   return __metalgpu::atomics::cas(__metalgpu::atomics::ptr(obj), expected, T(desired), true,
-                                  __metalgpu::atomics::order(success), __metalgpu::atomics::load_order(failure));
-}
-template <class T>
-MG_FN bool atomic_compare_exchange_strong_explicit(volatile atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
-                                                   memory_order success, memory_order failure) {
-  return __metalgpu::atomics::cas(__metalgpu::atomics::ptr(obj), expected, T(desired), false,
                                   __metalgpu::atomics::order(success), __metalgpu::atomics::load_order(failure));
 }
 
@@ -181,11 +172,6 @@ MG_FN bool mg_group_cas(mg_group_atomic<T>* obj, T* expected, T desired) {
 template <class T>
 MG_FN bool atomic_compare_exchange_weak_explicit(mg_group_atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
                                                  memory_order, memory_order) {
-  return mg_group_cas(obj, expected, T(desired));
-}
-template <class T>
-MG_FN bool atomic_compare_exchange_strong_explicit(mg_group_atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
-                                                   memory_order, memory_order) {
   return mg_group_cas(obj, expected, T(desired));
 }
 #define MG_GROUP_FETCH(NAME, EXPR)                                                                \
@@ -374,11 +360,6 @@ MG_FN bool atomic_compare_exchange_weak_explicit(volatile atomic<T>* obj, T* exp
   if (__metalgpu::atomics::to_bits<B>(seen) == __metalgpu::atomics::to_bits<B>(*expected)) return true;
   *expected = seen;
   return false;
-}
-template <class T>
-MG_FN bool atomic_compare_exchange_strong_explicit(volatile atomic<T>* obj, T* expected, mg_atomic_arg<T> desired,
-                                                   memory_order success, memory_order failure) {
-  return atomic_compare_exchange_weak_explicit(obj, expected, desired, success, failure);
 }
 
 #define MG_ATOMIC_FETCH(NAME)                                                                     \

@@ -50,6 +50,36 @@
 #ifndef FLT_EPSILON
 #define FLT_EPSILON 1.1920928955078125e-07F
 #endif
+// <float.h>'s other FLT_ limits, and Metal's HALF_ counterparts (IEEE binary16).
+#ifndef FLT_DIG
+#define FLT_DIG 6
+#endif
+#ifndef FLT_MANT_DIG
+#define FLT_MANT_DIG 24
+#endif
+#ifndef FLT_MAX_10_EXP
+#define FLT_MAX_10_EXP 38
+#endif
+#ifndef FLT_MAX_EXP
+#define FLT_MAX_EXP 128
+#endif
+#ifndef FLT_MIN_10_EXP
+#define FLT_MIN_10_EXP (-37)
+#endif
+#ifndef FLT_MIN_EXP
+#define FLT_MIN_EXP (-125)
+#endif
+#ifndef FLT_RADIX
+#define FLT_RADIX 2
+#endif
+#define HALF_DIG        3
+#define HALF_MANT_DIG   11
+#define HALF_MAX_10_EXP 4
+#define HALF_MAX_EXP    16
+#define HALF_MIN_10_EXP (-4)
+#define HALF_MIN_EXP    (-13)
+#define HALF_RADIX      2
+#define HUGE_VALH       half(HUGE_VALF)
 #define HALF_MAX     (metal::numeric_limits<half>::max())
 #define MAXHALF      HALF_MAX
 #define HALF_MIN     (metal::numeric_limits<half>::min())
@@ -226,15 +256,15 @@
   using metal::sinpi; \
   using metal::cospi; \
   using metal::tanpi; \
-  using metal::asinpi; \
-  using metal::acospi; \
-  using metal::atanpi; \
   using metal::logb; \
+  using metal::ilogb; \
   using metal::isnan; \
   using metal::isinf; \
   using metal::isfinite; \
   using metal::isnormal; \
   using metal::signbit; \
+  using metal::isordered; \
+  using metal::isunordered; \
   using metal::abs; \
   using metal::atan2; \
   using metal::pow; \
@@ -260,12 +290,6 @@
   using metal::all; \
   using metal::any; \
   using metal::select; \
-  using metal::isequal; \
-  using metal::isnotequal; \
-  using metal::isgreater; \
-  using metal::isgreaterequal; \
-  using metal::isless; \
-  using metal::islessequal; \
   using metal::dot; \
   using metal::cross; \
   using metal::length; \
@@ -292,6 +316,7 @@
   using metal::hadd; \
   using metal::rhadd; \
   using metal::absdiff; \
+  using metal::madsat; \
   using metal::as_type; \
   using metal::transpose; \
   using metal::determinant; \

@@ -121,7 +121,6 @@ using metal::atomic_load_explicit;
 using metal::atomic_store_explicit;
 using metal::atomic_exchange_explicit;
 using metal::atomic_compare_exchange_weak_explicit;
-using metal::atomic_compare_exchange_strong_explicit;
 using metal::atomic_fetch_add_explicit;
 using metal::atomic_fetch_sub_explicit;
 using metal::atomic_fetch_and_explicit;

@@ -31,7 +31,7 @@ template<class A> struct mg_ctype<A> {
 };
 template<class A, class B, class... R> struct mg_ctype<A, B, R...> {
   typedef conditional_t<is_integral<A>::value && is_integral<B>::value,
-                        conditional_t<is_same<A, B>::value, A, decltype(declval<A>() + declval<B>())>,
+                        conditional_t<is_same<A, B>::value, A, decltype(mg_declval<A>() + mg_declval<B>())>,
                         typename mg_ftype<A, B>::type> AB;
   typedef typename mg_ctype<AB, R...>::type type;
 };
@@ -69,25 +69,25 @@ template<class A> struct mg_vargs<A> {
 // Vector forms of a 1-, 2-, 3-argument scalar function NAME.
 #define MG_VEC1(NAME)                                                                            \
   template<class T, int N, bool P>                                                               \
-  MG_FN auto NAME(const basic_vec<T, N, P>& a)->vec<decltype(NAME(declval<T>())), N> {           \
+  MG_FN auto NAME(const mg_basic_vec<T, N, P>& a)->vec<decltype(NAME(mg_declval<T>())), N> {           \
     typedef T E_;                                                                                \
-    typedef vec<decltype(NAME(declval<T>())), N> R_;                                             \
+    typedef vec<decltype(NAME(mg_declval<T>())), N> R_;                                             \
     MG_CWI(R_, N, MG_E_V1, NAME)                                                                 \
   }
 #define MG_VEC2(NAME)                                                                            \
   template<class A, class B, enable_if_t<mg_vargs<A, B>::ok, int> = 0,                           \
            class E_ = typename mg_vargs<A, B>::elem>                                             \
   MG_FN auto NAME(const A& a, const B& b)                                                        \
-      ->vec<decltype(NAME(declval<E_>(), declval<E_>())), mg_vargs<A, B>::n> {                   \
-    typedef vec<decltype(NAME(declval<E_>(), declval<E_>())), mg_vargs<A, B>::n> R_;             \
+      ->vec<decltype(NAME(mg_declval<E_>(), mg_declval<E_>())), mg_vargs<A, B>::n> {                   \
+    typedef vec<decltype(NAME(mg_declval<E_>(), mg_declval<E_>())), mg_vargs<A, B>::n> R_;             \
     MG_CWI(R_, (mg_vargs<A, B>::n), MG_E_V2, NAME)                                               \
   }
 #define MG_VEC3(NAME)                                                                            \
   template<class A, class B, class C, enable_if_t<mg_vargs<A, B, C>::ok, int> = 0,               \
            class E_ = typename mg_vargs<A, B, C>::elem>                                          \
   MG_FN auto NAME(const A& a, const B& b, const C& c)                                            \
-      ->vec<decltype(NAME(declval<E_>(), declval<E_>(), declval<E_>())), mg_vargs<A, B, C>::n> { \
-    typedef vec<decltype(NAME(declval<E_>(), declval<E_>(), declval<E_>())),                     \
+      ->vec<decltype(NAME(mg_declval<E_>(), mg_declval<E_>(), mg_declval<E_>())), mg_vargs<A, B, C>::n> { \
+    typedef vec<decltype(NAME(mg_declval<E_>(), mg_declval<E_>(), mg_declval<E_>())),                     \
                 mg_vargs<A, B, C>::n> R_;                                                        \
     MG_CWI(R_, (mg_vargs<A, B, C>::n), MG_E_V3, NAME)                                            \
   }
@@ -144,9 +144,6 @@ MG_MATH1(sign, (x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f)))
 MG_MATH1(sinpi, sinf(x * 3.14159265358979f))
 MG_MATH1(cospi, cosf(x * 3.14159265358979f))
 MG_MATH1(tanpi, tanf(x * 3.14159265358979f))
-MG_MATH1(asinpi, asinf(x) * 0.318309886183791f)
-MG_MATH1(acospi, acosf(x) * 0.318309886183791f)
-MG_MATH1(atanpi, atanf(x) * 0.318309886183791f)
 MG_MATH1(logb, logbf(x))
 #undef MG_MATH1
 
@@ -163,6 +160,17 @@ MG_CLASS1(isfinite, (u & 0x7f800000u) != 0x7f800000u)
 MG_CLASS1(isnormal, (u & 0x7f800000u) != 0x7f800000u && (u & 0x7f800000u) != 0u)
 MG_CLASS1(signbit, (u >> 31) != 0u)
 #undef MG_CLASS1
+
+// ilogb: the exponent as an int; C's FP_ILOGB0 / FP_ILOGBNAN (INT_MIN) for 0 and NaN.
+MG_FN int mg_ilogb_f(float x) {
+  const uint32_t u = mg_f2u(x) & 0x7fffffffu;
+  if (u == 0u || u > 0x7f800000u) return -2147483647 - 1;
+  if (u == 0x7f800000u) return 2147483647;
+  return int(logbf(x));
+}
+MG_FN int ilogb(float x) { return mg_ilogb_f(x); }
+MG_FN int ilogb(half x) { return mg_ilogb_f(float(x)); }
+MG_VEC1(ilogb)
 
 // abs: floats via fabs, integers directly.
 MG_FN float abs(float x) { return fabsf(x); }
@@ -264,7 +272,7 @@ MG_FN half sincos(half x, half& c) { c = half(cosf(float(x))); return half(sinf(
 #define MG_E_OUT(i, F) F(mg_get<i>(a), mg_get<i>(o))
 #define MG_VEC_OUT(NAME, OT)                                                                     \
   template<class T, int N, bool P>                                                               \
-  MG_FN vec<T, N> NAME(const basic_vec<T, N, P>& a, vec<OT, N>& o) {                             \
+  MG_FN vec<T, N> NAME(const mg_basic_vec<T, N, P>& a, vec<OT, N>& o) {                             \
     typedef vec<T, N> R_;                                                                        \
     MG_CWI(R_, N, MG_E_OUT, NAME)                                                                \
   }
@@ -274,7 +282,7 @@ MG_VEC_OUT(sincos, T)
 #undef MG_VEC_OUT
 #undef MG_E_OUT
 template<class T, int N, bool P, bool Q>
-MG_FN vec<T, N> ldexp(const basic_vec<T, N, P>& a, const basic_vec<int, N, Q>& k) {
+MG_FN vec<T, N> ldexp(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<int, N, Q>& k) {
   vec<T, N> r;
   for (int i = 0; i < N; ++i) r[i] = ldexp(a[i], k[i]);
   return r;
@@ -283,12 +291,12 @@ MG_FN vec<T, N> ldexp(const basic_vec<T, N, P>& a, const basic_vec<int, N, Q>& k
 // ---------------------------------------------------------------- relational
 MG_FN bool all(bool b) { return b; }
 MG_FN bool any(bool b) { return b; }
-template<class T, int N, bool P> MG_FN bool all(const basic_vec<T, N, P>& v) {
+template<class T, int N, bool P> MG_FN bool all(const mg_basic_vec<T, N, P>& v) {
   if constexpr (N == 2) return bool(v.x) && bool(v.y);
   else if constexpr (N == 3) return bool(v.x) && bool(v.y) && bool(v.z);
   else return bool(v.x) && bool(v.y) && bool(v.z) && bool(v.w);
 }
-template<class T, int N, bool P> MG_FN bool any(const basic_vec<T, N, P>& v) {
+template<class T, int N, bool P> MG_FN bool any(const mg_basic_vec<T, N, P>& v) {
   if constexpr (N == 2) return bool(v.x) || bool(v.y);
   else if constexpr (N == 3) return bool(v.x) || bool(v.y) || bool(v.z);
   else return bool(v.x) || bool(v.y) || bool(v.z) || bool(v.w);
@@ -298,62 +306,63 @@ template<class T, enable_if_t<is_arithmetic<T>::value, int> = 0>
 MG_FN T select(T a, mg_identity_t<T> b, bool c) { return c ? b : a; }
 #define MG_E_SEL(i, F) (mg_get<i>(c) ? mg_get<i>(b) : mg_get<i>(a))
 template<class T, int N, bool P, bool Q, bool PC>
-MG_FN vec<T, N> select(const basic_vec<T, N, P>& a, const basic_vec<T, N, Q>& b,
-                       const basic_vec<bool, N, PC>& c) {
+MG_FN vec<T, N> select(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<T, N, Q>& b,
+                       const mg_basic_vec<bool, N, PC>& c) {
   typedef vec<T, N> R_;
   MG_CWI(R_, N, MG_E_SEL, _)
 }
 #undef MG_E_SEL
 template<class T, int N, bool P, bool Q>
-MG_FN vec<T, N> select(const basic_vec<T, N, P>& a, const basic_vec<T, N, Q>& b, bool c) {
+MG_FN vec<T, N> select(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<T, N, Q>& b, bool c) {
   return c ? vec<T, N>(b) : vec<T, N>(a);
 }
 #define MG_REL2(NAME, OP)                                                                        \
   template<class A, class B, enable_if_t<mg_all_scalar<A, B>::value, int> = 0>                   \
   MG_FN bool NAME(A a, B b) { return a OP b; }                                                   \
   template<class T, int N, bool P, bool Q>                                                       \
-  MG_FN vec<bool, N> NAME(const basic_vec<T, N, P>& a, const basic_vec<T, N, Q>& b) {            \
+  MG_FN vec<bool, N> NAME(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<T, N, Q>& b) {            \
     return a OP b;                                                                               \
   }
-MG_REL2(isequal, ==)
-MG_REL2(isnotequal, !=)
-MG_REL2(isgreater, >)
-MG_REL2(isgreaterequal, >=)
-MG_REL2(isless, <)
-MG_REL2(islessequal, <=)
-#undef MG_REL2
+// isordered(x, y): neither is NaN; isunordered: one is. By bits (isnan), not x == x, which
+// -ffast-math folds to true.
+template<class A, class B, enable_if_t<mg_all_scalar<A, B>::value, int> = 0>
+MG_FN bool isunordered(A a, B b) { return isnan(a) || isnan(b); }
+template<class A, class B, enable_if_t<mg_all_scalar<A, B>::value, int> = 0>
+MG_FN bool isordered(A a, B b) { return !isunordered(a, b); }
+MG_VEC2(isunordered)
+MG_VEC2(isordered)
 
 // ---------------------------------------------------------------- geometric
 template<class T, int N, bool P, bool Q>
-MG_FN T dot(const basic_vec<T, N, P>& a, const basic_vec<T, N, Q>& b) {
+MG_FN T dot(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<T, N, Q>& b) {
   if constexpr (N == 2) return a.x * b.x + a.y * b.y;
   else if constexpr (N == 3) return a.x * b.x + a.y * b.y + a.z * b.z;
   else return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
 }
 template<class T, bool P, bool Q>
-MG_FN vec<T, 3> cross(const basic_vec<T, 3, P>& a, const basic_vec<T, 3, Q>& b) {
+MG_FN vec<T, 3> cross(const mg_basic_vec<T, 3, P>& a, const mg_basic_vec<T, 3, Q>& b) {
   return vec<T, 3>(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x);
 }
-template<class T, int N, bool P> MG_FN T length_squared(const basic_vec<T, N, P>& a) { return dot(a, a); }
-template<class T, int N, bool P> MG_FN T length(const basic_vec<T, N, P>& a) { return sqrt(dot(a, a)); }
+template<class T, int N, bool P> MG_FN T length_squared(const mg_basic_vec<T, N, P>& a) { return dot(a, a); }
+template<class T, int N, bool P> MG_FN T length(const mg_basic_vec<T, N, P>& a) { return sqrt(dot(a, a)); }
 template<class T, int N, bool P, bool Q>
-MG_FN T distance_squared(const basic_vec<T, N, P>& a, const basic_vec<T, N, Q>& b) {
+MG_FN T distance_squared(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<T, N, Q>& b) {
   vec<T, N> d = a - b;
   return dot(d, d);
 }
 template<class T, int N, bool P, bool Q>
-MG_FN T distance(const basic_vec<T, N, P>& a, const basic_vec<T, N, Q>& b) {
+MG_FN T distance(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<T, N, Q>& b) {
   return sqrt(distance_squared(a, b));
 }
-template<class T, int N, bool P> MG_FN vec<T, N> normalize(const basic_vec<T, N, P>& a) {
+template<class T, int N, bool P> MG_FN vec<T, N> normalize(const mg_basic_vec<T, N, P>& a) {
   return a * rsqrt(dot(a, a));
 }
 template<class T, int N, bool P, bool Q>
-MG_FN vec<T, N> reflect(const basic_vec<T, N, P>& i, const basic_vec<T, N, Q>& n) {
+MG_FN vec<T, N> reflect(const mg_basic_vec<T, N, P>& i, const mg_basic_vec<T, N, Q>& n) {
   return i - n * (T(2) * dot(n, i));
 }
 template<class T, int N, bool P, bool Q, class S, enable_if_t<is_arithmetic<S>::value, int> = 0>
-MG_FN vec<T, N> refract(const basic_vec<T, N, P>& i, const basic_vec<T, N, Q>& n, S eta_) {
+MG_FN vec<T, N> refract(const mg_basic_vec<T, N, P>& i, const mg_basic_vec<T, N, Q>& n, S eta_) {
   const T eta = T(eta_);
   const T d = dot(n, i);
   const T k = T(1) - eta * eta * (T(1) - d * d);
@@ -361,8 +370,8 @@ MG_FN vec<T, N> refract(const basic_vec<T, N, P>& i, const basic_vec<T, N, Q>& n
   return i * eta - n * (eta * d + sqrt(k));
 }
 template<class T, int N, bool P, bool Q, bool R>
-MG_FN vec<T, N> faceforward(const basic_vec<T, N, P>& n, const basic_vec<T, N, Q>& i,
-                            const basic_vec<T, N, R>& nref) {
+MG_FN vec<T, N> faceforward(const mg_basic_vec<T, N, P>& n, const mg_basic_vec<T, N, Q>& i,
+                            const mg_basic_vec<T, N, R>& nref) {
   return dot(nref, i) < T(0) ? vec<T, N>(n) : vec<T, N>(-n);
 }
 
@@ -527,6 +536,32 @@ template<class T, mg_int_only<T> = 0> MG_FN T subsat(T a, mg_identity_t<T> b) {
     return a < b ? T(0) : T(a - b);
   }
 }
+// madsat: a * b + c, saturated. Below 64 bits the exact value fits a (unsigned) long long;
+// 64-bit operands take the 128-bit product from mulhi and the low half, then add c with carry.
+template<class T, mg_int_only<T> = 0> MG_FN T madsat(T a, mg_identity_t<T> b, mg_identity_t<T> c) {
+  if constexpr (sizeof(T) < 8 && is_signed<T>::value) {
+    const long long r = (long long)a * (long long)b + (long long)c;
+    if (r > (long long)numeric_limits<T>::max()) return numeric_limits<T>::max();
+    if (r < (long long)numeric_limits<T>::min()) return numeric_limits<T>::min();
+    return T(r);
+  } else if constexpr (sizeof(T) < 8) {
+    const unsigned long long r = (unsigned long long)a * (unsigned long long)b + (unsigned long long)c;
+    return r > (unsigned long long)numeric_limits<T>::max() ? numeric_limits<T>::max() : T(r);
+  } else {
+    typedef unsigned long long U;
+    const U lo = U(a) * U(b), sum = lo + U(c);
+    const U carry = sum < lo ? 1u : 0u;
+    if constexpr (is_signed<T>::value) {
+      // hi:sum is the 128-bit two's-complement value; it fits in 64 bits when hi is sum's sign.
+      const long long hi = (long long)mulhi(a, b) + (c < 0 ? -1 : 0) + (long long)carry;
+      const long long top = (long long)sum < 0 ? -1 : 0;
+      if (hi == top) return T(sum);
+      return hi < 0 ? numeric_limits<T>::min() : numeric_limits<T>::max();
+    } else {
+      return (U(mulhi(a, b)) | carry) != 0u ? numeric_limits<T>::max() : T(sum);
+    }
+  }
+}
 template<class T, mg_int_only<T> = 0> MG_FN T hadd(T a, mg_identity_t<T> b) {
   return T((a >> 1) + (b >> 1) + (a & b & 1));
 }
@@ -548,16 +583,17 @@ MG_VEC2(mul24)
 MG_VEC3(mad24)
 MG_VEC2(addsat)
 MG_VEC2(subsat)
+MG_VEC3(madsat)
 MG_VEC2(hadd)
 MG_VEC2(rhadd)
 MG_VEC2(absdiff)
-template<class T, int N, bool P> MG_FN vec<T, N> extract_bits(const basic_vec<T, N, P>& x, uint o, uint b) {
+template<class T, int N, bool P> MG_FN vec<T, N> extract_bits(const mg_basic_vec<T, N, P>& x, uint o, uint b) {
   vec<T, N> r;
   for (int i = 0; i < N; ++i) r[i] = extract_bits(x[i], o, b);
   return r;
 }
 template<class T, int N, bool P, bool Q>
-MG_FN vec<T, N> insert_bits(const basic_vec<T, N, P>& x, const basic_vec<T, N, Q>& y, uint o, uint b) {
+MG_FN vec<T, N> insert_bits(const mg_basic_vec<T, N, P>& x, const mg_basic_vec<T, N, Q>& y, uint o, uint b) {
   vec<T, N> r;
   for (int i = 0; i < N; ++i) r[i] = insert_bits(x[i], y[i], o, b);
   return r;
@@ -578,24 +614,26 @@ template<class To, class From> MG_FN To as_type(const From& f) {
 
 // metal::fast and metal::precise: namespaces of their own, as in Apple's metal_stdlib, so a
 // library may add overloads there (MLX declares bfloat ones); their functions are metal's
-// (the whole program uses one math mode).
+// (the whole program uses one math mode). Apple's sets: the math functions, and of the others
+// only clamp, saturate, distance, length and normalize (no fast::mix, fast::step ...).
 #define MG_MATH_MODE_NAMES                                                                       \
-  using ::metal::abs; using ::metal::acos; using ::metal::acosh; using ::metal::acospi;          \
-  using ::metal::asin; using ::metal::asinh; using ::metal::asinpi; using ::metal::atan;         \
-  using ::metal::atan2; using ::metal::atanh; using ::metal::atanpi; using ::metal::cbrt;        \
+  using ::metal::abs; using ::metal::acos; using ::metal::acosh;                                 \
+  using ::metal::asin; using ::metal::asinh; using ::metal::atan;                                \
+  using ::metal::atan2; using ::metal::atanh; using ::metal::cbrt;                               \
   using ::metal::ceil; using ::metal::clamp; using ::metal::copysign; using ::metal::cos;        \
   using ::metal::cosh; using ::metal::cospi; using ::metal::distance; using ::metal::divide;     \
   using ::metal::exp; using ::metal::exp10; using ::metal::exp2; using ::metal::fabs;            \
   using ::metal::fdim; using ::metal::floor; using ::metal::fma; using ::metal::fmax;            \
   using ::metal::fmax3; using ::metal::fmedian3; using ::metal::fmin; using ::metal::fmin3;      \
   using ::metal::fmod; using ::metal::fract; using ::metal::frexp; using ::metal::ldexp;         \
+  using ::metal::ilogb;                                                                          \
   using ::metal::length; using ::metal::log; using ::metal::log10; using ::metal::log2;          \
   using ::metal::logb; using ::metal::max; using ::metal::max3; using ::metal::median3;         \
-  using ::metal::min; using ::metal::min3; using ::metal::mix; using ::metal::modf;             \
+  using ::metal::min; using ::metal::min3; using ::metal::modf;                                 \
   using ::metal::nextafter; using ::metal::normalize; using ::metal::pow; using ::metal::powr;   \
   using ::metal::rint; using ::metal::round; using ::metal::rsqrt; using ::metal::saturate;      \
-  using ::metal::sign; using ::metal::sin; using ::metal::sincos; using ::metal::sinh;          \
-  using ::metal::sinpi; using ::metal::smoothstep; using ::metal::sqrt; using ::metal::step;     \
+  using ::metal::sin; using ::metal::sincos; using ::metal::sinh;                               \
+  using ::metal::sinpi; using ::metal::sqrt;                                                     \
   using ::metal::tan; using ::metal::tanh; using ::metal::tanpi; using ::metal::trunc;
 namespace fast { MG_MATH_MODE_NAMES }
 namespace precise { MG_MATH_MODE_NAMES }

@@ -7,7 +7,7 @@ template<class T, int C, int R> struct matrix;
 template<class T, int C, int R> struct is_vector<matrix<T, C, R>> : false_type {};
 
 template<class X, class T, int R> struct mg_is_col : false_type {};
-template<class T, int R, bool P> struct mg_is_col<basic_vec<T, R, P>, T, R> : true_type {};
+template<class T, int R, bool P> struct mg_is_col<mg_basic_vec<T, R, P>, T, R> : true_type {};
 
 template<class T, int C, int R> struct matrix {
   typedef T value_type;
@@ -75,14 +75,14 @@ MG_FN matrix<T, C, R> operator/(const matrix<T, C, R>& a, S s) {
 }
 // matrix * column vector
 template<class T, int C, int R, bool P>
-MG_FN vec<T, R> operator*(const matrix<T, C, R>& m, const basic_vec<T, C, P>& v) {
+MG_FN vec<T, R> operator*(const matrix<T, C, R>& m, const mg_basic_vec<T, C, P>& v) {
   vec<T, R> r = m.columns[0] * v.x;
   for (int c = 1; c < C; ++c) r += m.columns[c] * v[c];
   return r;
 }
 // row vector * matrix
 template<class T, int C, int R, bool P>
-MG_FN vec<T, C> operator*(const basic_vec<T, R, P>& v, const matrix<T, C, R>& m) {
+MG_FN vec<T, C> operator*(const mg_basic_vec<T, R, P>& v, const matrix<T, C, R>& m) {
   vec<T, C> out;
   for (int c = 0; c < C; ++c) {
     T s = v.x * m.columns[c].x;

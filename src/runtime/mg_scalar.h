@@ -108,7 +108,7 @@ template<class T> struct mg_is_builtin_arith
     : bool_constant<is_arithmetic<T>::value && !mg_is_class_scalar<remove_cv_t<T>>::value> {};
 // Result of (class scalar X) op (builtin S): X for integers, else the wider float type.
 template<class X, class S> struct mg_mix {
-  typedef conditional_t<is_integral<S>::value, X, decltype(0.0f + declval<S>())> type;
+  typedef conditional_t<is_integral<S>::value, X, decltype(0.0f + mg_declval<S>())> type;
 };
 
 struct bfloat;

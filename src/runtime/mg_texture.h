@@ -387,11 +387,11 @@ template<class T, access A = access::sample> struct texture2d {
   MG_TEXTURE_COMMON(texture2d)
   MG_FN uint get_height(uint lod = 0) const { return lod ? 0u : mg_t->height; }
   template<class C, bool P, enable_if_t<is_integral<C>::value, int> = 0>
-  MG_FN vec<T, 4> read(const basic_vec<C, 2, P>& c, uint lod = 0) const {
+  MG_FN vec<T, 4> read(const mg_basic_vec<C, 2, P>& c, uint lod = 0) const {
     return lod ? vec<T, 4>(T(0)) : mg_tex_read<T>(mg_t, uint(c.x), uint(c.y), 0u, 1u);
   }
   template<class V, class C, bool P, enable_if_t<is_integral<C>::value, int> = 0>
-  MG_FN void write(const V& value, const basic_vec<C, 2, P>& c, uint lod = 0) const {
+  MG_FN void write(const V& value, const mg_basic_vec<C, 2, P>& c, uint lod = 0) const {
     mg_check_write<V>();
     if (!lod) mg_tex_write<T>(mg_t, value, uint(c.x), uint(c.y), 0u, 1u);
   }
@@ -404,11 +404,11 @@ template<class T, access A = access::sample> struct texture2d_array {
   MG_FN uint get_height(uint lod = 0) const { return lod ? 0u : mg_t->height; }
   MG_FN uint get_array_size() const { return mg_t->array_length; }
   template<class C, bool P, class S, enable_if_t<is_integral<C>::value && is_integral<S>::value, int> = 0>
-  MG_FN vec<T, 4> read(const basic_vec<C, 2, P>& c, S slice, uint lod = 0) const {
+  MG_FN vec<T, 4> read(const mg_basic_vec<C, 2, P>& c, S slice, uint lod = 0) const {
     return lod ? vec<T, 4>(T(0)) : mg_tex_read<T>(mg_t, uint(c.x), uint(c.y), uint(slice), mg_t->array_length);
   }
   template<class V, class C, bool P, class S, enable_if_t<is_integral<C>::value && is_integral<S>::value, int> = 0>
-  MG_FN void write(const V& value, const basic_vec<C, 2, P>& c, S slice, uint lod = 0) const {
+  MG_FN void write(const V& value, const mg_basic_vec<C, 2, P>& c, S slice, uint lod = 0) const {
     mg_check_write<V>();
     if (!lod) mg_tex_write<T>(mg_t, value, uint(c.x), uint(c.y), uint(slice), mg_t->array_length);
   }
@@ -423,11 +423,11 @@ template<class T, access A = access::sample> struct texture3d {
   MG_FN uint get_height(uint lod = 0) const { return lod ? 0u : mg_t->height; }
   MG_FN uint get_depth(uint lod = 0) const { return lod ? 0u : mg_t->depth; }
   template<class C, bool P, enable_if_t<is_integral<C>::value, int> = 0>
-  MG_FN vec<T, 4> read(const basic_vec<C, 3, P>& c, uint lod = 0) const {
+  MG_FN vec<T, 4> read(const mg_basic_vec<C, 3, P>& c, uint lod = 0) const {
     return lod ? vec<T, 4>(T(0)) : mg_tex_read<T>(mg_t, uint(c.x), uint(c.y), uint(c.z), mg_t->depth);
   }
   template<class V, class C, bool P, enable_if_t<is_integral<C>::value, int> = 0>
-  MG_FN void write(const V& value, const basic_vec<C, 3, P>& c, uint lod = 0) const {
+  MG_FN void write(const V& value, const mg_basic_vec<C, 3, P>& c, uint lod = 0) const {
     mg_check_write<V>();
     if (!lod) mg_tex_write<T>(mg_t, value, uint(c.x), uint(c.y), uint(c.z), mg_t->depth);
   }

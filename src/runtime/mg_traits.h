@@ -22,11 +22,12 @@ template<class A, class B> struct is_same : false_type {};
 template<class A> struct is_same<A, A> : true_type {};
 template<class A, class B> constexpr bool is_same_v = is_same<A, B>::value;
 
-template<bool B, class T, class F> struct conditional { typedef T type; };
-template<class T, class F> struct conditional<false, T, F> { typedef F type; };
-// Address spaces are not part of types here: removing one leaves the type as it is.
+// Address spaces are not part of types here: removing one leaves the type as it is (Apple's
+// name; MLX's integral_constant.h uses remove_addrspace_t).
 template<class T> struct remove_addrspace { typedef T type; };
 template<class T> using remove_addrspace_t = typename remove_addrspace<T>::type;
+template<bool B, class T, class F> struct conditional { typedef T type; };
+template<class T, class F> struct conditional<false, T, F> { typedef F type; };
 // Apple's metal_type_traits spells these with a leading underscore (MLX uses them).
 template<class... B> struct _disjunction : false_type {};
 template<class B, class... R> struct _disjunction<B, R...>
@@ -61,11 +62,9 @@ template<class T> using remove_cvref_t = typename remove_cvref<T>::type;
 template<class T> struct decay { typedef remove_cvref_t<T> type; };
 template<class T> using decay_t = typename decay<T>::type;
 
-template<class T> MG_DECL typename remove_reference<T>::type&& declval() noexcept;
-
-template<class T> MG_FN constexpr remove_reference_t<T>&& move(T&& t) noexcept {
-  return static_cast<remove_reference_t<T>&&>(t);
-}
+// std::declval under a runtime name: Apple's metal_stdlib declares neither declval nor move
+// (a library may).
+template<class T> MG_DECL typename remove_reference<T>::type&& mg_declval() noexcept;
 
 // Classification of the unqualified type; specialised for half/bfloat in mg_scalar.h.
 template<class T> struct mg_is_float_raw : false_type {};
@@ -115,7 +114,7 @@ template<class T> constexpr bool is_reference_v = is_reference<T>::value;
 template<class From, class To> struct is_convertible {
  private:
   template<class T> static void mg_accept(T) noexcept;
-  template<class F, class T, class = decltype(mg_accept<T>(declval<F>()))> static true_type mg_test(int);
+  template<class F, class T, class = decltype(mg_accept<T>(mg_declval<F>()))> static true_type mg_test(int);
   template<class, class> static false_type mg_test(...);
  public:
   static constexpr bool value = decltype(mg_test<From, To>(0))::value
@@ -136,6 +135,45 @@ template<class T> constexpr bool is_enum_v = is_enum<T>::value;
 template<class T> struct is_trivially_copyable : bool_constant<__is_trivially_copyable(T)> {};
 template<class T> constexpr bool is_trivially_copyable_v = is_trivially_copyable<T>::value;
 
+template<class T> struct is_volatile : false_type {};
+template<class T> struct is_volatile<volatile T> : true_type {};
+template<class T> constexpr bool is_volatile_v = is_volatile<T>::value;
+template<class T> struct is_void : is_same<remove_cv_t<T>, void> {};
+template<class T> constexpr bool is_void_v = is_void<T>::value;
+template<class T> struct is_lvalue_reference : false_type {};
+template<class T> struct is_lvalue_reference<T&> : true_type {};
+template<class T> constexpr bool is_lvalue_reference_v = is_lvalue_reference<T>::value;
+template<class T> struct is_rvalue_reference : false_type {};
+template<class T> struct is_rvalue_reference<T&&> : true_type {};
+template<class T> constexpr bool is_rvalue_reference_v = is_rvalue_reference<T>::value;
+template<class T> struct is_array : false_type {};
+template<class T> struct is_array<T[]> : true_type {};
+template<class T, size_t N> struct is_array<T[N]> : true_type {};
+template<class T> constexpr bool is_array_v = is_array<T>::value;
+// Only function types and references cannot be const-qualified.
+template<class T> struct is_function : bool_constant<!is_const<const T>::value && !is_reference<T>::value> {};
+template<class T> constexpr bool is_function_v = is_function<T>::value;
+template<class T> struct is_fundamental
+    : bool_constant<is_arithmetic<T>::value || is_void<T>::value ||
+                    is_same<remove_cv_t<T>, decltype(nullptr)>::value> {};
+template<class T> constexpr bool is_fundamental_v = is_fundamental<T>::value;
+template<class T> struct add_const { typedef const T type; };
+template<class T> using add_const_t = typename add_const<T>::type;
+template<class T> struct add_volatile { typedef volatile T type; };
+template<class T> using add_volatile_t = typename add_volatile<T>::type;
+template<class T> struct add_cv { typedef const volatile T type; };
+template<class T> using add_cv_t = typename add_cv<T>::type;
+template<class T> struct add_pointer { typedef remove_reference_t<T>* type; };
+template<class T> using add_pointer_t = typename add_pointer<T>::type;
+// void has no reference: these leave it as it is.
+template<class T> struct add_lvalue_reference { typedef T& type; };
+template<> struct add_lvalue_reference<void> { typedef void type; };
+template<class T> using add_lvalue_reference_t = typename add_lvalue_reference<T>::type;
+template<class T> struct add_rvalue_reference { typedef T&& type; };
+template<> struct add_rvalue_reference<void> { typedef void type; };
+template<class T> using add_rvalue_reference_t = typename add_rvalue_reference<T>::type;
+template<class T> struct underlying_type { typedef __underlying_type(T) type; };
+template<class T> using underlying_type_t = typename underlying_type<T>::type;
 // Our vector types (specialised in mg_vector.h).
 template<class T> struct is_vector : false_type {};
 template<class T> constexpr bool is_vector_v = is_vector<remove_cv_t<T>>::value;

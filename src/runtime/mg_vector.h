@@ -1,14 +1,14 @@
 // metalgpu runtime: vec<T,N> and packed_vec<T,N> (N = 2, 3, 4).
-// Both are the same template basic_vec<T,N,Packed>; vectors are plain aggregates of x, y, z, w.
+// Both are the same template mg_basic_vec<T,N,Packed>; vectors are plain aggregates of x, y, z, w.
 #pragma once
 
 namespace metal {
 
-template<class T, int N, bool P> struct basic_vec;
-template<class T, int N> using vec = basic_vec<T, N, false>;
-template<class T, int N> using packed_vec = basic_vec<T, N, true>;
+template<class T, int N, bool P> struct mg_basic_vec;
+template<class T, int N> using vec = mg_basic_vec<T, N, false>;
+template<class T, int N> using packed_vec = mg_basic_vec<T, N, true>;
 
-template<class T, int N, bool P> struct is_vector<basic_vec<T, N, P>> : true_type {};
+template<class T, int N, bool P> struct is_vector<mg_basic_vec<T, N, P>> : true_type {};
 
 // Vector info for any type: scalars have n == 1.
 template<class X> struct mg_vinfo {
@@ -16,7 +16,7 @@ template<class X> struct mg_vinfo {
   static constexpr int n = is_arithmetic<X>::value ? 1 : 0;
   typedef X elem;
 };
-template<class T, int N, bool P> struct mg_vinfo<basic_vec<T, N, P>> {
+template<class T, int N, bool P> struct mg_vinfo<mg_basic_vec<T, N, P>> {
   static constexpr bool is_vec = true;
   static constexpr int n = N;
   typedef T elem;
@@ -99,44 +99,44 @@ template<class V, int... I> struct mg_swizzle_ref {
 #define MG_VEC_COMMON(N, INIT_S, INIT_PICK, INIT_O, INIT_CONV)                                   \
   typedef T value_type;                                                                          \
   static constexpr int mg_n = N;                                                                 \
-  basic_vec() = default;                                                                         \
+  mg_basic_vec() = default;                                                                         \
   template<class S, enable_if_t<is_arithmetic<S>::value, int> = 0>                               \
-  MG_FN constexpr basic_vec(S s) : INIT_S {}                                                     \
+  MG_FN constexpr mg_basic_vec(S s) : INIT_S {}                                                     \
   template<class... A, enable_if_t<mg_parts_ok<N, A...>::value, int> = 0>                        \
-  MG_FN constexpr basic_vec(const A&... a) : INIT_PICK {}                                        \
+  MG_FN constexpr mg_basic_vec(const A&... a) : INIT_PICK {}                                        \
   template<class... A, enable_if_t<mg_partial_ok<N, A...>::value, int> = 0>                      \
-  MG_FN constexpr basic_vec(const A&... a)                                                       \
-      : basic_vec(mg_partial_tag(), typename mg_make_iseq<N - int(sizeof...(A))>::type(), a...) {} \
+  MG_FN constexpr mg_basic_vec(const A&... a)                                                       \
+      : mg_basic_vec(mg_partial_tag(), typename mg_make_iseq<N - int(sizeof...(A))>::type(), a...) {} \
   template<int... Z, class... A>                                                                 \
-  MG_FN constexpr basic_vec(mg_partial_tag, mg_iseq<Z...>, const A&... a)                        \
-      : basic_vec(T(a)..., T(Z * 0)...) {}                                                       \
-  MG_FN constexpr basic_vec(const basic_vec<T, N, !P>& o) : INIT_O {}                            \
+  MG_FN constexpr mg_basic_vec(mg_partial_tag, mg_iseq<Z...>, const A&... a)                        \
+      : mg_basic_vec(T(a)..., T(Z * 0)...) {}                                                       \
+  MG_FN constexpr mg_basic_vec(const mg_basic_vec<T, N, !P>& o) : INIT_O {}                            \
   template<class U, bool Q, enable_if_t<!is_same<U, T>::value, int> = 0>                         \
-  MG_FN constexpr explicit basic_vec(const basic_vec<U, N, Q>& o) : INIT_CONV {}                 \
+  MG_FN constexpr explicit mg_basic_vec(const mg_basic_vec<U, N, Q>& o) : INIT_CONV {}                 \
   MG_FN T& operator[](int i) { return reinterpret_cast<T*>(this)[i]; }                           \
   MG_FN const T& operator[](int i) const { return reinterpret_cast<const T*>(this)[i]; }        \
   template<int... I> MG_FN constexpr typename mg_swz_type<T, I...>::type swz() const {           \
     return typename mg_swz_type<T, I...>::type(mg_get<I>(*this)...);                             \
   }                                                                                              \
-  template<int... I> MG_FN mg_swizzle_ref<basic_vec, I...> swz_ref() {                           \
-    return mg_swizzle_ref<basic_vec, I...>{*this};                                               \
+  template<int... I> MG_FN mg_swizzle_ref<mg_basic_vec, I...> swz_ref() {                           \
+    return mg_swizzle_ref<mg_basic_vec, I...>{*this};                                               \
   }                                                                                              \
-  template<class U> MG_FN basic_vec& operator+=(const U& o) { return *this = *this + o; }        \
-  template<class U> MG_FN basic_vec& operator-=(const U& o) { return *this = *this - o; }        \
-  template<class U> MG_FN basic_vec& operator*=(const U& o) { return *this = *this * o; }        \
-  template<class U> MG_FN basic_vec& operator/=(const U& o) { return *this = *this / o; }        \
-  template<class U> MG_FN basic_vec& operator%=(const U& o) { return *this = *this % o; }        \
-  template<class U> MG_FN basic_vec& operator&=(const U& o) { return *this = *this & o; }        \
-  template<class U> MG_FN basic_vec& operator|=(const U& o) { return *this = *this | o; }        \
-  template<class U> MG_FN basic_vec& operator^=(const U& o) { return *this = *this ^ o; }        \
-  template<class U> MG_FN basic_vec& operator<<=(const U& o) { return *this = *this << o; }      \
-  template<class U> MG_FN basic_vec& operator>>=(const U& o) { return *this = *this >> o; }      \
-  MG_FN basic_vec& operator++() { return *this += 1; }                                           \
-  MG_FN basic_vec& operator--() { return *this -= 1; }                                           \
-  MG_FN basic_vec operator++(int) { basic_vec t = *this; *this += 1; return t; }                 \
-  MG_FN basic_vec operator--(int) { basic_vec t = *this; *this -= 1; return t; }
+  template<class U> MG_FN mg_basic_vec& operator+=(const U& o) { return *this = *this + o; }        \
+  template<class U> MG_FN mg_basic_vec& operator-=(const U& o) { return *this = *this - o; }        \
+  template<class U> MG_FN mg_basic_vec& operator*=(const U& o) { return *this = *this * o; }        \
+  template<class U> MG_FN mg_basic_vec& operator/=(const U& o) { return *this = *this / o; }        \
+  template<class U> MG_FN mg_basic_vec& operator%=(const U& o) { return *this = *this % o; }        \
+  template<class U> MG_FN mg_basic_vec& operator&=(const U& o) { return *this = *this & o; }        \
+  template<class U> MG_FN mg_basic_vec& operator|=(const U& o) { return *this = *this | o; }        \
+  template<class U> MG_FN mg_basic_vec& operator^=(const U& o) { return *this = *this ^ o; }        \
+  template<class U> MG_FN mg_basic_vec& operator<<=(const U& o) { return *this = *this << o; }      \
+  template<class U> MG_FN mg_basic_vec& operator>>=(const U& o) { return *this = *this >> o; }      \
+  MG_FN mg_basic_vec& operator++() { return *this += 1; }                                           \
+  MG_FN mg_basic_vec& operator--() { return *this -= 1; }                                           \
+  MG_FN mg_basic_vec operator++(int) { mg_basic_vec t = *this; *this += 1; return t; }                 \
+  MG_FN mg_basic_vec operator--(int) { mg_basic_vec t = *this; *this -= 1; return t; }
 
-template<class T, bool P> struct MG_VEC_ALIGN(T, 2, P) basic_vec<T, 2, P> {
+template<class T, bool P> struct MG_VEC_ALIGN(T, 2, P) mg_basic_vec<T, 2, P> {
   T x, y;
   MG_VEC_COMMON(2, x(T(s)) MG_COMMA y(T(s)),
                 x(T(mg_pick<0>(a...))) MG_COMMA y(T(mg_pick<1>(a...))),
@@ -144,7 +144,7 @@ template<class T, bool P> struct MG_VEC_ALIGN(T, 2, P) basic_vec<T, 2, P> {
                 x(T(o.x)) MG_COMMA y(T(o.y)))
 };
 
-template<class T, bool P> struct MG_VEC_ALIGN(T, 3, P) basic_vec<T, 3, P> {
+template<class T, bool P> struct MG_VEC_ALIGN(T, 3, P) mg_basic_vec<T, 3, P> {
   T x, y, z;
   MG_VEC_COMMON(3, x(T(s)) MG_COMMA y(T(s)) MG_COMMA z(T(s)),
                 x(T(mg_pick<0>(a...))) MG_COMMA y(T(mg_pick<1>(a...))) MG_COMMA
@@ -153,7 +153,7 @@ template<class T, bool P> struct MG_VEC_ALIGN(T, 3, P) basic_vec<T, 3, P> {
                 x(T(o.x)) MG_COMMA y(T(o.y)) MG_COMMA z(T(o.z)))
 };
 
-template<class T, bool P> struct MG_VEC_ALIGN(T, 4, P) basic_vec<T, 4, P> {
+template<class T, bool P> struct MG_VEC_ALIGN(T, 4, P) mg_basic_vec<T, 4, P> {
   T x, y, z, w;
   MG_VEC_COMMON(4, x(T(s)) MG_COMMA y(T(s)) MG_COMMA z(T(s)) MG_COMMA w(T(s)),
                 x(T(mg_pick<0>(a...))) MG_COMMA y(T(mg_pick<1>(a...))) MG_COMMA
@@ -176,18 +176,18 @@ template<class T, bool P> struct MG_VEC_ALIGN(T, 4, P) basic_vec<T, 4, P> {
 
 #define MG_VEC_BINOP(OP, ET)                                                                     \
   template<class T, int N, bool P, bool Q>                                                       \
-  MG_FN vec<ET, N> operator OP(const basic_vec<T, N, P>& a, const basic_vec<T, N, Q>& b) {       \
+  MG_FN vec<ET, N> operator OP(const mg_basic_vec<T, N, P>& a, const mg_basic_vec<T, N, Q>& b) {       \
     typedef vec<ET, N> R;                                                                        \
     MG_CW(R, N, MG_E_VV, OP)                                                                     \
   }                                                                                              \
   template<class T, int N, bool P, class S, enable_if_t<is_arithmetic<S>::value, int> = 0>       \
-  MG_FN vec<ET, N> operator OP(const basic_vec<T, N, P>& a, S s0) {                              \
+  MG_FN vec<ET, N> operator OP(const mg_basic_vec<T, N, P>& a, S s0) {                              \
     typedef vec<ET, N> R;                                                                        \
     const T s = T(s0);                                                                           \
     MG_CW(R, N, MG_E_VS, OP)                                                                     \
   }                                                                                              \
   template<class T, int N, bool P, class S, enable_if_t<is_arithmetic<S>::value, int> = 0>       \
-  MG_FN vec<ET, N> operator OP(S s0, const basic_vec<T, N, P>& b) {                              \
+  MG_FN vec<ET, N> operator OP(S s0, const mg_basic_vec<T, N, P>& b) {                              \
     typedef vec<ET, N> R;                                                                        \
     const T s = T(s0);                                                                           \
     MG_CW(R, N, MG_E_SV, OP)                                                                     \
@@ -212,16 +212,16 @@ MG_VEC_BINOP(&&, bool)
 MG_VEC_BINOP(||, bool)
 #undef MG_VEC_BINOP
 
-template<class T, int N, bool P> MG_FN vec<T, N> operator+(const basic_vec<T, N, P>& a) { return a; }
-template<class T, int N, bool P> MG_FN vec<T, N> operator-(const basic_vec<T, N, P>& a) {
+template<class T, int N, bool P> MG_FN vec<T, N> operator+(const mg_basic_vec<T, N, P>& a) { return a; }
+template<class T, int N, bool P> MG_FN vec<T, N> operator-(const mg_basic_vec<T, N, P>& a) {
   typedef vec<T, N> R;
   MG_CW(R, N, MG_E_U, -)
 }
-template<class T, int N, bool P> MG_FN vec<T, N> operator~(const basic_vec<T, N, P>& a) {
+template<class T, int N, bool P> MG_FN vec<T, N> operator~(const mg_basic_vec<T, N, P>& a) {
   typedef vec<T, N> R;
   MG_CW(R, N, MG_E_U, ~)
 }
-template<class T, int N, bool P> MG_FN vec<bool, N> operator!(const basic_vec<T, N, P>& a) {
+template<class T, int N, bool P> MG_FN vec<bool, N> operator!(const mg_basic_vec<T, N, P>& a) {
   typedef vec<bool, N> R;
   MG_CW(R, N, MG_E_U, !)
 }
