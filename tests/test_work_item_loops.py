@@ -678,3 +678,44 @@ def test_kernel_pointers_moved_through_a_reference(mode):
     _, y, _ = run(BY_REFERENCE, "row_sums", (4 * 32, 1, 1), [x, np.zeros(4, np.float32), np.array([32], np.uint32)],
                   (32, 1, 1))
     np.testing.assert_array_equal(y, x.reshape(4, 32).sum(1))
+
+
+# ggml's flash attention: a switch on a value the whole group shares calls the helper per case;
+# inside, an `auto` pointer kept across barriers and a loop counter named like a per-thread
+# variable outside the loop.
+SWITCHED = """
+template <int N>
+void scan_scaled(device const float* x, device float* out, uint t, uint g) {
+    threadgroup float sh[64];
+    uint k = t;                                   // per thread, live across the barriers
+    auto p = x + g * 64 + t;                      // `auto`, per thread
+    sh[t] = p[0];
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    for (uint k = 1; k < 64; k *= 2) {            // the whole group's counter, hiding the k above
+        const float v = t >= k ? sh[t - k] : 0.0f;
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+        sh[t] += v;
+        threadgroup_barrier(mem_flags::mem_threadgroup);
+    }
+    out[g * 64 + k] = sh[k] * N + p[0] * 0.0f;
+}
+kernel void switched(device const float* x [[buffer(0)]], device float* out [[buffer(1)]],
+                     constant uint& m [[buffer(2)]], uint t [[thread_index_in_threadgroup]],
+                     uint g [[threadgroup_position_in_grid]]) {
+    switch (m) {
+        case 1: scan_scaled<1>(x, out, t, g); break;
+        case 2:
+        case 3: scan_scaled<2>(x, out, t, g); break;
+        default: break;
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("m,scale", [(1, 1), (3, 2), (7, 0)])
+def test_switch_auto_and_a_hiding_loop_counter(mode, m, scale):
+    assert runs_as(SWITCHED, "switched") == mode
+    x = (np.arange(3 * 64, dtype=np.float32) % 7) - 3
+    _, out, _ = run(SWITCHED, "switched", (3 * 64, 1, 1), [x, np.zeros(3 * 64, np.float32), np.array([m], np.uint32)],
+                    (64, 1, 1))
+    np.testing.assert_array_equal(out, np.cumsum(x.reshape(3, 64), axis=1).ravel() * scale)

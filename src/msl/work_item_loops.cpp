@@ -87,8 +87,11 @@ struct Declaration {
 
 struct Private {
   std::string name;
-  unsigned index;  // bound as `__mgw_t<index>& name = __mgw_p<index>[__i]`
+  unsigned index;  // bound as `__mgw_t<index>& name = __mgw_p<index>[__i]`, or kShadow
 };
+// A name declared at group level (a uniform loop's counter, a hoisted value) in an inner scope:
+// it hides a per-thread variable of the same name from the thread loops there.
+constexpr unsigned kShadow = ~0u;
 
 // Helpers that synchronise, called by a kernel as a whole statement at group level: each gets
 // a copy rewritten into work-item loops (a "clone", placed after the helper's definition),
@@ -102,7 +105,7 @@ struct HelperClones {
 };
 
 // The slots of a helper's clone start here: above any the calling kernel uses.
-constexpr unsigned kHelperSlotBase = 128;
+constexpr unsigned kHelperSlotBase = 512;
 
 struct Context {
   std::vector<std::string> live;  // per-thread conditions (masks) the threads must meet
@@ -111,6 +114,7 @@ struct Context {
     bool has_continue;
   };
   std::vector<Loop> loops;  // enclosing group-level loops, innermost last
+  bool in_switch = false;   // directly in a switch run at group level: `break` is the switch's
 };
 
 class Transformer {
@@ -147,14 +151,14 @@ class Transformer {
                   std::to_string(wd_slot_) + ", 1, 1);" +
                   kThreadLoop + " __mgw_wd[__i] = 0; }";
     add_after(def_.open, prologue);
-    if (next_slot_ > kMaxSlots) throw Unsupported{"more than 256 per-thread variables and masks", def_.open};
+    if (next_slot_ > kMaxSlots) throw Unsupported{"more than 1024 per-thread variables and masks", def_.open};
     if (next_helper_slot_ > kHelperSlotBase && next_slot_ > kHelperSlotBase)
       throw Unsupported{"more per-thread variables than a kernel calling a helper may keep", def_.open};
     return std::move(edits_);
   }
 
  private:
-  static constexpr unsigned kMaxSlots = 256;  // MG_WI_SLOTS in mg_cpu_wil.h
+  static constexpr unsigned kMaxSlots = 1024;  // MG_WI_SLOTS in mg_cpu_wil.h
 
   // ---- classification
 
@@ -276,7 +280,7 @@ class Transformer {
     std::set<std::string> bound;
     for (auto sc = scopes_.rbegin(); sc != scopes_.rend(); ++sc)
       for (auto p = sc->rbegin(); p != sc->rend(); ++p) {
-        if (!bound.insert(p->name).second) continue;
+        if (!bound.insert(p->name).second || p->index == kShadow) continue;
         const std::string n = std::to_string(p->index);
         s += " __mgw_t" + n + "& " + p->name + " = __mgw_p" + n + "[__i];";
       }
@@ -373,9 +377,21 @@ class Transformer {
         while (k < e && !is(k, ",") && !is(k, ";")) {
           if (is(k, "(") || is(k, "[") || is(k, "{")) k = match_bracket(m_.lexed(), k);
           else if (is(k, "<")) {
-            // `a < b, c > d` cannot be told from a template argument list here: give up.
-            for (std::size_t q = k + 1; q < e && !is(q, ";"); ++q)
-              if (is(q, ",")) return false;
+            // `make_filled_simdgroup_matrix<float, 8>(0)`: a template argument list, if a
+            // matching `>` comes before the `;` and a call or `::` follows it. Otherwise `a < b,
+            // c > d` cannot be told from one here: give up.
+            std::size_t gt = k + 1;
+            for (int depth = 1; gt < e && !is(gt, ";") && depth > 0; ++gt) {
+              if (is(gt, "(") || is(gt, "[") || is(gt, "{")) gt = match_bracket(m_.lexed(), gt);
+              else if (is(gt, "<")) ++depth;
+              else if (is(gt, ">") && --depth == 0) break;
+            }
+            if (gt < e && is(gt, ">") && (is(gt + 1, "(") || is(gt + 1, "::") || is(gt + 1, "{"))) {
+              k = gt;
+            } else {
+              for (std::size_t q = k + 1; q < e && !is(q, ";"); ++q)
+                if (is(q, ",")) return false;
+            }
           }
           ++k;
         }
@@ -400,9 +416,18 @@ class Transformer {
   // Makes a declaration's variables per thread: storage (returned, for group level before the
   // thread loop) and, in place, a reference to this thread's element initialised as declared.
   std::string privatize(const Declaration& d, std::vector<Private>& out) {
-    if (d.is_auto) throw Unsupported{"an auto variable live across a barrier", d.spec_begin};
+    std::string spec = render(d.spec_begin, d.spec_end);
+    if (d.is_auto) {
+      // `auto p = base + 8 * sg;` (ggml): the type the initialiser has, in place of `auto`.
+      const Declarator& only = d.declarators.front();
+      std::size_t eq = only.suffix_end;
+      if (d.declarators.size() != 1 || !is(eq, "=") || only.ptr_begin != only.name)
+        throw Unsupported{"an auto variable live across a barrier", d.spec_begin};
+      spec.clear();
+      for (std::size_t k = d.spec_begin; k < d.spec_end; ++k)
+        spec += " " + (is(k, "auto") ? deduced_type(eq + 1, only.end) : render(k, k + 1));
+    }
     std::string storage;
-    const std::string spec = render(d.spec_begin, d.spec_end);
     erase(d.spec_begin, d.spec_end);
     for (const Declarator& dc : d.declarators) {
       for (std::size_t i = dc.ptr_begin; i < dc.name; ++i)
@@ -439,7 +464,7 @@ class Transformer {
 
   // ---- statements
 
-  enum class Role { region, barrier, group_level, hoisted, block, if_, loop, collective, matrix, helper };
+  enum class Role { region, barrier, group_level, hoisted, block, if_, loop, collective, matrix, helper, switch_ };
 
   // The statements of a block, in order: runs of per-thread statements become thread loops,
   // the rest run at group level.
@@ -464,6 +489,10 @@ class Transformer {
         }
         continue;
       }
+      if (c.in_switch && s.kind == Stmt::break_) {  // the switch's own, at group level
+        flush(i);
+        continue;
+      }
       const Role role = role_of(s, scope_end, c);
       if (role == Role::region) {
         if (run == kids.size()) run = i;
@@ -484,6 +513,7 @@ class Transformer {
       switch (role) {
         case Role::barrier: erase(s.begin, s.end); break;
         case Role::group_level:  // types, constants, threadgroup storage: nothing they run synchronises
+          note_group_names(s);
           // Threadgroup storage: the body runs once per group, so the group's variables are
           // the body's own (on the stack) rather than thread_local statics, whose every access
           // from a loaded module goes through __tls_get_addr.
@@ -492,13 +522,16 @@ class Transformer {
             group_atomics(s);
           }
           break;
-        case Role::hoisted: break;  // stays where it is, between the thread loops
+        case Role::hoisted:  // stays where it is, between the thread loops
+          note_group_names(s);
+          break;
         case Role::block:
           scopes_.emplace_back();
           process_block(s.kids, s.end - 1, c);
           scopes_.pop_back();
           break;
         case Role::if_: group_if(s, c); break;
+        case Role::switch_: group_switch(s, c); break;
         case Role::loop: group_loop(s, c); break;
         case Role::matrix: per_simd_group(s, c); break;
         case Role::helper: call_helper_clone(s); break;
@@ -526,7 +559,11 @@ class Transformer {
         throw Unsupported{"`" + first_sync(s) + "` in a statement that is neither a barrier nor one call to a "
                           "SIMD-group function (a helper that synchronises, simdgroup_matrix, several calls)",
                           s.begin};
-      default: throw Unsupported{"a barrier or SIMD-group call inside a switch or range-for", s.begin};
+      case Stmt::switch_:
+        if (!sync(s.open, s.close) && uniform(s.open, s.close)) return Role::switch_;
+        throw Unsupported{"a barrier or SIMD-group call inside a switch whose value differs between threads",
+                          s.begin};
+      default: throw Unsupported{"a barrier or SIMD-group call inside a range-for", s.begin};
     }
   }
 
@@ -601,7 +638,7 @@ class Transformer {
   const Private* bound(const std::string& name) const {
     for (auto sc = scopes_.rbegin(); sc != scopes_.rend(); ++sc)
       for (auto p = sc->rbegin(); p != sc->rend(); ++p)
-        if (p->name == name) return &*p;
+        if (p->name == name) return p->index == kShadow ? nullptr : &*p;
     return nullptr;
   }
   // A simdgroup-matrix operation, once per SIMD group: its matrices must be the body's
@@ -616,7 +653,7 @@ class Transformer {
       std::size_t k = b + 1;
       while (k < e && is(k, "[")) k = match_bracket(m_.lexed(), k) + 1;
       if (toks_[b].kind != TokenKind::identifier || k != e || !bound(toks_[b].text))
-        throw Unsupported{"a simdgroup matrix in " + toks_[call].text +
+        throw Unsupported{"a simdgroup matrix (" + toks_[b].text + ") in " + toks_[call].text +
                               " that is not a variable of the kernel (or an element of one)",
                           b};
     }
@@ -774,8 +811,47 @@ class Transformer {
       helper_slots_[key] = clone.slots_end();
     }
     next_helper_slot_ = helper_slots_[key];
-    if (next_helper_slot_ > kMaxSlots) throw Unsupported{"more than 256 per-thread variables and masks", s.begin};
+    if (next_helper_slot_ > kMaxSlots) throw Unsupported{"more than 1024 per-thread variables and masks", s.begin};
     replace(s.begin, found->second);
+  }
+
+  // ---- names every thread loop sees
+
+  // Names a statement at group level declares (hoisted values, constants, threadgroup storage).
+  void note_group_names(const Stmt& s) {
+    Declaration d;
+    std::size_t b = s.begin;
+    while (b < s.end && (is(b, "constexpr") || is(b, "static"))) ++b;
+    if (s.kind == Stmt::simple && parse_declaration(b, s.end, d))
+      for (const Declarator& dc : d.declarators) shadow(toks_[dc.name].text);
+  }
+  void shadow(const std::string& name) {
+    group_names_.insert(name);
+    scopes_.back().push_back({name, kShadow});
+  }
+  // The type `auto name = init` deduces, spelled so it is valid at group level (before the
+  // thread loop that declares it): the initialiser inside decltype, its per-thread variables as
+  // declval of their storage's type. Throws if the initialiser names anything else that a
+  // thread loop declares (or anything this cannot tell).
+  std::string deduced_type(std::size_t b, std::size_t e) {
+    std::string out = "decltype(::__metalgpu::cpu::wi_decay(";
+    for (std::size_t i = b; i < e; ++i) {
+      std::string t = render(i, i + 1);
+      if (toks_[i].kind == TokenKind::identifier && !is(i - 1, ".") && !is(i - 1, "->") && !is(i - 1, "::") &&
+          !is(i + 1, "(") && !is(i + 1, "::") && !is(i + 1, "<")) {
+        const std::string& name = toks_[i].text;
+        bool param = false;
+        for (const KernelParam& p : kernel_.params) param |= p.name == name;
+        if (const Private* p = bound(name)) {
+          t = "::metal::mg_declval<__mgw_t" + std::to_string(p->index) + "&>()";
+        } else if (!param && !group_names_.count(name) && name != "true" && name != "false" &&
+                   name != "nullptr" && name != "sizeof") {
+          throw Unsupported{"an auto variable live across a barrier, initialised from `" + name + "`", i};
+        }
+      }
+      out += " " + t;
+    }
+    return out + "))";
   }
 
   // ---- uniformity: what is the same in every thread of the group
@@ -937,6 +1013,9 @@ class Transformer {
         add_after(part.end - 1, " }");
       }
       scopes_.emplace_back();
+      Declaration d;  // a uniform for's counter, seen by its body
+      if (s.kind == Stmt::for_ && s.semi1 > s.open + 1 && parse_declaration(s.open + 1, s.semi1 + 1, d))
+        for (const Declarator& dc : d.declarators) shadow(toks_[dc.name].text);
       process_block(part.kind == Stmt::compound ? part.kids : std::vector<Stmt>{part},
                     part.kind == Stmt::compound ? part.end - 1 : part.end, c);
       scopes_.pop_back();
@@ -1054,6 +1133,55 @@ class Transformer {
       scopes_.pop_back();
     }
   }
+  // `switch` on a value the whole group shares (ggml's on a function constant): kept at group
+  // level, each case's statements processed apart (a region never runs across a label), its
+  // `break`s the switch's own.
+  void group_switch(const Stmt& s, const Context& c) {
+    const Stmt& body = s.kids[0];
+    if (body.kind != Stmt::compound) throw Unsupported{"a switch without braces", s.begin};
+    Context inner = c;
+    inner.in_switch = true;
+    scopes_.emplace_back();
+    std::vector<Stmt> part;
+    auto run = [&] {
+      if (!part.empty()) process_block(part, body.end - 1, inner);
+      part.clear();
+    };
+    for (const Stmt& kid : body.kids) {
+      std::size_t k = kid.begin;
+      bool labelled = false;
+      for (;;) {  // `case X:` and `default:`, any number of them
+        if (is(k, "default") && is(k + 1, ":")) {
+          k += 2;
+        } else if (is(k, "case")) {
+          while (k < kid.end && !is(k, ":")) ++k;
+          if (k >= kid.end) throw Unsupported{"a case label the rewrite cannot read", kid.begin};
+          ++k;
+        } else {
+          break;
+        }
+        labelled = true;
+      }
+      if (labelled) {
+        run();
+        if (kid.kind != Stmt::simple || k >= kid.end || is(k, "{"))
+          throw Unsupported{"a case label before anything but a simple statement", kid.begin};
+        Stmt rest = kid;
+        rest.begin = k;
+        if (rest.end == rest.begin + 1) rest.kind = Stmt::empty;
+        else if (is(k, "break") && rest.end == k + 2) rest.kind = Stmt::break_;
+        else if (is(k, "return")) rest.kind = Stmt::return_;
+        part.push_back(rest);
+      } else {
+        if (kid.kind != Stmt::break_ && contains_jump(kid, Stmt::break_))
+          throw Unsupported{"a break out of a switch from inside another statement", kid.begin};
+        part.push_back(kid);
+      }
+    }
+    run();
+    scopes_.pop_back();
+  }
+
   // A thread loop that first clears `m` for every thread, then skips the ones not live.
   std::string thread_loop_unmasked(const Context& c, const std::string& m) const {
     std::string s = kThreadLoop + lane_note() + (" " + m + "[__i] = 0;");
@@ -1093,7 +1221,11 @@ class Transformer {
       Declaration d;
       std::vector<Private> declared;
       std::string storage;
-      if (s.semi1 > s.open + 1 && parse_declaration(s.open + 1, s.semi1 + 1, d)) storage = privatize(d, declared);
+      if (s.semi1 > s.open + 1 && parse_declaration(s.open + 1, s.semi1 + 1, d)) {
+        // The loop's own `k` hides an outer per-thread `k` from the loop that initialises it.
+        for (const Declarator& dc : d.declarators) scopes_.back().push_back({toks_[dc.name].text, kShadow});
+        storage = privatize(d, declared);
+      }
       replace(s.begin, head + storage + thread_loop_unmasked(c, l) + " " + l + "[__i] = 1;");
       replace(s.open, "");
       for (Private& p : declared) scopes_.back().push_back(p);
@@ -1148,6 +1280,7 @@ class Transformer {
   std::string builtin_typedefs_, builtin_binds_;
   std::vector<std::vector<Private>> scopes_;
   std::set<std::string> varying_;  // names whose value may differ between threads
+  std::set<std::string> group_names_;  // declared at group level: seen by every thread loop
   bool has_return_ = false;
   bool matrices_ = false;  // the body uses simdgroup matrices
   HelperClones* helpers_;  // null in a helper's clone: its own helpers stay unsupported

@@ -4,7 +4,7 @@
 // built-ins, and storage for the variables and masks the body keeps per thread.
 #pragma once
 
-#define MG_WI_SLOTS 256
+#define MG_WI_SLOTS 1024
 
 namespace __metalgpu {
 namespace cpu {
@@ -113,6 +113,9 @@ inline void wi_begin(wi_group& g) {
   memset(g.slots, 0, sizeof g.slots);
   g.arena_used = 0;
 }
+
+// The type `auto x = e` gives x (e by value: decayed). Only named inside decltype.
+template <class T> T wi_decay(T);
 
 // A per-thread variable declared without an initialiser: constructed as declared (a class's
 // constructor runs); nothing to do for a type that has none.
