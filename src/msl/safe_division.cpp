@@ -1,11 +1,12 @@
 #include "msl/safe_division.hpp"
 
-#include "msl/parser.hpp"
-#include "msl/structure.hpp"
-
 #include <set>
 #include <string>
 #include <vector>
+
+#include "msl/parser.hpp"
+#include "msl/statements.hpp"
+#include "msl/structure.hpp"
 
 namespace metalgpu::msl {
 namespace {
@@ -57,16 +58,10 @@ class Divisors {
     }
     return true;
   }
+  // The bracket closing the one at `open` (statements.hpp), or npos if it is not closed.
   std::size_t match(std::size_t open) const {
-    const std::string& o = toks_[open].text;
-    const char* c = o == "(" ? ")" : o == "[" ? "]" : "}";
-    int depth = 0;
-    for (std::size_t k = open; k < toks_.size(); ++k) {
-      if (toks_[k].kind != TokenKind::punct) continue;
-      if (toks_[k].text == o) ++depth;
-      else if (toks_[k].text == c && --depth == 0) return k;
-    }
-    return npos;
+    const std::size_t c = match_bracket(m_.lexed(), open);
+    return c < toks_.size() && toks_[c].kind != TokenKind::end ? c : npos;
   }
   // `<...>` after a name, when what follows makes it a template argument list
   // (`static_cast<int>(x)`, `as_type<uint>(f)`, `T::template f<1>()`): its `>`, or npos.
