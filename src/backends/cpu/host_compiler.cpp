@@ -162,39 +162,7 @@ void probe_flags(HostCompiler& hc) {
     unlink(lib.c_str());
   };
   const std::string base_compile = hc.compile_flags;
-  const std::string base_link = hc.link_flags;
-  // A link that "succeeds" must also give a module this process can load (a compiler for
-  // another target, or a CXX that is not a compiler at all, fails here).
-  auto loads = [&](ProcessResult& result) {
-    if (result.status != 0) return false;
-    void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      const char* why = dlerror();
-      result.status = 1;
-      result.output = std::string("the test module cannot be loaded: ") + (why ? why : "dlopen failed");
-      return false;
-    }
-    dlclose(handle);
-    return true;
-  };
   ProcessResult r{};
-#if defined(__x86_64__) || defined(__aarch64__)
-  // The usual answer first, in one process (compile and link): every optional flag accepted.
-  // A cold start pays for this probe, so one compiler run instead of two matters.
-  if (!std::getenv("METALGPU_NO_MARCH_NATIVE")) {
-    std::vector<std::string> argv = {hc.path};
-    for (auto& f : split_flags(base_compile + " -march=native")) argv.push_back(f);
-    argv.insert(argv.end(), {"-x", "c++", src, "-x", "none", "-o", lib});
-    for (auto& f : split_flags(base_link + " -lmvec -lm")) argv.push_back(f);
-    r = run_process(argv);
-    if (loads(r)) {
-      hc.compile_flags += " -march=native -DMG_LIBMVEC=1";
-      hc.link_flags += " -lmvec -lm";
-      cleanup();
-      return;
-    }
-  }
-#endif
   bool compiled = false;
 #if defined(__x86_64__) || defined(__aarch64__)
   if (!std::getenv("METALGPU_NO_MARCH_NATIVE")) {
@@ -211,6 +179,21 @@ void probe_flags(HostCompiler& hc) {
                          base_compile + ":\n" + trimmed(r.output));
     }
   }
+  const std::string base_link = hc.link_flags;
+  // A link that "succeeds" must also give a module this process can load (a compiler for
+  // another target, or a CXX that is not a compiler at all, fails here).
+  auto loads = [&](ProcessResult& result) {
+    if (result.status != 0) return false;
+    void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      const char* why = dlerror();
+      result.status = 1;
+      result.output = std::string("the test module cannot be loaded: ") + (why ? why : "dlopen failed");
+      return false;
+    }
+    dlclose(handle);
+    return true;
+  };
   r = link(base_link + " -lmvec -lm");
   if (loads(r)) {
     hc.link_flags += " -lmvec -lm";
