@@ -1,7 +1,9 @@
 // simdgroup_matrix<T, 8, 8>: an 8x8 matrix spread over the 32 lanes of a SIMD group, two
-// elements per lane in Apple's layout: lane l holds row ((l>>1)&3) + 4*((l>>4)&1), columns c and
-// c+1 with c = 2*(l&1) + 4*((l>>3)&1). Loads and stores are per lane; products gather all 64
-// elements of each operand with one SIMD-group exchange.
+// elements per lane. Apple's layout: lane l holds row ((l>>1)&3) + 4*((l>>4)&1), columns c and
+// c+1 with c = 2*(l&1) + 4*((l>>3)&1); thread_elements() shows it. On the cpu a matrix is always
+// in Apple's layout and a product gathers all 64 elements of each operand (one SIMD-group
+// exchange, or in place in work-item loops). On NVIDIA GPUs a matrix is kept in the tensor
+// cores' layout, so loads, stores and products move nothing between lanes (see the CUDA part).
 #pragma once
 
 namespace metal {
@@ -15,6 +17,12 @@ template <class T> MG_FN constexpr T make_uniform(T value) { return value; }
 
 template <class T, int Cols, int Rows> struct simdgroup_matrix;
 
+// The pair of elements of a diagonal matrix (d on the diagonal) at row r, columns c and c + 1.
+template <class T> MG_FN vec<T, 2> mg_sgm_diagonal_pair(uint r, uint c, T d) {
+  return vec<T, 2>(r == c ? d : T(0), r == c + 1 ? d : T(0));
+}
+
+#if !MG_CUDA
 template <class T> struct simdgroup_matrix<T, 8, 8> {
   typedef T value_type;
   vec<T, 2> mg_e;
@@ -22,13 +30,100 @@ template <class T> struct simdgroup_matrix<T, 8, 8> {
   simdgroup_matrix() = default;
   // A diagonal matrix with `d` on the diagonal.
   MG_FN explicit simdgroup_matrix(T d) {
-    const uint lane = __metalgpu::simd_lane_id(), r = mg_sgm_row(lane), c = mg_sgm_col(lane);
-    mg_e.x = r == c ? d : T(0);
-    mg_e.y = r == c + 1 ? d : T(0);
+    const uint lane = __metalgpu::simd_lane_id();
+    mg_e = mg_sgm_diagonal_pair(mg_sgm_row(lane), mg_sgm_col(lane), d);
   }
   MG_FN vec<T, 2>& thread_elements() { return mg_e; }
   MG_FN const vec<T, 2>& thread_elements() const { return mg_e; }
+
+  // The layout loads, stores and element-wise operators work in (here always Apple's): the
+  // row and first column of a lane's pair, and the lane's elements in it.
+  MG_FN static uint mg_row(uint lane) { return mg_sgm_row(lane); }
+  MG_FN static uint mg_col(uint lane) { return mg_sgm_col(lane); }
+  MG_FN const vec<T, 2>& mg_native() const { return mg_e; }
+  MG_FN void mg_set_native(const vec<T, 2>& e) { mg_e = e; }
 };
+#else
+}  // namespace metal
+
+namespace __metalgpu {
+namespace sgm {
+
+// The tensor-core layout (the mma.sync accumulator's, rows 0-7): lane l holds row l / 4, columns
+// 2 (l % 4) and 2 (l % 4) + 1. Loads and stores cost the same in either layout, and in this one
+// the products need no exchange between lanes (only the B operand is transposed, by movmatrix).
+__device__ __forceinline__ unsigned tc_row(unsigned lane) { return lane >> 2; }
+__device__ __forceinline__ unsigned tc_col(unsigned lane) { return (lane & 3u) << 1; }
+__device__ __forceinline__ unsigned tc_lane(unsigned r, unsigned c) { return (r << 2) | (c >> 1); }
+// The lane holding elements (r, c) and (r, c + 1) in Apple's layout (c even).
+__device__ __forceinline__ unsigned apple_lane(unsigned r, unsigned c) {
+  return ((c >> 1) & 1u) | ((r & 3u) << 1) | ((c >> 2) << 3) | ((r >> 2) << 4);
+}
+
+// The pair lane `src` holds, as floats; 0 where that lane is not active.
+template <class T> __device__ __forceinline__ metal::float2 pair_from(unsigned mask, const metal::vec<T, 2>& e, unsigned src) {
+  const bool ok = (mask >> src) & 1u;
+  const metal::vec<T, 2> v = __metalgpu::simd::shfl(mask, e, ok ? src : __metalgpu::simd_lane_id());
+  return ok ? metal::float2(float(v.x), float(v.y)) : metal::float2(0.0f, 0.0f);
+}
+// The pair lane `src` holds (0 where that lane is not active): one exchange.
+template <class T> __device__ __forceinline__ metal::vec<T, 2> pair_of(const metal::vec<T, 2>& e, unsigned src) {
+  const unsigned mask = __activemask();
+  const bool ok = (mask >> src) & 1u;
+  const metal::vec<T, 2> v = __metalgpu::simd::shfl(mask, e, ok ? src : __metalgpu::simd_lane_id());
+  return ok ? v : metal::vec<T, 2>(T(0));
+}
+template <class T> __device__ __forceinline__ metal::vec<T, 2> to_apple(const metal::vec<T, 2>& tc) {
+  const unsigned l = __metalgpu::simd_lane_id();
+  return pair_of(tc, tc_lane(metal::mg_sgm_row(l), metal::mg_sgm_col(l)));
+}
+template <class T> __device__ __forceinline__ metal::vec<T, 2> to_tc(const metal::vec<T, 2>& apple) {
+  const unsigned l = __metalgpu::simd_lane_id();
+  return pair_of(apple, apple_lane(tc_row(l), tc_col(l)));
+}
+
+}  // namespace sgm
+}  // namespace __metalgpu
+
+namespace metal {
+template <class T> struct simdgroup_matrix<T, 8, 8> {
+  typedef T value_type;
+  // This lane's pair: in Apple's layout where mg_apple, else in the tensor-core layout. Loads,
+  // products and fills give the tensor-core layout; thread_elements() turns the matrix into
+  // Apple's in place (one exchange), so that writes through it land where Apple's would. The
+  // flag is the same in every lane and, once inlined, known to the compiler.
+  mutable vec<T, 2> mg_e;
+  mutable bool mg_apple = true;  // a new matrix holds no values yet: either layout is right
+
+  simdgroup_matrix() = default;
+  // A diagonal matrix with `d` on the diagonal.
+  MG_FN explicit simdgroup_matrix(T d) {
+    const uint lane = __metalgpu::simd_lane_id();
+    mg_set_native(mg_sgm_diagonal_pair(mg_row(lane), mg_col(lane), d));
+  }
+  MG_FN vec<T, 2>& thread_elements() {
+    mg_use_apple_layout();
+    return mg_e;
+  }
+  MG_FN const vec<T, 2>& thread_elements() const {
+    mg_use_apple_layout();
+    return mg_e;
+  }
+  MG_FN void mg_use_apple_layout() const {
+    if (!mg_apple) mg_e = __metalgpu::sgm::to_apple(mg_e);
+    mg_apple = true;
+  }
+
+  // The layout loads, stores, products and element-wise operators work in: the tensor cores'.
+  MG_FN static uint mg_row(uint lane) { return __metalgpu::sgm::tc_row(lane); }
+  MG_FN static uint mg_col(uint lane) { return __metalgpu::sgm::tc_col(lane); }
+  MG_FN vec<T, 2> mg_native() const { return mg_apple ? __metalgpu::sgm::to_tc(mg_e) : mg_e; }
+  MG_FN void mg_set_native(const vec<T, 2>& e) {
+    mg_e = e;
+    mg_apple = false;
+  }
+};
+#endif
 
 typedef simdgroup_matrix<float, 8, 8> simdgroup_float8x8;
 typedef simdgroup_matrix<half, 8, 8> simdgroup_half8x8;
@@ -37,7 +132,7 @@ typedef simdgroup_matrix<bfloat, 8, 8> simdgroup_bfloat8x8;
 template <class T, int Cols, int Rows = Cols>
 MG_FN simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value) {
   simdgroup_matrix<T, Cols, Rows> m;
-  m.mg_e = vec<T, 2>(value);
+  m.mg_set_native(vec<T, 2>(value));
   return m;
 }
 
@@ -46,28 +141,28 @@ MG_FN simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T value
 template <class T, class U>
 MG_FN void simdgroup_load(simdgroup_matrix<T, 8, 8>& d, const U* src, ulong elements_per_row = 8,
                           ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
-  const uint lane = __metalgpu::simd_lane_id(), r = mg_sgm_row(lane), c = mg_sgm_col(lane);
+  typedef simdgroup_matrix<T, 8, 8> M;
+  const uint lane = __metalgpu::simd_lane_id(), r = M::mg_row(lane), c = M::mg_col(lane);
   const U* base = src + matrix_origin.y * elements_per_row + matrix_origin.x;
-  if (!transpose_matrix) {
-    d.mg_e.x = T(base[r * elements_per_row + c]);
-    d.mg_e.y = T(base[r * elements_per_row + c + 1]);
-  } else {
-    d.mg_e.x = T(base[c * elements_per_row + r]);
-    d.mg_e.y = T(base[(c + 1) * elements_per_row + r]);
-  }
+  if (!transpose_matrix)
+    d.mg_set_native(vec<T, 2>(T(base[r * elements_per_row + c]), T(base[r * elements_per_row + c + 1])));
+  else
+    d.mg_set_native(vec<T, 2>(T(base[c * elements_per_row + r]), T(base[(c + 1) * elements_per_row + r])));
 }
 
 template <class T, class U>
 MG_FN void simdgroup_store(const simdgroup_matrix<T, 8, 8>& a, U* dst, ulong elements_per_row = 8,
                            ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
-  const uint lane = __metalgpu::simd_lane_id(), r = mg_sgm_row(lane), c = mg_sgm_col(lane);
+  typedef simdgroup_matrix<T, 8, 8> M;
+  const uint lane = __metalgpu::simd_lane_id(), r = M::mg_row(lane), c = M::mg_col(lane);
+  const vec<T, 2> e = a.mg_native();
   U* base = dst + matrix_origin.y * elements_per_row + matrix_origin.x;
   if (!transpose_matrix) {
-    base[r * elements_per_row + c] = U(a.mg_e.x);
-    base[r * elements_per_row + c + 1] = U(a.mg_e.y);
+    base[r * elements_per_row + c] = U(e.x);
+    base[r * elements_per_row + c + 1] = U(e.y);
   } else {
-    base[c * elements_per_row + r] = U(a.mg_e.x);
-    base[(c + 1) * elements_per_row + r] = U(a.mg_e.y);
+    base[c * elements_per_row + r] = U(e.x);
+    base[(c + 1) * elements_per_row + r] = U(e.y);
   }
 }
 
@@ -365,40 +460,132 @@ MG_FN void simdgroup_multiply(__metalgpu::cpu::wi_lanes<simdgroup_matrix<TD, 8, 
 namespace __metalgpu {
 namespace sgm {
 
-// The lane holding elements (r, c) and (r, c + 1) of a matrix (c even): inverse of the layout.
-__device__ __forceinline__ unsigned lane_of(unsigned r, unsigned c) {
-  return ((c >> 1) & 1u) | ((r & 3u) << 1) | ((c >> 2) << 3) | ((r >> 2) << 4);
-}
-
-// The two elements a lane holds, as floats; 0 where the lane holding them is not active.
-template <class T> __device__ __forceinline__ metal::float2 pair_from(unsigned mask, const metal::vec<T, 2>& e, unsigned src) {
-  const bool ok = (mask >> src) & 1u;
-  const metal::vec<T, 2> v = __metalgpu::simd::shfl(mask, e, ok ? src : __metalgpu::simd_lane_id());
-  return ok ? metal::float2(float(v.x), float(v.y)) : metal::float2(0.0f, 0.0f);
-}
-
-// This lane's two elements of a * b (+ c): row r of a (4 pairs) times columns col, col + 1 of
-// b (8 pairs), accumulated in float in the order k = 0..7 like the CPU backend.
+// This lane's two elements of a * b (+ c) with every operand in the tensor-core layout, by
+// exchanges between lanes: row r of a (4 pairs) times columns col, col + 1 of b (8 pairs),
+// accumulated in float in the order k = 0..7 like the cpu backend. For SIMD groups that are not
+// whole (the tensor cores need all 32 lanes), GPUs without them, and mixed operand types.
 template <class TD, class TA, class TB, class TC, bool Acc>
-__device__ __forceinline__ metal::vec<TD, 2> mma(const metal::vec<TA, 2>& a, const metal::vec<TB, 2>& b,
-                                                  const metal::vec<TC, 2>& c) {
-  const unsigned mask = __activemask(), l = __metalgpu::simd_lane_id();
-  const unsigned r = metal::mg_sgm_row(l), col = metal::mg_sgm_col(l);
+__device__ __forceinline__ metal::vec<TD, 2> mma_by_exchange(const metal::vec<TA, 2>& a, const metal::vec<TB, 2>& b,
+                                                              const metal::vec<TC, 2>& c) {
+  const unsigned mask = __activemask(), l = __metalgpu::simd_lane_id(), r = tc_row(l), col = tc_col(l);
   float arow[8];
 #pragma unroll
   for (unsigned p = 0; p < 4; ++p) {
-    const metal::float2 v = pair_from<TA>(mask, a, lane_of(r, 2u * p));
+    const metal::float2 v = pair_from<TA>(mask, a, tc_lane(r, 2u * p));
     arow[2 * p] = v.x;
     arow[2 * p + 1] = v.y;
   }
   float s0 = Acc ? float(c.x) : 0.0f, s1 = Acc ? float(c.y) : 0.0f;
 #pragma unroll
   for (unsigned k = 0; k < 8; ++k) {
-    const metal::float2 v = pair_from<TB>(mask, b, lane_of(k, col));
+    const metal::float2 v = pair_from<TB>(mask, b, tc_lane(k, col));
     s0 += arow[k] * v.x;
     s1 += arow[k] * v.y;
   }
   return metal::vec<TD, 2>(TD(s0), TD(s1));
+}
+
+#if __CUDA_ARCH__ >= 800
+// The tensor cores (sm_80 and newer). Each 8x8x8 product is one m16n8k8 mma.sync whose A rows
+// 0-7 are this matrix: in the tensor-core layout a lane's pair of A is exactly its A fragment,
+// its pair of C its accumulator fragment, and its B fragment - rows 2 (l % 4) and 2 (l % 4) + 1
+// of column l / 4 - is the pair of B's transpose, which movmatrix makes in one instruction.
+
+template <class T> __device__ __forceinline__ unsigned packed16(const metal::vec<T, 2>& v) {
+  static_assert(sizeof(metal::vec<T, 2>) == 4, "a pair of 16-bit elements is one register");
+  unsigned u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+__device__ __forceinline__ unsigned transposed16(unsigned pair) {
+  unsigned t;
+  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(t) : "r"(pair));
+  return t;
+}
+
+// d (4 floats, rows 0-7 then 8-15) = [a0; a1] * b + c, 16-bit operands in f16x2 / bf16x2.
+template <class T> __device__ __forceinline__ void mma16(float (&d)[4], unsigned a0, unsigned a1, unsigned b, const float (&c)[4]) {
+  if constexpr (metal::is_same<T, metal::half>::value)
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a0), "r"(a1), "r"(b), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+  else
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a0), "r"(a1), "r"(b), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+
+// The tf32 product puts k in the order 0, 2, 4, 6, 1, 3, 5, 7 (a sum in any order of k is the
+// same product): its A fragment (row l / 4, k = l % 4 and l % 4 + 4) is then this lane's pair of
+// A, and its B fragment (k = l % 4 and l % 4 + 4, column l / 4) the pair of B's transpose.
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1,
+                                         const float (&c)[4]) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%11,%12,%13};"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+}
+__device__ __forceinline__ unsigned tf32_of(float x) {
+  unsigned t;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(t) : "f"(x));
+  return t;
+}
+// x = big + small, both tf32: big holds x's upper 11 significand bits, small the next 11.
+__device__ __forceinline__ void split_tf32(float x, unsigned& big, unsigned& small) {
+  big = tf32_of(x);
+  small = tf32_of(x - __uint_as_float(big));
+}
+// The pair of a float matrix's transpose: movmatrix moves 16-bit elements, so the low and the
+// high halves of the floats go through it separately.
+__device__ __forceinline__ metal::float2 transposed32(const metal::float2& v) {
+  const unsigned x = __float_as_uint(v.x), y = __float_as_uint(v.y);
+  const unsigned lo = transposed16(__byte_perm(x, y, 0x5410)), hi = transposed16(__byte_perm(x, y, 0x7632));
+  return metal::float2(__uint_as_float(__byte_perm(lo, hi, 0x5410)), __uint_as_float(__byte_perm(lo, hi, 0x7632)));
+}
+
+// Float matrices keep float accuracy with three tf32 products, as CUTLASS's 3xTF32 does: a * b
+// = a_big b_big + a_big b_small + a_small b_big (+ a_small b_small, free here). A's rows 8-15
+// carry a_small, so two m16n8k8 products give all four terms; rows 0-7 and 8-15 are then added.
+__device__ __forceinline__ metal::float2 mma_3xtf32(const metal::float2& a, const metal::float2& b, float c0, float c1) {
+  unsigned ab[4];  // {a_big(k), a_small(k), a_big(k + 4), a_small(k + 4)} in the tf32 k order
+  split_tf32(a.x, ab[0], ab[1]);
+  split_tf32(a.y, ab[2], ab[3]);
+  const metal::float2 bt = transposed32(b);
+  unsigned bb0, bs0, bb1, bs1;
+  split_tf32(bt.x, bb0, bs0);
+  split_tf32(bt.y, bb1, bs1);
+  const float c[4] = {c0, c1, 0.0f, 0.0f};
+  float d[4], e[4];
+  mma_tf32(d, ab, bb0, bb1, c);
+  mma_tf32(e, ab, bs0, bs1, d);
+  return metal::float2(e[0] + e[2], e[1] + e[3]);
+}
+#endif
+
+// d = a * b (+ c), every operand in the tensor-core layout.
+template <class TD, class TA, class TB, class TC, bool Acc>
+__device__ __forceinline__ metal::vec<TD, 2> mma(const metal::vec<TA, 2>& a, const metal::vec<TB, 2>& b,
+                                                  const metal::vec<TC, 2>& c) {
+#if __CUDA_ARCH__ >= 800
+  constexpr bool both_half = metal::is_same<TA, metal::half>::value && metal::is_same<TB, metal::half>::value;
+  constexpr bool both_bfloat = metal::is_same<TA, metal::bfloat>::value && metal::is_same<TB, metal::bfloat>::value;
+  constexpr bool both_float = metal::is_same<TA, float>::value && metal::is_same<TB, float>::value;
+  if constexpr (both_half || both_bfloat || both_float) {
+    if (__activemask() == 0xffffffffu) {
+      const float c0 = Acc ? float(c.x) : 0.0f, c1 = Acc ? float(c.y) : 0.0f;
+      if constexpr (both_float) {
+        const metal::float2 d = mma_3xtf32(a, b, c0, c1);
+        return metal::vec<TD, 2>(TD(d.x), TD(d.y));
+      } else {
+        const float cc[4] = {c0, c1, 0.0f, 0.0f};
+        float d[4];
+        mma16<TA>(d, packed16(a), 0u, transposed16(packed16(b)), cc);
+        return metal::vec<TD, 2>(TD(d[0]), TD(d[1]));
+      }
+    }
+  }
+#endif
+  return mma_by_exchange<TD, TA, TB, TC, Acc>(a, b, c);
 }
 
 }  // namespace sgm
@@ -411,14 +598,14 @@ template <class TD, class TA, class TB, class TC>
 MG_FN void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
                                          const simdgroup_matrix<TB, 8, 8>& b,
                                          const simdgroup_matrix<TC, 8, 8>& c) {
-  d.mg_e = __metalgpu::sgm::mma<TD, TA, TB, TC, true>(a.mg_e, b.mg_e, c.mg_e);
+  d.mg_set_native(__metalgpu::sgm::mma<TD, TA, TB, TC, true>(a.mg_native(), b.mg_native(), c.mg_native()));
 }
 
 // d = a * b.
 template <class TD, class TA, class TB>
 MG_FN void simdgroup_multiply(simdgroup_matrix<TD, 8, 8>& d, const simdgroup_matrix<TA, 8, 8>& a,
                               const simdgroup_matrix<TB, 8, 8>& b) {
-  d.mg_e = __metalgpu::sgm::mma<TD, TA, TB, TD, false>(a.mg_e, b.mg_e, d.mg_e);
+  d.mg_set_native(__metalgpu::sgm::mma<TD, TA, TB, TD, false>(a.mg_native(), b.mg_native(), vec<TD, 2>(TD(0))));
 }
 }  // namespace metal
 
@@ -435,13 +622,13 @@ MG_FN simdgroup_matrix<T, 8, 8> operator*(const simdgroup_matrix<T, 8, 8>& a, co
 template <class T>
 MG_FN simdgroup_matrix<T, 8, 8> operator+(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
   simdgroup_matrix<T, 8, 8> d;
-  d.mg_e = a.mg_e + b.mg_e;
+  d.mg_set_native(a.mg_native() + b.mg_native());
   return d;
 }
 template <class T>
 MG_FN simdgroup_matrix<T, 8, 8> operator-(const simdgroup_matrix<T, 8, 8>& a, const simdgroup_matrix<T, 8, 8>& b) {
   simdgroup_matrix<T, 8, 8> d;
-  d.mg_e = a.mg_e - b.mg_e;
+  d.mg_set_native(a.mg_native() - b.mg_native());
   return d;
 }
 
