@@ -16,8 +16,16 @@ pytestmark = pytest.mark.skipif("cpu" not in AVAILABLE_BACKENDS, reason="debug m
 HEADER = "#include <metal_stdlib>\nusing namespace metal;\n"
 
 
+@pytest.fixture(params=["loops", "fibers"])
+def mode(request, monkeypatch):
+    """How cooperative kernels run: rewritten into work-item loops (the default; "0" also
+    reports a compile error in the rewrite instead of retrying with fibers), or as fibers."""
+    monkeypatch.setenv("METALGPU_CPU_FIBERS", "0" if request.param == "loops" else "1")
+    return request.param
+
+
 @pytest.fixture
-def dbg():
+def dbg(mode):
     return mg.Interface(backend="cpu", debug=True)
 
 
@@ -156,18 +164,20 @@ kernel void neighbour(device float* out [[buffer(0)]], uint l [[thread_position_
     assert "threadgroup memory race" in str(e) and "tile" in str(e)
 
 
-def test_a_barrier_only_some_threads_reach_is_reported_not_hung(dbg):
+def test_a_barrier_only_some_threads_reach_is_reported_not_hung(dbg, mode):
     out = dbg.create_buffer(32, "float")
     e = run_fault(dbg, """
 kernel void half_barrier(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {
   if (l < 16) threadgroup_barrier(mem_flags::mem_threadgroup);
   out[l] = 1;
 }""", "half_barrier", 32, [out], threadgroup=(32, 1, 1))
-    assert "threadgroup_barrier reached by 16 of the 32 threads" in str(e) and "ended without reaching it" in str(e)
+    assert "threadgroup_barrier reached by 16 of the 32 threads" in str(e)
+    # Fibers see the others end; work-item loops see them skip it (the if's mask).
+    assert ("ended without reaching it" if mode == "fibers" else "the other 16 skip it or have returned") in str(e)
     assert e.lineno == 5
 
 
-def test_threads_at_different_barriers_are_reported(dbg):
+def test_threads_at_different_barriers_are_reported(dbg, mode):
     out = dbg.create_buffer(32, "float")
     e = run_fault(dbg, """
 kernel void split(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {
@@ -175,7 +185,9 @@ kernel void split(device float* out [[buffer(0)]], uint l [[thread_position_in_t
   else { threadgroup_barrier(mem_flags::mem_threadgroup); }
   out[l] = 1;
 }""", "split", 32, [out], threadgroup=(32, 1, 1))
-    assert "wait at different barriers" in str(e)
+    # Fibers find threads waiting at two barriers; work-item loops run the branches in turn and
+    # find the first barrier reached by half the group.
+    assert ("wait at different barriers" if mode == "fibers" else "reached by 16 of the 32 threads") in str(e)
 
 
 REDUCTION = """
@@ -203,6 +215,42 @@ def test_correct_cooperative_kernels_run_unchanged(dbg):
     dbg.set_function("tree_sum")
     dbg.run_function(8 * 256, [dbg.array_to_buffer(x), out], threadgroup=(256, 1, 1), threadgroup_memory={0: 32})
     np.testing.assert_allclose(out.contents, x.reshape(8, 256).sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_cooperative_kernels_keep_their_work_item_loops_in_debug_mode(dbg, mode, tmp_path, monkeypatch):
+    # Debug mode's checks go into the rewritten kernel (not back to fibers, which cost 10-100x).
+    monkeypatch.setenv("METALGPU_DUMP", str(tmp_path))
+    monkeypatch.setenv("METALGPU_CACHE_DIR", "0")
+    dbg.load_shader_from_string(HEADER + REDUCTION)
+    dbg.set_function("tree_sum")
+    code = "".join(f.read_text() for f in tmp_path.glob("*.cpp"))
+    assert "#define MG_DEBUG 1" in code and "::__metalgpu::dbg::sub(" in code
+    assert ("cpu::run_groups_wil(__L" in code) == (mode == "loops")
+
+
+def test_a_fault_after_a_barrier_names_the_thread_and_then_leaves_the_interface_usable(dbg):
+    # Thread 37 of group 1 (position 101) writes past the end, after a barrier and a SIMD-group
+    # sum; a later dispatch of the same kernel is clean.
+    out = dbg.create_buffer(128, "float")
+    dbg.load_shader_from_string(HEADER + """
+kernel void late(device float* out [[buffer(0)]], constant uint& bad [[buffer(1)]],
+                 uint gid [[thread_position_in_grid]], uint l [[thread_position_in_threadgroup]]) {
+  threadgroup float t[64];
+  t[l] = float(gid);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float s = simd_sum(t[63 - l]);
+  out[gid == bad ? 1000u : gid] = s;
+}""")
+    dbg.set_function("late")
+    with pytest.raises(mg.KernelFault) as info:
+        dbg.run_function(128, [out, np.uint32(101)], threadgroup=(64, 1, 1))
+    e = info.value
+    assert "out-of-bounds write" in str(e) and "element 1000" in str(e) and "holds 128" in str(e)
+    assert "(thread_position_in_grid (101, 0, 0))" in str(e) and e.lineno == 10
+    dbg.run_function(128, [out, np.uint32(999)], threadgroup=(64, 1, 1))
+    t = np.arange(128, dtype=np.float32).reshape(2, 64)[:, ::-1]
+    expect = np.repeat(t.reshape(4, 32).sum(axis=1), 32)
+    np.testing.assert_array_equal(out.contents, expect)
 
 
 def test_a_faulting_dispatch_leaves_the_interface_usable(dbg):

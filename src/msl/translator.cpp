@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 #include "metalgpu/dtype.hpp"
@@ -316,6 +317,36 @@ Translation::Translation(const std::string& source, const std::string& path, con
                    {"__HAVE_BFLOAT__", "1"}};
   PreprocessResult pre = preprocess(source, path, pp);
   model_ = std::make_unique<SourceModel>(lex_preprocessed(pre.text, path), path);
+  omissions_ = omissions_for(*model_);
+}
+
+namespace {
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+}  // namespace
+
+// Conservative: any identifier that could name something of a part keeps it (a false alarm
+// costs parse time, a miss would fail the build), and the generated code itself names a part
+// only where the source does (texture and sampler parameters, simdgroup-matrix statements).
+std::string Translation::omissions_for(const SourceModel& model) {
+  static const std::set<std::string, std::less<>> kSamplerWords = {
+      "sampler",    "access",     "address",   "border_color", "compare_func", "coord",
+      "filter",     "mag_filter", "min_filter", "mip_filter",  "r_address",    "s_address",
+      "t_address",  "bias",       "level",     "min_lod_clamp", "lod_options"};
+  bool textures = false, atomics = false, matrices = false;
+  for (const Token& t : model.lexed().tokens) {
+    if (t.kind != TokenKind::identifier) continue;
+    const std::string_view w = t.text;
+    textures = textures || starts_with(w, "texture") || starts_with(w, "depth") || starts_with(w, "gradient") ||
+               kSamplerWords.count(w);
+    atomics = atomics || starts_with(w, "atomic") || starts_with(w, "memory_order") || starts_with(w, "thread_scope");
+    matrices = matrices || starts_with(w, "simdgroup_") || starts_with(w, "make_filled_simdgroup") ||
+               w == "uniform" || w == "make_uniform";
+  }
+  std::string defines;
+  if (!textures) defines += "#define MG_NO_TEXTURES 1\n";
+  if (!atomics) defines += "#define MG_NO_ATOMICS 1\n";
+  if (!matrices) defines += "#define MG_NO_SIMDGROUP_MATRIX 1\n";
+  return defines;
 }
 
 std::vector<std::string> resolve_constants(const SourceModel& model, const Constants& constants) {
@@ -400,18 +431,20 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   }
   // Debug mode: each access through its check (inside the conditionals' conversions).
   TextEdits checks;
-  if (debug && target == Target::cpu) {
-    checks = debug_instrumentation(m);
-    for (auto& [k, text] : checks.before) before[k] += text;
-  }
-  // Work-item loops (cpu, not in debug mode: its race and barrier checks follow fibers).
+  if (debug && target == Target::cpu) checks = debug_instrumentation(m);
+  // Work-item loops (cpu), which keep debug mode's checks. The edits of a token, outermost
+  // first: the rewrite's statement-level ones (a thread loop's head, braces), the
+  // conditionals' conversions, debug mode's checks, the rewrite's edits inside expressions.
   WorkItemLoops loops;
-  if (work_item_loops && !debug && target == Target::cpu) {
-    loops = msl::work_item_loops(m, selected, &before);
-    for (auto& [k, text] : loops.edits.before) before[k] += text;
-    checks.replace = std::move(loops.edits.replace);
-    checks.after = std::move(loops.edits.after);
-  }
+  if (work_item_loops && target == Target::cpu)
+    loops = msl::work_item_loops(m, selected, &before, debug ? &checks : nullptr);
+  for (auto& [k, text] : checks.before) before[k] += text;
+  for (auto& [k, text] : loops.edits.before) before[k].insert(0, text);
+  for (auto& [k, text] : loops.inner.before) before[k] += text;
+  // The rewrite changes no token debug mode edits (it leaves such a kernel to the fibers).
+  for (auto& [k, text] : loops.edits.replace) checks.replace[k] = std::move(text);
+  for (auto& [k, text] : loops.edits.after) checks.after[k] += text;
+  for (auto& [k, text] : loops.inner.after) checks.after[k].insert(0, text);
   int depth = 0;                     // brace depth in the user's code
   int metal_block_depth = -1;        // depth inside the file-scope `namespace metal {`, if open
   bool metal_block_next_brace = false;

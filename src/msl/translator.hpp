@@ -27,14 +27,18 @@ class Translation {
   bool has_function_constants() const { return !model_->function_constants().empty(); }
   const std::string& path() const { return path_; }
   const std::string& source() const { return source_; }
+  // #defines that leave out the runtime's optional parts the source never names (textures and
+  // samplers, atomics, simdgroup matrices): placed before the runtime, they spare the host
+  // compiler and NVRTC a third of its text for most kernels.
+  const std::string& runtime_omissions() const { return omissions_; }
 
   // The translated program without the runtime (which the caller places first). `only`, if
   // set, emits the entry point of that kernel alone. Throws std::invalid_argument for
   // constants that name nothing or do not convert to their declared type.
   // `debug` (cpu): every memory access goes through debug mode's checks (debug_instrument.hpp).
-  // `work_item_loops` (cpu, not debug): cooperative kernels whose barriers sit in structured
-  // control flow loop over their threads between barriers instead of running as fibers
-  // (work_item_loops.hpp).
+  // `work_item_loops` (cpu): cooperative kernels whose barriers sit in structured control flow
+  // loop over their threads between barriers instead of running as fibers
+  // (work_item_loops.hpp); in debug mode with its checks kept.
   std::string emit(Target target, const Constants& constants, const std::string* only = nullptr,
                    bool debug = false, bool work_item_loops = false) const;
   // The program with the entry points of one instantiation per kernel definition: what
@@ -48,9 +52,12 @@ class Translation {
   std::string emit_selected(Target target, const Constants& constants, const std::vector<bool>& selected,
                             bool debug = false, bool work_item_loops = false) const;
 
+  static std::string omissions_for(const SourceModel& model);
+
   std::string path_;
   std::string source_;
   std::unique_ptr<SourceModel> model_;
+  std::string omissions_;
 };
 
 // The function-constant values as C++ literals, or "" where undefined; index = declaration order.

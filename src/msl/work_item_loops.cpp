@@ -119,12 +119,18 @@ struct Context {
 
 class Transformer {
  public:
+  // `debug`: debug mode's checks (debug_instrument.hpp), which the rewrite keeps: it leaves the
+  // kernel to the fibers rather than change a token they edit, copies them where it copies
+  // code, and marks barriers and each thread's turn for the race detector.
   Transformer(const SourceModel& m, const std::vector<bool>& sync_ids, const KernelInfo& k, const Definition& def,
-              HelperClones* helpers, unsigned first_slot = 0)
+              HelperClones* helpers, const TextEdits* debug, unsigned first_slot = 0)
       : m_(m), toks_(m.lexed().tokens), sync_ids_(sync_ids), kernel_(k), def_(def), helpers_(helpers),
-        wd_slot_(first_slot), next_slot_(first_slot + 1) {}
+        debug_(debug), wd_slot_(first_slot), next_slot_(first_slot + 1) {}
 
   unsigned slots_end() const { return next_slot_; }
+  // Edits inside expressions (a SIMD-group call's result): written nearer the token than
+  // statement-level ones and other rewrites' (see the translator's merge).
+  TextEdits& inner() { return inner_; }
 
   TextEdits run() {
     const Stmt body = parse_body(m_.lexed(), def_.open);
@@ -173,6 +179,17 @@ class Transformer {
       if (id >= 0 && std::size_t(id) < sync_ids_.size() && sync_ids_[std::size_t(id)]) return true;
     }
     return false;
+  }
+  // Debug mode: the barrier the rewrite removes is checked (every thread of the group, or
+  // none, reaches it: the threads its masks leave out do not) and still orders what the race
+  // detector sees.
+  std::string barrier_check(const Stmt& s, const Context& c) const {
+    const bool simd = is(s.begin, "simdgroup_barrier") || (is(s.begin, "metal") && is(s.begin + 2, "simdgroup_barrier"));
+    const std::string l = live(c);
+    return std::string(" { unsigned __mgw_reached = 0, __mgw_missing = 0;") + kThreadLoop + " if (" +
+           (l.empty() ? "true" : l) + ") ++__mgw_reached; else if (!__mgw_missing) __mgw_missing = __i + 1; }" +
+           " ::__metalgpu::dbg::wil_barrier(__wg, __mgw_reached, __mgw_missing, __FILE__, __LINE__, " +
+           (simd ? "true" : "false") + "); }";
   }
   bool is_barrier(const Stmt& s) const {
     if (s.kind != Stmt::simple) return false;
@@ -229,19 +246,38 @@ class Transformer {
 
   // ---- text
 
+  std::string token_text(std::size_t i) const {
+    switch (m_.action(i)) {
+      case TokenAction::keep: return toks_[i].text;
+      case TokenAction::replace: return m_.replacement(i);
+      case TokenAction::drop: return std::string();
+      default: throw Unsupported{"a token the rewrite cannot re-spell", i};
+    }
+  }
+  static const std::string* edit_at(const std::unordered_map<std::size_t, std::string>& m, std::size_t i) {
+    auto it = m.find(i);
+    return it == m.end() ? nullptr : &it->second;
+  }
+  bool debug_edits(std::size_t i) const {
+    return debug_ && (debug_->before.count(i) || debug_->replace.count(i) || debug_->after.count(i));
+  }
+  // Tokens [b, e) as code, with debug mode's checks where it has any.
   std::string render(std::size_t b, std::size_t e) const {
     std::string out;
-    for (std::size_t i = b; i < e; ++i) {
-      std::string t;
-      switch (m_.action(i)) {
-        case TokenAction::keep: t = toks_[i].text; break;
-        case TokenAction::replace: t = m_.replacement(i); break;
-        case TokenAction::drop: break;
-        default: throw Unsupported{"a token the rewrite cannot re-spell", i};
-      }
-      if (t.empty()) continue;
+    auto add = [&](const std::string& t) {
+      if (t.empty()) return;
       if (!out.empty()) out += ' ';
       out += t;
+    };
+    for (std::size_t i = b; i < e; ++i) {
+      if (!debug_) {
+        add(token_text(i));
+        continue;
+      }
+      if (const std::string* t = edit_at(debug_->before, i)) add(*t);
+      const std::string* r = edit_at(debug_->replace, i);
+      add(r ? *r : token_text(i));
+      if (const std::string* t = edit_at(debug_->after, i)) add(*t);
     }
     return out;
   }
@@ -249,6 +285,7 @@ class Transformer {
   void add_after(std::size_t i, const std::string& text) { edits_.after[i] += text; }
   void replace(std::size_t i, const std::string& text) {
     if (toks_[i].kind == TokenKind::pragma) throw Unsupported{"a pragma inside rewritten code", i};
+    if (debug_edits(i)) throw Unsupported{"debug mode checks an access the rewrite would change", i};
     auto it = edits_.replace.find(i);
     if (it == edits_.replace.end()) edits_.replace[i] = text;
     else it->second += text;
@@ -267,13 +304,15 @@ class Transformer {
   }
   // A loop over the group's threads, skipping those not live, with every per-thread name bound.
   std::string thread_loop(const Context& c) const {
-    std::string s = kThreadLoop + lane_note();
+    std::string s = kThreadLoop + lane_note() + debug_turn();
     if (const std::string l = live(c); !l.empty()) s += " if (!(" + l + ")) continue;";
     return s + binds();
   }
   // In a body with simdgroup matrices, each thread loop says which thread runs (a matrix's
   // diagonal constructor asks for its lane).
   std::string lane_note() const { return matrices_ ? " __wg.simd_thread = __i;" : ""; }
+  // Debug mode: which thread runs (fault reports, the race detector).
+  std::string debug_turn() const { return debug_ ? " ::__metalgpu::dbg::wil_thread(__wg, __i);" : ""; }
   std::string binds() const {
     std::string s = builtin_binds_;
     // The innermost declaration of each name (an inner scope's shadows an outer one's).
@@ -511,7 +550,10 @@ class Transformer {
       }
       flush(i);
       switch (role) {
-        case Role::barrier: erase(s.begin, s.end); break;
+        case Role::barrier:
+          erase(s.begin, s.end);
+          if (debug_) add_before(s.begin, barrier_check(s, c));
+          break;
         case Role::group_level:  // types, constants, threadgroup storage: nothing they run synchronises
           note_group_names(s);
           // Threadgroup storage: the body runs once per group, so the group's variables are
@@ -602,10 +644,12 @@ class Transformer {
   // then the call's tokens stay, unevaluated, inside decltype (with whatever else rewrites
   // them), and give each thread its lane's result, computed once per SIMD group.
   void record_call(std::size_t at, std::size_t b, std::size_t e, const Context& c) {
+    if (debug_ && debug_->before.count(b))
+      throw Unsupported{"debug mode checks an access through a SIMD-group call's result", b};
     add_before(at, " ::__metalgpu::cpu::wi_simd_record(__wg);" + thread_loop(c) + " __wg.simd_thread = __i; (void)(" +
                        render(b, e) + "); } ::__metalgpu::cpu::wi_simd_recorded(__wg);");
-    add_before(b, " ::__metalgpu::cpu::wi_simd_result<decltype(");
-    add_after(e - 1, ")>(__wg, __i)");
+    inner_.before[b] += " ::__metalgpu::cpu::wi_simd_result<decltype(";
+    inner_.after[e - 1] += ")>(__wg, __i)";
   }
 
   // ---- simdgroup matrices
@@ -659,6 +703,7 @@ class Transformer {
     }
     std::string head = kSimdGroupLoop;
     if (const std::string l = live(c); !l.empty()) head += " if (!(" + l + ")) continue;";
+    if (debug_) head += debug_turn() + " ::__metalgpu::dbg::simd_synced(__s);";  // an exchange in SIMD group __s
     head += builtin_binds_;
     std::set<std::string> done;
     for (std::size_t i = s.begin; i < s.end; ++i) {
@@ -740,7 +785,7 @@ class Transformer {
     return out;
   }
   // The helper's definition rewritten into work-item loops, under a new name.
-  std::string render_clone(const Definition& d, const TextEdits& e, const std::string& name) const {
+  std::string render_clone(const Definition& d, const TextEdits& e, const TextEdits& inner, const std::string& name) const {
     std::string out;
     bool named = false;
     auto add = [&](const std::string& t) {
@@ -748,21 +793,30 @@ class Transformer {
       if (!out.empty()) out += ' ';
       out += t;
     };
+    // Each token as the translator writes one (its merge): statement-level edits outermost.
     for (std::size_t i = d.head; i <= d.close; ++i) {
+      if (const std::string* t = edit_at(e.before, i)) add(*t);
       if (helpers_->prior_before)
-        if (auto b = helpers_->prior_before->find(i); b != helpers_->prior_before->end()) add(b->second);
-      if (auto b = e.before.find(i); b != e.before.end()) add(b->second);
+        if (const std::string* t = edit_at(*helpers_->prior_before, i)) add(*t);
+      if (debug_)
+        if (const std::string* t = edit_at(debug_->before, i)) add(*t);
+      if (const std::string* t = edit_at(inner.before, i)) add(*t);
       if (!named && i < d.open && toks_[i].kind == TokenKind::identifier && toks_[i].text == d.name && is(i + 1, "(")) {
         add(name);
         named = true;
-      } else if (auto r = e.replace.find(i); r != e.replace.end()) {
-        add(r->second);
+      } else if (const std::string* r = edit_at(e.replace, i)) {
+        add(*r);
       } else if (toks_[i].kind == TokenKind::pragma) {
         out += "\n#" + toks_[i].text + "\n";
+      } else if (const std::string* r = debug_ ? edit_at(debug_->replace, i) : nullptr) {
+        add(*r);
       } else {
-        add(render(i, i + 1));
+        add(token_text(i));
       }
-      if (auto a = e.after.find(i); a != e.after.end()) add(a->second);
+      if (const std::string* t = edit_at(inner.after, i)) add(*t);
+      if (debug_)
+        if (const std::string* t = edit_at(debug_->after, i)) add(*t);
+      if (const std::string* t = edit_at(e.after, i)) add(*t);
     }
     return out;
   }
@@ -798,7 +852,7 @@ class Transformer {
     }
     auto found = helpers_->names.find(key);
     if (found == helpers_->names.end()) {
-      Transformer clone(m_, sync_ids_, info, d, nullptr, next_helper_slot_);
+      Transformer clone(m_, sync_ids_, info, d, nullptr, debug_, next_helper_slot_);
       TextEdits e;
       try {
         e = clone.run();
@@ -806,7 +860,7 @@ class Transformer {
         throw Unsupported{"in helper `" + name + "`: " + u.why, u.token};
       }
       const std::string clone_name = name + "__mgw_wil" + std::to_string(helpers_->count++);
-      helpers_->text_after[d.close] += "\n" + render_clone(d, e, clone_name) + "\n";
+      helpers_->text_after[d.close] += "\n" + render_clone(d, e, clone.inner(), clone_name) + "\n";
       found = helpers_->names.emplace(key, clone_name).first;
       helper_slots_[key] = clone.slots_end();
     }
@@ -1284,6 +1338,8 @@ class Transformer {
   bool has_return_ = false;
   bool matrices_ = false;  // the body uses simdgroup matrices
   HelperClones* helpers_;  // null in a helper's clone: its own helpers stay unsupported
+  const TextEdits* debug_;  // debug mode's checks, or null
+  TextEdits inner_;
   unsigned wd_slot_;       // the returned-threads mask
   unsigned next_helper_slot_ = kHelperSlotBase;
   std::map<std::string, unsigned> helper_slots_;  // where each clone's slots end
@@ -1305,7 +1361,8 @@ void merge(TextEdits& into, TextEdits&& from) {
 }  // namespace
 
 WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected,
-                              const std::unordered_map<std::size_t, std::string>* prior_before) {
+                              const std::unordered_map<std::size_t, std::string>* prior_before,
+                              const TextEdits* debug) {
   WorkItemLoops out;
   HelperClones helpers;
   helpers.prior_before = prior_before;
@@ -1331,8 +1388,10 @@ WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>&
       std::string why;
       try {
         // (A clone made for a kernel that then stays on fibers is kept: another may call it.)
-        TextEdits e = Transformer(model, sync_ids, k, model.structure().definitions()[std::size_t(def)], &helpers).run();
+        Transformer t(model, sync_ids, k, model.structure().definitions()[std::size_t(def)], &helpers, debug);
+        TextEdits e = t.run();
         merge(out.edits, std::move(e));
+        merge(out.inner, std::move(t.inner()));
       } catch (const Unsupported& u) {
         const Token& t = model.lexed().tokens[u.token];
         why = u.why + " (" + model.lexed().files[std::size_t(t.file)] + ":" + std::to_string(t.line) + ")";

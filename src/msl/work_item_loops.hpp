@@ -32,16 +32,20 @@
 namespace metalgpu::msl {
 
 struct WorkItemLoops {
-  TextEdits edits;
+  TextEdits edits;  // statement-level: written outside every other edit of a token
+  TextEdits inner;  // inside expressions: written inside the translator's and debug mode's
   std::vector<bool> kernels;  // per SourceModel kernel: runs as work-item loops
   std::vector<std::string> fibers_because;  // per cooperative kernel left to fibers: why, and where
 };
 
 // For the `selected` kernels that cooperate. Read by the translator's cpu emission;
 // `prior_before` is the text it writes before tokens (the conditionals' conversions), which
-// the copies of helpers rewritten for a kernel's use repeat.
+// the copies of helpers rewritten for a kernel's use repeat. `debug`: debug mode's checks
+// (debug_instrument.hpp), kept through the rewrite (a kernel whose rewrite would change a
+// token they edit stays on fibers).
 WorkItemLoops work_item_loops(const SourceModel& model, const std::vector<bool>& selected,
-                              const std::unordered_map<std::size_t, std::string>* prior_before = nullptr);
+                              const std::unordered_map<std::size_t, std::string>* prior_before = nullptr,
+                              const TextEdits* debug = nullptr);
 
 // False when METALGPU_CPU_FIBERS is set and not "0": every cooperative kernel runs as fibers
 // (to compare the two, or to step around a problem in the rewrite). Unset, a module whose

@@ -4,6 +4,10 @@
 // Address spaces are stripped by the translator: the functions take (volatile) plain pointers.
 #pragma once
 
+// Left out (MG_NO_ATOMICS) of a module whose source names no atomic type or function
+// (Translation::runtime_omissions).
+#if !MG_NO_ATOMICS
+
 namespace metal {
 
 enum memory_order {
@@ -388,3 +392,5 @@ MG_FN void atomic_thread_fence(mem_flags f, memory_order o, thread_scope s = thr
 }  // namespace metal
 
 #endif
+
+#endif  // !MG_NO_ATOMICS

@@ -9,7 +9,8 @@
 //   region its base pointer points into; C arrays and metal::array stay inside their extent;
 // - threadgroup-memory races: two threads of a group touching the same byte between two
 //   barriers, at least one writing (threads of one SIMD group are ordered by their exchanges);
-// - barriers that not every thread of the group reaches (mg_cpu_fiber.h).
+// - barriers that not every thread of the group reaches (mg_cpu_fiber.h; a kernel rewritten
+//   into work-item loops has its barriers where every thread reaches them, by construction).
 // Memory that is not a buffer or threadgroup memory (thread-local arrays behind a pointer,
 // program constants) has no known bounds: a pointer there is followed unchecked.
 #pragma once
@@ -74,6 +75,9 @@ struct state {
   // handing out the loop's whole thread_ctx would make it build every field of it per thread.
   unsigned pos[3];
   bool has_pos;
+  // A work-item-loop kernel runs (mg_cpu_wil.h): wil_tid is the thread its loops are at.
+  bool wil;
+  unsigned wil_tid;
   unsigned epoch;               // barrier interval of the group running (0: none yet)
   unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
   shadow_cell* shadow;
@@ -95,6 +99,15 @@ inline state& st() { return *state_of_this_thread(); }
 
 // The fiber running on this OS thread, if any (mg_cpu_fiber.h).
 inline const thread_ctx* fiber_ctx();
+}  // namespace dbg
+namespace cpu {
+struct wi_group;
+}
+namespace dbg {
+// Work-item loops (mg_cpu_wil.h): thread i of the group runs next; a barrier `reached` threads reach.
+inline void wil_thread(const cpu::wi_group& g, unsigned i);
+inline void wil_barrier(const cpu::wi_group& g, unsigned reached, unsigned missing, const char* file, int line,
+                        bool simd);
 
 inline bool faulted() {
   const state& s = st();
@@ -316,25 +329,31 @@ inline const char* access_word(unsigned kind) {
 // ---- races on threadgroup memory
 
 [[gnu::cold, gnu::noinline]] inline void race(const char* file, int line, const char* expr, unsigned kind,
-                                              const region& r, size_t offset, unsigned other_tid,
+                                              const region& r, size_t offset, unsigned tid, unsigned other_tid,
                                               const char* other_file, int other_line, bool other_wrote) {
   char reg[192], what[768];
   describe_region(reg, sizeof reg, r);
-  const thread_ctx* t = fiber_ctx();
   snprintf(what, sizeof what,
            "threadgroup memory race: `%s` (%s by thread %u of the threadgroup) and %s:%d (%s by thread %u) "
            "touch byte %zu of %s with no threadgroup_barrier between them",
-           expr, access_word(kind), t ? t->thread_index_in_threadgroup : 0u, other_file, other_line,
-           other_wrote ? "write" : "read", other_tid, offset, reg);
+           expr, access_word(kind), tid, other_file, other_line, other_wrote ? "write" : "read", other_tid, offset,
+           reg);
   fault(file, line, what);
 }
 
 inline void check_race(const char* file, int line, const char* expr, unsigned kind, const region& r,
                        const void* at, size_t size) {
-  const thread_ctx* t = fiber_ctx();
-  if (!t || kind == address_only) return;
+  if (kind == address_only) return;
   state& s = st();
-  const unsigned tid = t->thread_index_in_threadgroup, sg = tid / 32, epoch = s.epoch, sge = s.sg_epoch[sg];
+  unsigned tid;
+  if (s.wil) {  // checked first: the fiber lookup is a thread_local's, a call from a loaded module
+    tid = s.wil_tid;
+  } else {
+    const thread_ctx* t = fiber_ctx();
+    if (!t) return;
+    tid = t->thread_index_in_threadgroup;
+  }
+  const unsigned sg = tid / 32, epoch = s.epoch, sge = s.sg_epoch[sg];
   const size_t w0 = size_t(static_cast<const unsigned char*>(at) - r.base), w1 = w0 + size - 1;
   // Another thread's access in this interval conflicts unless it is in this SIMD group and an
   // exchange has ordered the two since.
@@ -344,12 +363,12 @@ inline void check_race(const char* file, int line, const char* expr, unsigned ki
   for (size_t w = w0; w <= w1 && r.shadow + w < s.shadow_used; ++w) {
     shadow_cell& sh = s.shadow[r.shadow + w];
     if (sh.w_epoch == epoch && conflicts(sh.w_tid, sh.w_sg_epoch)) {
-      race(file, line, expr, kind, r, w, sh.w_tid, sh.w_file, sh.w_line, true);
+      race(file, line, expr, kind, r, w, tid, sh.w_tid, sh.w_file, sh.w_line, true);
       return;
     }
     if (kind & write) {
       if (sh.r_epoch == epoch && (sh.r_tid == kManyReaders || conflicts(sh.r_tid, sh.r_sg_epoch))) {
-        race(file, line, expr, kind, r, w, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file, sh.r_line,
+        race(file, line, expr, kind, r, w, tid, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file, sh.r_line,
              false);
         return;
       }
@@ -360,6 +379,10 @@ inline void check_race(const char* file, int line, const char* expr, unsigned ki
       sh.w_line = line;
     }
     if (kind & read) {
+      // Already read by several threads in this interval (a tile every thread reads): the cell
+      // has nothing new to learn - no write may follow - so leave it (its last reader's place
+      // stays the one a report names).
+      if (sh.r_epoch == epoch && sh.r_tid == kManyReaders) continue;
       if (sh.r_epoch == epoch && sh.r_tid != tid) sh.r_tid = kManyReaders;
       else sh.r_tid = (unsigned short)tid;
       sh.r_epoch = epoch;
@@ -373,6 +396,10 @@ inline void check_race(const char* file, int line, const char* expr, unsigned ki
 // A barrier released / a new group started: a new interval. An exchange in SIMD group `sg`.
 inline void next_epoch() { ++st().epoch; }
 inline void simd_synced(unsigned sg) { ++st().sg_epoch[sg]; }
+// A simdgroup_barrier run at group level (work-item loops): every SIMD group's exchange.
+inline void simd_barrier_all() {
+  for (unsigned& e : st().sg_epoch) ++e;
+}
 
 // ---- the checks the translator calls
 
@@ -432,7 +459,8 @@ constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsig
     using T = remove_pointer_t<D>;
     if (!__builtin_is_constant_evaluated()) {
       T* at = x + i;
-      if (!pointer_ok(file, line, expr, kind, x, at, sizeof(T))) return sink<T>();
+      // (C casts: a volatile pointer - a device atomic's - is checked like any other.)
+      if (!pointer_ok(file, line, expr, kind, (const void*)x, (const void*)at, sizeof(T))) return sink<T>();
       return *at;
     }
     return x[i];
@@ -465,7 +493,8 @@ template <class P> constexpr decltype(auto) ptr(const char* file, int line, cons
   if constexpr (is_pointer<D>::value && !is_void_type<remove_cv_t<remove_pointer_t<D>>>::value &&
                 !is_function_type<remove_pointer_t<D>>::value) {
     using T = remove_pointer_t<D>;
-    if (!__builtin_is_constant_evaluated() && !pointer_ok(file, line, expr, kind, p, p, sizeof(T))) return &sink<T>();
+    if (!__builtin_is_constant_evaluated() && !pointer_ok(file, line, expr, kind, (const void*)p, (const void*)p, sizeof(T)))
+      return &sink<T>();
     return D(p);
   } else {
     return static_cast<P&&>(p);

@@ -417,6 +417,7 @@ inline void run_fibers(group_runner* r) {
 }
 
 inline void wi_forget_lanes();  // mg_cpu_wil.h
+inline void wi_abandon();       // mg_cpu_wil.h
 
 template <class Body> void invoke_body(void* body, const thread_ctx& t) { (*static_cast<Body*>(body))(t); }
 
@@ -498,6 +499,8 @@ inline void dbg::before_escape() {
 #endif
 }
 inline void dbg::abandon_group() {
+  st().wil = false;
+  cpu::wi_abandon();
   // The fibers of the faulting group are left where they are: nothing of theirs needs
   // releasing, and the next group starts every fiber afresh.
   cpu::group_runner* r = cpu::current_runner();

@@ -153,6 +153,9 @@ inline void wi_simd_recorded(wi_group& g) {
   }
   fn(call);
   g->simd_done[group] = 1;
+#if MG_DEBUG
+  dbg::simd_synced(group);  // the exchange orders the SIMD group's accesses (race detector)
+#endif
 }
 // Thread i's result of the statement's call.
 template <class R> __attribute__((always_inline)) inline R wi_simd_result(wi_group& g, unsigned i) {
@@ -183,6 +186,48 @@ inline bool wi_lane(unsigned* lane) {
   return true;
 }
 
+// Debug mode left a kernel through a fault, perhaps mid-statement: no SIMD call is pending.
+inline void wi_abandon() {
+  if (wi_group* g = current_wi_slot()) {
+    g->simd_mode = wi_simd_off;
+    g->lanes_known = 0;
+  }
+}
+
+}  // namespace cpu
+
+#if MG_DEBUG
+// Debug mode: thread i of the current group runs next (fault reports, the race detector).
+inline void dbg::wil_thread(const cpu::wi_group& g, unsigned i) {
+  state& s = st();
+  s.wil_tid = i;
+  const unsigned sx = g.size.x, sy = g.size.y;
+  s.pos[0] = g.origin.x + i % sx;
+  s.pos[1] = g.origin.y + i / sx % sy;
+  s.pos[2] = g.origin.z + i / (sx * sy);
+}
+// A barrier of a work-item-loop kernel, which `reached` of the group's threads reach: all of
+// them or none (its masks skip it for the group), else a fault, as on fibers.
+// `missing`: 1 + the first thread that does not.
+inline void dbg::wil_barrier(const cpu::wi_group& g, unsigned reached, unsigned missing, const char* file, int line,
+                             bool simd) {
+  const unsigned n = g.size.x * g.size.y * g.size.z;
+  if (reached && reached != n && missing) {
+    char what[320];
+    snprintf(what, sizeof what,
+             "%s reached by %u of the %u threads of the threadgroup: the other %u skip it or have returned, thread "
+             "%u first (every thread of the group must reach a barrier; on a GPU this hangs or is undefined)",
+             simd ? "simdgroup_barrier" : "threadgroup_barrier", reached, n, n - reached, missing - 1);
+    wil_thread(g, missing - 1);
+    fault(file, line, what);
+  }
+  if (simd) simd_barrier_all();
+  else next_epoch();
+}
+#endif
+
+namespace cpu {
+
 // Runs groups [g0, g1): the body once per group (it loops over the group's threads itself).
 template <class Body>
 inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned long long g1, Body&& body) {
@@ -195,7 +240,17 @@ inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned l
   thread_ctx t;
   dispatch_ctx(t, L);
   t.threadgroup_slots = g->tg_slots;
+#if MG_DEBUG
+  dbg::state& checks = dbg::st();
+  checks.wil = true;
+  checks.has_pos = true;
+  dbg::note_threadgroup_slots(g->tg_slots, L->threadgroup_sizes);
+#endif
   for (unsigned long long k = g0; k < g1; ++k) {
+#if MG_DEBUG
+    if (dbg::faulted()) break;  // the dispatch has failed: skip the rest of it
+    dbg::next_epoch();          // a new group: nothing it touches is ordered against the last one's
+#endif
     g->lanes_known = 0;
     g->origin = enter_group(t, k);
     g->size = t.threads_per_threadgroup;
@@ -203,9 +258,15 @@ inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned l
     t.thread_position_in_threadgroup = metal::uint3(0u, 0u, 0u);
     t.thread_index_in_threadgroup = t.simdgroup_index_in_threadgroup = t.thread_index_in_simdgroup = 0;
     t.quadgroup_index_in_threadgroup = t.thread_index_in_quadgroup = 0;
+#if MG_DEBUG
+    dbg::wil_thread(*g, 0);  // statements at group level: reported as the group's first thread
+#endif
     body(static_cast<const thread_ctx&>(t));
   }
   g->lanes_known = 0;
+#if MG_DEBUG
+  checks.wil = false;
+#endif
 }
 // A kernel on fibers: lanes are the fibers', whatever a work-item-loop kernel left behind.
 inline void wi_forget_lanes() {

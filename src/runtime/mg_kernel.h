@@ -43,8 +43,10 @@ template <class T> MG_FN decltype(auto) slot(void* p) { return slot_binder<T>::g
 
 // A [[texture(n)]] parameter views the launch block's texture n; a [[sampler(n)]] parameter
 // unpacks the sampler descriptor bits.
+#if !MG_NO_TEXTURES
 template <class T> MG_FN strip_t<T> texture_slot(const mg_texture& t) { return strip_t<T>(&t); }
 MG_FN metal::sampler sampler_slot(unsigned bits) { return metal::sampler(metal::mg_sampler_bits_tag(), bits); }
+#endif
 
 // Bytes of what a slot parameter points or refers to (0 for void), reported to the host so it
 // can check what is bound there.
@@ -116,6 +118,7 @@ template <class T, class V> MG_FN T builtin_as(const V& v) { return builtin_conv
 namespace metal_user {
 using metal::threadgroup_barrier;
 using metal::simdgroup_barrier;
+#if !MG_NO_ATOMICS
 using metal::atomic_thread_fence;
 using metal::atomic_load_explicit;
 using metal::atomic_store_explicit;
@@ -128,12 +131,14 @@ using metal::atomic_fetch_or_explicit;
 using metal::atomic_fetch_xor_explicit;
 using metal::atomic_fetch_min_explicit;
 using metal::atomic_fetch_max_explicit;
+#endif
 using metal::fmax3;
 using metal::fmin3;
 using metal::fmedian3;
 using metal::max3;
 using metal::min3;
 using metal::median3;
+#if !MG_NO_SIMDGROUP_MATRIX
 using metal::make_uniform;
 using metal::simdgroup_matrix;
 using metal::simdgroup_load;
@@ -141,6 +146,7 @@ using metal::simdgroup_store;
 using metal::simdgroup_multiply;
 using metal::simdgroup_multiply_accumulate;
 using metal::make_filled_simdgroup_matrix;
+#endif
 #define MG_USING_SIMD_GROUP(PFX)                                                                  \
   using metal::PFX##_sum; using metal::PFX##_product; using metal::PFX##_min;                     \
   using metal::PFX##_max; using metal::PFX##_and; using metal::PFX##_or; using metal::PFX##_xor;  \

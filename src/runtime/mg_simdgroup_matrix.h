@@ -6,6 +6,10 @@
 // cores' layout, so loads, stores and products move nothing between lanes (see the CUDA part).
 #pragma once
 
+// Left out (MG_NO_SIMDGROUP_MATRIX) of a module whose source names no simdgroup matrix
+// (Translation::runtime_omissions).
+#if !MG_NO_SIMDGROUP_MATRIX
+
 namespace metal {
 
 MG_FN uint mg_sgm_row(uint lane) { return ((lane >> 1) & 3u) + 4u * ((lane >> 4) & 1u); }
@@ -633,3 +637,5 @@ MG_FN simdgroup_matrix<T, 8, 8> operator-(const simdgroup_matrix<T, 8, 8>& a, co
 }
 
 }  // namespace metal
+
+#endif  // !MG_NO_SIMDGROUP_MATRIX

@@ -9,6 +9,10 @@
 // clamp_to_border. Reads and writes outside the texture are dropped (reads give zero).
 #pragma once
 
+// Left out (MG_NO_TEXTURES) of a module whose source names no texture or sampler: the
+// translator says so (Translation::runtime_omissions), and the host compiler parses less.
+#if !MG_NO_TEXTURES
+
 namespace metal {
 
 enum class access { read, write, read_write, sample };
@@ -438,3 +442,5 @@ template<class T, access A = access::sample> struct texture3d {
 #undef MG_TEXTURE_COMMON
 
 }  // namespace metal
+
+#endif  // !MG_NO_TEXTURES

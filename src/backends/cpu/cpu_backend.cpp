@@ -173,8 +173,9 @@ DeviceInfo cpu_device() {
 // for those architectures (no GPU needed), so CI catches CUDA translation errors. Builds
 // compile fully; a library checked at load (large, or with function constants) gets NVRTC's
 // front-end check over the whole file, as the cuda backend's check_library does.
-std::string cpu_prelude(const char* what) {
+std::string cpu_prelude(const char* what, const msl::Translation& tr) {
   std::string source = std::string("// metalgpu " METALGPU_VERSION " generated code (") + what + ")\n";
+  source += tr.runtime_omissions();
   source += runtime::common_text;
   source += runtime::cpu_text;
   return source;
@@ -184,8 +185,10 @@ std::string cpu_prelude(const char* what) {
 // their threads between barriers; METALGPU_CPU_FIBERS=1 keeps every one on fibers.
 std::string cpu_source(const msl::Translation& tr, const Constants& constants, const std::string* only, bool debug,
                        bool work_item_loops) {
-  if (debug) return "#define MG_DEBUG 1\n" + cpu_prelude("cpu, debug mode") + tr.emit(msl::Target::cpu, constants, only, true);
-  return cpu_prelude("cpu") + tr.emit(msl::Target::cpu, constants, only, false, work_item_loops);
+  if (debug)
+    return "#define MG_DEBUG 1\n" + cpu_prelude("cpu, debug mode", tr) +
+           tr.emit(msl::Target::cpu, constants, only, true, work_item_loops);
+  return cpu_prelude("cpu", tr) + tr.emit(msl::Target::cpu, constants, only, false, work_item_loops);
 }
 
 
@@ -264,7 +267,7 @@ class CpuBackend final : public Backend {
 
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
                                  const std::string* only) override {
-    const bool loops = !debug_ && msl::work_item_loops_enabled();
+    const bool loops = msl::work_item_loops_enabled();
     std::string source = cpu_source(tr, constants, only, debug_, loops);
     try {
       return build_source(tr, constants, only, source);
@@ -326,7 +329,7 @@ class CpuBackend final : public Backend {
   void check_library(const msl::Translation& tr) override {
     static std::atomic<unsigned> counter{0};
     std::string scratch = scratch_dir() + "/check-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-    const std::string source = cpu_prelude("cpu, library check") + tr.emit_for_check(msl::Target::cpu);
+    const std::string source = cpu_prelude("cpu, library check", tr) + tr.emit_for_check(msl::Target::cpu);
     if (auto dump = dump_dir())
       std::ofstream(*dump + "/check-" + Sha256().update(source).hex().substr(0, 40) + ".cpp") << source;
     try {

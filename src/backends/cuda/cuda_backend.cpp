@@ -127,6 +127,7 @@ struct Stream {
 // kernel definition, or every entry point with METALGPU_CHECK_LIBRARY=all.
 std::string library_check_source(const msl::Translation& tr) {
   std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda, library check)\n";
+  source += tr.runtime_omissions();
   source += runtime::common_text;
   source += runtime::cuda_text;
   source += tr.emit_for_check(msl::Target::cuda);
@@ -598,6 +599,7 @@ class CudaBackend final : public Backend {
 
 std::string cuda_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
   std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda)\n";
+  source += tr.runtime_omissions();
   source += runtime::common_text;
   source += runtime::cuda_text;
   source += tr.emit(msl::Target::cuda, constants, only);
