@@ -126,12 +126,16 @@ def test_a_stack_bug_on_a_fiber_is_reported_in_its_frame():
 
 
 def test_without_the_fiber_annotations_asan_calls_fiber_stacks_wild_memory():
-    # What the annotations are for: the same bug, described as a wild pointer.
+    # What the annotations are for: the same bug, described as a wild pointer - or, now and
+    # then (once in a CI run under load, never in a dozen runs alone), ASan's report itself
+    # faults while it describes the unannounced stack ("nested bug in the same thread").
     proc = run_child(STACK_UNDERFLOW, NO_ANNOTATIONS)
     assert proc.returncode != 0 and "survived" not in proc.stdout
+    assert "is located in stack of thread" not in proc.stderr
+    if "AddressSanitizer: nested bug in the same thread" in proc.stderr:
+        return
     assert "ERROR: AddressSanitizer: stack-buffer-" in proc.stderr, proc.stderr[-3000:]
     assert "is a wild pointer" in proc.stderr
-    assert "is located in stack of thread" not in proc.stderr
 
 
 # Debug mode: a fault in a cooperative kernel leaves its fibers by longjmp (guarded()), in
