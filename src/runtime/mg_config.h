@@ -119,7 +119,16 @@ float logbf(float) noexcept;
 // user-defined conversion to float followed by float -> half (`half(x)` for a struct with only
 // `operator float()`) is rejected there, which only a class half would avoid - and GCC does not
 // allow a class with constructors in an anonymous struct (ggml's block types).
-#if !MG_CUDA && defined(__FLT16_MAX__)
+// Clang 15 (Apple clang 14), the first with _Float16 on x86 without AVX512-FP16, crashes in
+// its backend on vectorised half min/max ("Cannot select: v8f16 = X86ISD::FMIN"): the class
+// there too.
+#if defined(__clang__) && (defined(__x86_64__) || defined(__i386__)) && \
+    __clang_major__ < (defined(__apple_build_version__) ? 15 : 16)
+#  define MG_CLANG_X86_FLOAT16_UNSAFE 1
+#else
+#  define MG_CLANG_X86_FLOAT16_UNSAFE 0
+#endif
+#if !MG_CUDA && defined(__FLT16_MAX__) && !MG_CLANG_X86_FLOAT16_UNSAFE
 #  define MG_HOST_FLOAT16 1
 #else
 #  define MG_HOST_FLOAT16 0
