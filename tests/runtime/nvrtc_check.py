@@ -6,7 +6,7 @@ import ctypes, glob, os, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RT = os.path.join(HERE, "..", "..", "src", "runtime")
-ORDER = ["mg_config.h", "mg_traits.h", "mg_scalar.h", "mg_vector.h", "mg_matrix.h", "mg_math.h", "mg_constants.h"]
+ORDER = ["mg_config.h", "mg_traits.h", "mg_scalar.h", "mg_vector.h", "mg_array.h", "mg_matrix.h", "mg_math.h", "mg_constants.h"]
 KERNEL = r'''
 namespace metal_user {
 using namespace metal;
@@ -36,7 +36,7 @@ def main():
     src = "".join(open(os.path.join(RT, f)).read() + "\n" for f in ORDER) + KERNEL
     prog = ctypes.c_void_p()
     assert lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), b"k.cu", 0, None, None) == 0
-    opts = [b"--gpu-architecture=compute_80", b"-std=c++17", b"--use_fast_math"]
+    opts = [b"--gpu-architecture=compute_80", b"-std=c++17", b"--use_fast_math", b"-default-device"]  # as the backend
     rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
     n = ctypes.c_size_t(); lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
     log = ctypes.create_string_buffer(n.value); lib.nvrtcGetProgramLog(prog, log)
