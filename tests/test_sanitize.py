@@ -182,8 +182,12 @@ def test_a_debug_mode_fault_on_a_fiber_leaves_asan_consistent():
 
 def test_without_the_fiber_annotations_asan_warns_of_false_reports_after_a_fiber_fault():
     proc = run_child(DEBUG_FAULT_ON_A_FIBER, NO_ANNOTATIONS, debug=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
     # ASan, asked to unpoison the stack left by the longjmp, finds it is not on the stack it
     # knows: the fiber's frames stay poisoned.
-    assert "ASan is ignoring requested __asan_handle_no_return" in proc.stderr
+    warning = "ASan is ignoring requested __asan_handle_no_return"
+    assert warning in proc.stderr, proc.stderr[-3000:]
     assert "False positive error reports may follow" in proc.stderr
+    # And one may: whether a later call lands on the stale poison depends on the frames' layout
+    # (it did once a failed check's path became [[noreturn]]). It comes after the warning.
+    if proc.returncode != 0:
+        assert "ERROR: AddressSanitizer" in proc.stderr.split(warning, 1)[1], proc.stderr[-3000:]

@@ -128,10 +128,14 @@ inline void before_escape();
   __builtin_longjmp(s.escape, 1);
 }
 
-[[gnu::cold, gnu::noinline]] inline void fault(const char* file, int line, const char* what) {
+// Never returns: the kernel's code runs inside guarded() (each debug entry runs its share
+// there), so a check that fails leaves it - and the compiler, knowing a failed check ends the
+// loop, may hoist a check's region lookup out of a kernel's thread loop.
+[[noreturn, gnu::cold, gnu::noinline]] inline void fault(const char* file, int line, const char* what) {
   record(file, line, what);
   state& s = st();
   if (s.armed) escape(s);
+  abort();  // outside guarded(): no debug entry runs a kernel there
 }
 inline void record(const char* file, int line, const char* what) {
   state& s = st();
@@ -313,7 +317,7 @@ inline const char* access_word(unsigned kind) {
   return kind == write ? "write" : kind == read_write ? "read-write" : kind == read ? "read" : "address";
 }
 
-[[gnu::cold, gnu::noinline]] inline void out_of_bounds(const char* file, int line, const char* expr, unsigned kind,
+[[noreturn, gnu::cold, gnu::noinline]] inline void out_of_bounds(const char* file, int line, const char* expr, unsigned kind,
                                                        const region& r, const void* at, size_t size) {
   char reg[192], what[512];
   describe_region(reg, sizeof reg, r);
@@ -328,7 +332,7 @@ inline const char* access_word(unsigned kind) {
 
 // ---- races on threadgroup memory
 
-[[gnu::cold, gnu::noinline]] inline void race(const char* file, int line, const char* expr, unsigned kind,
+[[noreturn, gnu::cold, gnu::noinline]] inline void race(const char* file, int line, const char* expr, unsigned kind,
                                               const region& r, size_t offset, unsigned tid, unsigned other_tid,
                                               const char* other_file, int other_line, bool other_wrote) {
   char reg[192], what[768];
@@ -436,7 +440,7 @@ template <> struct is_void_type<const void> : true_type {};
 template <class T> struct is_function_type : metal::bool_constant<!metal::is_const<const T>::value> {};
 template <class T> struct is_function_type<T&> : false_type {};
 
-[[gnu::cold, gnu::noinline]] inline void index_out_of_range(const char* file, int line, const char* expr,
+[[noreturn, gnu::cold, gnu::noinline]] inline void index_out_of_range(const char* file, int line, const char* expr,
                                                             unsigned kind, long long index, size_t extent) {
   char what[384];
   snprintf(what, sizeof what, "out-of-bounds %s `%s`: index %lld of an array of %zu elements", access_word(kind),
