@@ -552,3 +552,73 @@ def test_misc_builtins(idioms):
     idioms.set_function("misc")
     idioms.run_function((4, 4), [out])
     np.testing.assert_array_equal(out.contents, 2 + 1 + 1 + 3 + np.where(np.arange(16) > 3, 10, 0))
+
+
+# Vectors at addresses aligned only to their element: Apple GPUs load and store them (ggml's
+# mul_mm writes rows through `(device float4 *)` at 8-byte aligned addresses), and struct members
+# still follow Metal's layout, templates and arrays included.
+UNALIGNED = r"""
+#include <metal_stdlib>
+using namespace metal;
+
+template <typename T> struct Tagged { char tag; T value; };   // value at Metal's alignment of T
+struct Mixed {
+  float a;
+  float4 b;                // 16
+  float3 c[2];             // 32, 48
+  half h;                  // 64
+  float2 d;                // 72
+  float4x4 m;              // 80
+  metal::array<float4, 2> arr;   // 144
+  Tagged<float4> t4;       // 176 (value at 192)
+  char e;                  // 208
+};                         // 224
+static_assert(sizeof(Mixed) == 224 && alignof(Mixed) == 16, "Mixed");
+static_assert(alignof(float4) == 16 && alignof(float2) == 8 && alignof(half3) == 8, "alignof");
+static_assert(alignof(packed_float4) == 4 && alignof(float4x4) == 16, "alignof packed/matrix");
+
+kernel void unaligned_vectors(device const float* in [[buffer(0)]], device float* out [[buffer(1)]],
+                              device half* hout [[buffer(2)]], device Mixed* mixed [[buffer(3)]],
+                              uint i [[thread_position_in_grid]], uint l [[thread_position_in_threadgroup]]) {
+  threadgroup float stage[4 * 8 + 1];
+  device const float4* in4 = (device const float4*)(in + 1);        // 4-byte aligned
+  threadgroup float4* stage4 = (threadgroup float4*)(stage + 1);
+  stage4[l] = in4[i] * 2.0f;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  device float4* out4 = (device float4*)(out + 3);
+  out4[i] = stage4[l] + 1.0f;
+  device half3* h3 = (device half3*)(hout + 1);                      // 2-byte aligned, 8-byte vector
+  h3[i] = half3(in4[i].xyz);
+  if (i == 0) {            // each member where the host expects it
+    mixed->a = 1; mixed->b = float4(2); mixed->c[0] = float3(3); mixed->c[1] = float3(4); mixed->h = 5;
+    mixed->d = float2(6); mixed->m = float4x4(7); mixed->arr[1] = float4(8); mixed->t4.tag = 9;
+    mixed->t4.value = float4(10); mixed->e = 11;
+  }
+}
+static_assert(sizeof(Tagged<half2>) == 8 && sizeof(Tagged<float3>) == 32, "Tagged");
+"""
+
+
+def test_vectors_at_addresses_aligned_to_their_element(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(UNALIGNED)
+    n = 16
+    x = np.arange(4 * n + 1, dtype=np.float32)
+    out = iface.create_buffer(4 * n + 3, np.float32)
+    hout = iface.create_buffer(4 * n + 1, np.float16)
+    mixed = iface.create_buffer(224, np.uint8)
+    iface.set_function("unaligned_vectors")
+    if backend == "cuda":
+        pytest.skip("CUDA's vector loads and stores need the vector's alignment")
+    iface.run_function(n, [iface.array_to_buffer(x), out, hout, mixed], threadgroup=8)
+    v = x[1:].reshape(n, 4)
+    np.testing.assert_array_equal(out.contents[3:].reshape(n, 4), v * 2 + 1)
+    np.testing.assert_array_equal(hout.contents[1:].reshape(n, 4)[:, :3], v[:, :3].astype(np.float16))
+    b = mixed.contents
+
+    def f32(offset, count=1):
+        return list(b[offset:offset + 4 * count].view(np.float32))
+    assert f32(0) == [1] and f32(16, 4) == [2] * 4 and f32(32, 3) == [3] * 3 and f32(48, 3) == [4] * 3
+    assert b[64:66].view(np.float16)[0] == 5 and f32(72, 2) == [6, 6]
+    assert f32(80) == [7] and f32(100) == [7] and f32(140) == [7] and f32(84, 4) == [0] * 4
+    assert f32(160, 4) == [8] * 4 and b[176] == 9 and f32(192, 4) == [10] * 4 and b[208] == 11

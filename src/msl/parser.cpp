@@ -10,6 +10,7 @@
 #include <set>
 
 #include "metalgpu/errors.hpp"
+#include "msl/record_layout.hpp"
 #include "msl/safe_division.hpp"
 #include "msl/structure.hpp"
 
@@ -199,6 +200,23 @@ SourceModel::SourceModel(Lexed lexed, std::string main_path)
   forward_half_to_float();
   find_swizzles();
   wrap_divisors();
+  align_record_members();
+}
+
+// Each data member of a record gets Metal's layout alignment (record_layout.hpp). The type is
+// written again inside the alignas, so only a type whose tokens are emitted as they are.
+void SourceModel::align_record_members() {
+  for (const MemberType& m : record_member_types(lexed_, *structure_)) {
+    std::string type;
+    bool plain = true;
+    for (std::size_t k = m.type_begin; k < m.type_end && plain; ++k) {
+      plain = actions_[k] == TokenAction::keep;
+      type += (type.empty() ? "" : " ") + lexed_.tokens[k].text;
+    }
+    if (!plain) continue;
+    actions_[m.type_begin] = TokenAction::replace;
+    replacements_[m.type_begin] = "alignas(::metal::mg_layout_align<" + type + ">) " + lexed_.tokens[m.type_begin].text;
+  }
 }
 
 // Integer division by zero traps on the CPU where a GPU gives a value (safe_division.hpp):
@@ -674,6 +692,14 @@ void SourceModel::analyse() {
         }
         continue;
       }
+    }
+
+    if (id == "alignof" && i + 1 < toks.size() && is(i + 1, "(")) {
+      // Metal's alignment of a vector is its size, which the cpu runtime's vectors do not
+      // have as C++ types (record_layout.hpp): `alignof(float3)` is 16 there too.
+      actions_[i] = TokenAction::replace;
+      replacements_[i] = "MG_ALIGNOF";
+      continue;
     }
 
     if (id == "__extension__") {

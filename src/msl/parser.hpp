@@ -109,6 +109,7 @@ class SourceModel {
   void find_swizzles();
   void rewrite_range_designators();
   void wrap_divisors();
+  void align_record_members();
   void type_conditional_literals();
   void forward_half_to_float();
   void drop_address_space_overloads();

@@ -5,7 +5,8 @@
 // kernel was rewritten. So the divisor of every `/`, `%`, `/=` and `%=` in a function body is
 // wrapped in MG_NZ(...): on the cpu backend ::__metalgpu::nz(), which turns an integer 0 into
 // 1 (floats pass unchanged; a constant divisor folds away, so `i / 4` is still a shift);
-// nothing on CUDA (no trap there) and in debug mode (which reports the division instead).
+// nothing on CUDA (no trap there). Debug mode wraps them the same way: a GPU gives a value too,
+// and a fault would report ggml's unused quotients as bugs.
 //
 // Syntax decides the divisor (a cast-expression: prefix operators, a primary, its postfix
 // chain); where it cannot be told, the division is left as it is. The SourceModel applies the

@@ -37,6 +37,7 @@ template<class T, size_t N> struct array {
     for (size_t i = 0; i < N; ++i) mg_elems[i] = v;
   }
 };
+template<class T, size_t N> struct mg_layout_align_of<array<T, N>> : mg_layout_align_of<T> {};
 
 template<class T, class... U> array(T, U...) -> array<T, 1 + sizeof...(U)>;
 

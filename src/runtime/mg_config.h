@@ -128,7 +128,13 @@ float logbf(float) noexcept;
 #else
 #  define MG_CLANG_X86_FLOAT16_UNSAFE 0
 #endif
-#if !MG_CUDA && defined(__FLT16_MAX__) && !MG_CLANG_X86_FLOAT16_UNSAFE
+// GCC on AArch64 has _Float16 in C++ only from GCC 13 (GCC 12 defines __FLT16_MAX__ for C).
+#if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#  define MG_GCC_ARM_NO_CXX_FLOAT16 1
+#else
+#  define MG_GCC_ARM_NO_CXX_FLOAT16 0
+#endif
+#if !MG_CUDA && defined(__FLT16_MAX__) && !MG_CLANG_X86_FLOAT16_UNSAFE && !MG_GCC_ARM_NO_CXX_FLOAT16
 #  define MG_HOST_FLOAT16 1
 #else
 #  define MG_HOST_FLOAT16 0

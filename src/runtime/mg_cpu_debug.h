@@ -194,8 +194,9 @@ extern "C" __attribute__((visibility("default"))) void mg_debug_signal(int what,
   if (!s.armed) return;
   char text[320];
   if (what == 1)
-    snprintf(text, sizeof text, "integer division by zero (SIGFPE): a divisor in the kernel is 0 (on a GPU the "
-                                "quotient would be undefined; on the CPU it stops the program)");
+    // (A divisor of 0 never gets here: the translation makes it 1, as MG_NZ says.)
+    snprintf(text, sizeof text, "integer division overflow (SIGFPE): a quotient does not fit its type, INT_MIN / -1 "
+                                "(on a GPU it would be undefined; on the CPU it stops the program)");
   else
     snprintf(text, sizeof text, "invalid memory access at address %p (SIGSEGV): through an access debug mode "
                                 "does not check (a cast pointer, an atomic, a simdgroup load or store?)", address);

@@ -6,6 +6,8 @@ namespace metal {
 template<class T, int C, int R> struct matrix;
 template<class T, int C, int R> struct is_vector<matrix<T, C, R>> : false_type {};
 
+template<class T, int C, int R> struct mg_layout_align_of<matrix<T, C, R>> : mg_layout_align_of<vec<T, R>> {};
+
 template<class X, class T, int R> struct mg_is_col : false_type {};
 template<class T, int R, bool P> struct mg_is_col<mg_basic_vec<T, R, P>, T, R> : true_type {};
 

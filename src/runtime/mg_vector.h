@@ -94,7 +94,18 @@ template<class V, int... I> struct mg_swizzle_ref {
 };
 
 #define MG_COMMA ,
+// Metal's vectors are aligned to their size (a 3-vector to 4 components) inside structs and
+// arrays, and Apple GPUs still load and store them at any address aligned to the element: ggml's
+// mul_mm writes rows through `(device float4 *)` at 8-byte aligned addresses. A C++ compiler
+// assumes a pointer to a 16-byte aligned type is 16-byte aligned and uses moves that fault
+// otherwise, so on the cpu a vector is aligned like its element, and the layout alignment is
+// restored where layout is seen: on every struct member (mg_layout_align, which the translator
+// writes as alignas) and by a 3-vector's padding. CUDA's vector loads need the alignment.
+#if MG_CUDA
 #define MG_VEC_ALIGN(T, N, P) alignas((P) ? alignof(T) : sizeof(T) * ((N) == 3 ? 4 : (N)))
+#else
+#define MG_VEC_ALIGN(T, N, P) alignas(alignof(T))
+#endif
 
 #define MG_VEC_COMMON(N, INIT_S, INIT_PICK, INIT_O, INIT_CONV)                                   \
   typedef T value_type;                                                                          \
@@ -110,7 +121,7 @@ template<class V, int... I> struct mg_swizzle_ref {
   template<int... Z, class... A>                                                                 \
   MG_FN constexpr mg_basic_vec(mg_partial_tag, mg_iseq<Z...>, const A&... a)                        \
       : mg_basic_vec(T(a)..., T(Z * 0)...) {}                                                       \
-  MG_FN constexpr mg_basic_vec(const mg_basic_vec<T, N, !P>& o) : INIT_O {}                            \
+  MG_FN constexpr mg_basic_vec(const mg_basic_vec<T, N, !mg_packed>& o) : INIT_O {}                            \
   template<class U, bool Q, enable_if_t<!is_same<U, T>::value, int> = 0>                         \
   MG_FN constexpr explicit mg_basic_vec(const mg_basic_vec<U, N, Q>& o) : INIT_CONV {}                 \
   MG_FN T& operator[](int i) { return reinterpret_cast<T*>(this)[i]; }                           \
@@ -138,14 +149,16 @@ template<class V, int... I> struct mg_swizzle_ref {
 
 template<class T, bool P> struct MG_VEC_ALIGN(T, 2, P) mg_basic_vec<T, 2, P> {
   T x, y;
+  static constexpr bool mg_packed = P;
   MG_VEC_COMMON(2, x(T(s)) MG_COMMA y(T(s)),
                 x(T(mg_pick<0>(a...))) MG_COMMA y(T(mg_pick<1>(a...))),
                 x(o.x) MG_COMMA y(o.y),
                 x(T(o.x)) MG_COMMA y(T(o.y)))
 };
 
-template<class T, bool P> struct MG_VEC_ALIGN(T, 3, P) mg_basic_vec<T, 3, P> {
+template<class T> struct MG_VEC_ALIGN(T, 3, true) mg_basic_vec<T, 3, true> {
   T x, y, z;
+  static constexpr bool mg_packed = true;
   MG_VEC_COMMON(3, x(T(s)) MG_COMMA y(T(s)) MG_COMMA z(T(s)),
                 x(T(mg_pick<0>(a...))) MG_COMMA y(T(mg_pick<1>(a...))) MG_COMMA
                     z(T(mg_pick<2>(a...))),
@@ -153,8 +166,20 @@ template<class T, bool P> struct MG_VEC_ALIGN(T, 3, P) mg_basic_vec<T, 3, P> {
                 x(T(o.x)) MG_COMMA y(T(o.y)) MG_COMMA z(T(o.z)))
 };
 
+// A 3-vector takes the room of four components (Metal's sizeof(float3) is 16).
+template<class T> struct MG_VEC_ALIGN(T, 3, false) mg_basic_vec<T, 3, false> {
+  T x, y, z, mg_pad;
+  static constexpr bool mg_packed = false;
+  MG_VEC_COMMON(3, x(T(s)) MG_COMMA y(T(s)) MG_COMMA z(T(s)) MG_COMMA mg_pad(T(0)),
+                x(T(mg_pick<0>(a...))) MG_COMMA y(T(mg_pick<1>(a...))) MG_COMMA
+                    z(T(mg_pick<2>(a...))) MG_COMMA mg_pad(T(0)),
+                x(o.x) MG_COMMA y(o.y) MG_COMMA z(o.z) MG_COMMA mg_pad(T(0)),
+                x(T(o.x)) MG_COMMA y(T(o.y)) MG_COMMA z(T(o.z)) MG_COMMA mg_pad(T(0)))
+};
+
 template<class T, bool P> struct MG_VEC_ALIGN(T, 4, P) mg_basic_vec<T, 4, P> {
   T x, y, z, w;
+  static constexpr bool mg_packed = P;
   MG_VEC_COMMON(4, x(T(s)) MG_COMMA y(T(s)) MG_COMMA z(T(s)) MG_COMMA w(T(s)),
                 x(T(mg_pick<0>(a...))) MG_COMMA y(T(mg_pick<1>(a...))) MG_COMMA
                     z(T(mg_pick<2>(a...))) MG_COMMA w(T(mg_pick<3>(a...))),
@@ -163,6 +188,19 @@ template<class T, bool P> struct MG_VEC_ALIGN(T, 4, P) mg_basic_vec<T, 4, P> {
 };
 #undef MG_VEC_COMMON
 #undef MG_VEC_ALIGN
+
+// Metal's alignment of a type as a struct member or array element: alignof, except that a
+// vector's (and so a matrix's) is its size on every backend (see MG_VEC_ALIGN).
+template<class X> struct mg_layout_align_of { static constexpr size_t value = alignof(X); };
+template<class X> struct mg_layout_align_of<const X> : mg_layout_align_of<X> {};
+template<class X> struct mg_layout_align_of<volatile X> : mg_layout_align_of<X> {};
+template<class X> struct mg_layout_align_of<const volatile X> : mg_layout_align_of<X> {};
+template<class X, size_t N> struct mg_layout_align_of<X[N]> : mg_layout_align_of<X> {};
+template<class T, int N> struct mg_layout_align_of<mg_basic_vec<T, N, false>> {
+  static constexpr size_t value = sizeof(T) * (N == 3 ? 4 : N);
+};
+template<class X> constexpr size_t mg_layout_align = mg_layout_align_of<X>::value;
+#define MG_ALIGNOF(...) (::metal::mg_layout_align<__VA_ARGS__>)
 
 // Component-wise construction: E(c, OP) is evaluated for c in x, y, z(, w).
 #define MG_CW(R, N, E, OP)                                                   \
@@ -272,7 +310,10 @@ template <class T> MG_FN constexpr T nz(T x) {
   }
 }
 }  // namespace __metalgpu
-#if MG_CUDA || MG_DEBUG
+// Debug mode too: real kernels compute quotients by 0 that they never use (ggml's flash
+// attention without a mask), which a fault would report as a bug; and on AArch64 the division
+// would not even trap.
+#if MG_CUDA
 #define MG_NZ(...) (__VA_ARGS__)
 #else
 #define MG_NZ(...) ::__metalgpu::nz(__VA_ARGS__)

@@ -39,7 +39,7 @@ void on_fault(int sig, siginfo_t* info, void*) {
     write_text("\nmetalgpu: kernel '");
     write_text(kernel);
     write_text(sig == SIGBUS ? "' crashed the process (SIGBUS)"
-               : sig == SIGFPE ? "' crashed the process (SIGFPE, an integer division by zero?)"
+               : sig == SIGFPE ? "' crashed the process (SIGFPE, an integer division overflow: INT_MIN / -1?)"
                                : "' crashed the process (SIGSEGV)");
     write_text(": an access outside its buffers? Run it again with METALGPU_DEBUG=1 (debug mode), "
                "which names the access, its .metal line and the thread.\n");
