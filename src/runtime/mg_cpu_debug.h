@@ -17,6 +17,20 @@
 
 #if MG_DEBUG
 
+// Leaving a kernel at a fault: GCC's __builtin_setjmp / __builtin_longjmp (two words saved, on
+// every target), which clang has on x86 only; elsewhere (clang on AArch64: Apple silicon too)
+// the C library's _setjmp / _longjmp, which also leave the signal mask alone.
+#if defined(__clang__) && !defined(__x86_64__) && !defined(__i386__)
+#  include <setjmp.h>
+#  define MG_ESCAPE_BUFFER(name) jmp_buf name
+#  define MG_ESCAPE_SET(buffer) _setjmp(buffer)
+#  define MG_ESCAPE_JUMP(buffer) _longjmp(buffer, 1)
+#else
+#  define MG_ESCAPE_BUFFER(name) void* name[5]
+#  define MG_ESCAPE_SET(buffer) __builtin_setjmp(buffer)
+#  define MG_ESCAPE_JUMP(buffer) __builtin_longjmp(buffer, 1)
+#endif
+
 extern "C" {
 int snprintf(char*, size_t, const char*, ...) noexcept;
 void* malloc(size_t) noexcept;
@@ -84,7 +98,7 @@ struct state {
   size_t shadow_cells, shadow_used;
   // Where a fault leaves the kernel (guarded()): the rest of this thread's share of a failed
   // dispatch is not run, so nothing computes on with what the faulting access would have read.
-  void* escape[5];
+  MG_ESCAPE_BUFFER(escape);
   bool armed;
   alignas(64) unsigned char sink[1 << 16];  // where a faulting access goes when not armed
 };
@@ -125,7 +139,7 @@ inline void before_escape();
 [[noreturn]] inline void escape(state& s) {
   s.armed = false;
   before_escape();
-  __builtin_longjmp(s.escape, 1);
+  MG_ESCAPE_JUMP(s.escape);
 }
 
 // Never returns: the kernel's code runs inside guarded() (each debug entry runs its share
@@ -174,7 +188,7 @@ template <class F> [[gnu::noinline]] void run_apart(F& run) { run(); }
 // Runs `run` (the entry's share of the dispatch); a fault inside comes back here.
 template <class F> [[gnu::noinline]] void guarded(F&& run) {
   state& s = st();
-  if (__builtin_setjmp(s.escape) == 0) {
+  if (MG_ESCAPE_SET(s.escape) == 0) {
     s.armed = true;
     run_apart(run);
     s.armed = false;
