@@ -192,14 +192,11 @@ template<class T, bool P> struct MG_VEC_ALIGN(T, 4, P) mg_basic_vec<T, 4, P> {
 // Metal's alignment of a type as a struct member or array element: alignof, except that a
 // vector's (and so a matrix's) is its size on every backend (see MG_VEC_ALIGN).
 template<class X> struct mg_layout_align_of { static constexpr size_t value = alignof(X); };
-template<class X> struct mg_layout_align_of<const X> : mg_layout_align_of<X> {};
-template<class X> struct mg_layout_align_of<volatile X> : mg_layout_align_of<X> {};
-template<class X> struct mg_layout_align_of<const volatile X> : mg_layout_align_of<X> {};
 template<class X, size_t N> struct mg_layout_align_of<X[N]> : mg_layout_align_of<X> {};
 template<class T, int N> struct mg_layout_align_of<mg_basic_vec<T, N, false>> {
   static constexpr size_t value = sizeof(T) * (N == 3 ? 4 : N);
 };
-template<class X> constexpr size_t mg_layout_align = mg_layout_align_of<X>::value;
+template<class X> constexpr size_t mg_layout_align = mg_layout_align_of<remove_cv_t<X>>::value;
 #define MG_ALIGNOF(...) (::metal::mg_layout_align<__VA_ARGS__>)
 
 // Component-wise construction: E(c, OP) is evaluated for c in x, y, z(, w).

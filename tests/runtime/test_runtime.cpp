@@ -12,14 +12,18 @@ static int g_fail = 0;
   } while (0)
 static bool near(float a, float b, float eps = 1e-5f) { return fabsf(a - b) <= eps * (1.0f + fabsf(b)); }
 
-// ---- sizes and alignments (Metal's)
-static_assert(sizeof(float2) == 8 && alignof(float2) == 8, "");
-static_assert(sizeof(float3) == 16 && alignof(float3) == 16, "");
-static_assert(sizeof(float4) == 16 && alignof(float4) == 16, "");
-static_assert(sizeof(half3) == 8 && alignof(half3) == 8, "");
+// ---- sizes and alignments (Metal's). A vector's layout alignment (a struct member's, which
+// generated code writes as alignas) is Metal's; as a C++ type on the cpu it is its element's, so
+// that accesses at addresses Apple GPUs allow do not fault (mg_vector.h).
+static_assert(sizeof(float2) == 8 && mg_layout_align<float2> == 8 && alignof(float2) == 4, "");
+static_assert(sizeof(float3) == 16 && mg_layout_align<float3> == 16 && alignof(float3) == 4, "");
+static_assert(sizeof(float4) == 16 && mg_layout_align<float4> == 16 && alignof(float4) == 4, "");
+static_assert(sizeof(half3) == 8 && mg_layout_align<half3> == 8 && MG_ALIGNOF(half3) == 8, "");
 static_assert(sizeof(half2) == 4 && sizeof(half4) == 8, "");
 static_assert(sizeof(bool3) == 4 && sizeof(char3) == 4 && sizeof(uchar4) == 4, "");
-static_assert(sizeof(long3) == 32 && alignof(long3) == 32 && sizeof(ulong2) == 16, "");
+static_assert(sizeof(long3) == 32 && mg_layout_align<long3> == 32 && sizeof(ulong2) == 16, "");
+static_assert(mg_layout_align<float4x4> == 16 && mg_layout_align<metal::array<float3, 2>> == 16, "");
+static_assert(mg_layout_align<packed_float4> == 4 && mg_layout_align<const float2[3]> == 8, "");
 static_assert(sizeof(packed_float3) == 12 && alignof(packed_float3) == 4, "");
 static_assert(sizeof(packed_half3) == 6 && alignof(packed_half3) == 2, "");
 static_assert(sizeof(packed_float4) == 16 && alignof(packed_float4) == 4, "");
