@@ -574,6 +574,8 @@ struct Mixed {
   char e;                  // 208
 };                         // 224
 static_assert(sizeof(Mixed) == 224 && alignof(Mixed) == 16, "Mixed");
+struct Qualified { float a; const float2 k[3]; volatile half3 h; };   // k at 8, h at 32
+static_assert(sizeof(Qualified) == 40, "Qualified");
 static_assert(alignof(float4) == 16 && alignof(float2) == 8 && alignof(half3) == 8, "alignof");
 static_assert(alignof(packed_float4) == 4 && alignof(float4x4) == 16, "alignof packed/matrix");
 
