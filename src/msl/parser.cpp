@@ -204,18 +204,23 @@ SourceModel::SourceModel(Lexed lexed, std::string main_path)
 }
 
 // Each data member of a record gets Metal's layout alignment (record_layout.hpp). The type is
-// written again inside the alignas, so only a type whose tokens are emitted as they are.
+// written again inside the alignas, as its tokens are emitted (kept, replaced or dropped).
 void SourceModel::align_record_members() {
   for (const MemberType& m : record_member_types(lexed_, *structure_)) {
     std::string type;
     bool plain = true;
     for (std::size_t k = m.type_begin; k < m.type_end && plain; ++k) {
-      plain = actions_[k] == TokenAction::keep;
-      type += (type.empty() ? "" : " ") + lexed_.tokens[k].text;
+      const TokenAction a = actions_[k];
+      plain = a == TokenAction::keep || a == TokenAction::replace || a == TokenAction::drop;
+      const std::string& t = a == TokenAction::replace ? replacements_[k] : lexed_.tokens[k].text;
+      if (a != TokenAction::drop && !t.empty()) type += (type.empty() ? "" : " ") + t;
     }
-    if (!plain) continue;
+    if (!plain || type.empty()) continue;
+    std::string& first = replacements_[m.type_begin];
+    if (actions_[m.type_begin] == TokenAction::keep) first = lexed_.tokens[m.type_begin].text;
+    else if (actions_[m.type_begin] == TokenAction::drop) first.clear();
     actions_[m.type_begin] = TokenAction::replace;
-    replacements_[m.type_begin] = "alignas(::metal::mg_layout_align<" + type + ">) " + lexed_.tokens[m.type_begin].text;
+    first = "alignas(::metal::mg_layout_align<" + type + ">) " + first;
   }
 }
 
