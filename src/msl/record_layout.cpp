@@ -2,6 +2,7 @@
 
 #include <set>
 #include <string>
+#include <unordered_map>
 
 namespace metalgpu::msl {
 namespace {
@@ -18,47 +19,32 @@ class RecordMembers {
 
   std::vector<MemberType> run() {
     const auto& defs = s_.definitions();
-    for (std::size_t r = 0; r < defs.size(); ++r) {
-      if (defs[r].kind != Definition::record) continue;
-      // Member functions and nested records of this record: their tokens are no data members.
-      std::vector<std::pair<std::size_t, std::size_t>> skip;
-      for (const Definition& d : defs)
-        if (d.owner == int(r)) skip.emplace_back(d.head, d.close);
-      scan_body(defs[r].open, defs[r].close, skip);
-    }
+    // Per record, its member functions and nested records (first token -> last): their
+    // tokens are no data members.
+    std::vector<std::unordered_map<std::size_t, std::size_t>> owned(defs.size());
+    for (const Definition& d : defs)
+      if (d.owner >= 0) owned[std::size_t(d.owner)].emplace(d.head, d.close);
+    for (std::size_t r = 0; r < defs.size(); ++r)
+      if (defs[r].kind == Definition::record) scan_body(defs[r].open, defs[r].close, owned[r]);
     return std::move(out_);
   }
 
  private:
   bool is(std::size_t i, const char* s) const { return i < toks_.size() && toks_[i].text == s; }
 
-  std::size_t matching(std::size_t open) const {
-    int depth = 0;
-    for (std::size_t k = open; k < toks_.size(); ++k) {
-      if (is(k, "{")) ++depth;
-      else if (is(k, "}") && --depth == 0) return k;
-    }
-    return toks_.size() - 1;
-  }
-
-  void scan_body(std::size_t open, std::size_t close, const std::vector<std::pair<std::size_t, std::size_t>>& skip) {
+  void scan_body(std::size_t open, std::size_t close, const std::unordered_map<std::size_t, std::size_t>& skip) {
     std::size_t stmt = open + 1;
-    int paren = 0;
+    int depth = 0;  // (, [ and { (brace initializers)
     for (std::size_t i = open + 1; i < close; ++i) {
-      bool skipped = false;
-      for (const auto& [head, end] : skip)
-        if (i == head) {
-          i = end;           // a definition ends the statement (`struct {...} x;` declares nothing
-          stmt = end + 1;    // whose alignment is not already its record's)
-          skipped = true;
-          break;
-        }
-      if (skipped) continue;
-      if (is(i, "(") || is(i, "[")) ++paren;
-      else if (is(i, ")") || is(i, "]")) --paren;
-      else if (is(i, "{") && paren == 0) i = matching(i);  // a brace initializer
-      else if (is(i, ":") && paren == 0 && i > stmt && kAccess.count(toks_[i - 1].text)) stmt = i + 1;
-      else if (is(i, ";") && paren == 0) {
+      if (const auto d = skip.find(i); d != skip.end()) {
+        i = d->second;     // a definition ends the statement (`struct {...} x;` declares nothing
+        stmt = i + 1;      // whose alignment is not already its record's)
+        continue;
+      }
+      if (is(i, "(") || is(i, "[") || is(i, "{")) ++depth;
+      else if (is(i, ")") || is(i, "]") || is(i, "}")) --depth;
+      else if (is(i, ":") && depth == 0 && i > stmt && kAccess.count(toks_[i - 1].text)) stmt = i + 1;
+      else if (is(i, ";") && depth == 0) {
         member(stmt, i);
         stmt = i + 1;
       }

@@ -101,8 +101,9 @@ template<class V, int... I> struct mg_swizzle_ref {
 // otherwise, so on the cpu a vector is aligned like its element, and the layout alignment is
 // restored where layout is seen: on every struct member (mg_layout_align, which the translator
 // writes as alignas) and by a 3-vector's padding. CUDA's vector loads need the alignment.
+template<class T> constexpr size_t mg_vec_layout_align(int n) { return sizeof(T) * (n == 3 ? 4 : n); }
 #if MG_CUDA
-#define MG_VEC_ALIGN(T, N, P) alignas((P) ? alignof(T) : sizeof(T) * ((N) == 3 ? 4 : (N)))
+#define MG_VEC_ALIGN(T, N, P) alignas((P) ? alignof(T) : mg_vec_layout_align<T>(N))
 #else
 #define MG_VEC_ALIGN(T, N, P) alignas(alignof(T))
 #endif
@@ -194,7 +195,7 @@ template<class T, bool P> struct MG_VEC_ALIGN(T, 4, P) mg_basic_vec<T, 4, P> {
 template<class X> struct mg_layout_align_of { static constexpr size_t value = alignof(X); };
 template<class X, size_t N> struct mg_layout_align_of<X[N]> : mg_layout_align_of<X> {};
 template<class T, int N> struct mg_layout_align_of<mg_basic_vec<T, N, false>> {
-  static constexpr size_t value = sizeof(T) * (N == 3 ? 4 : N);
+  static constexpr size_t value = mg_vec_layout_align<T>(N);
 };
 template<class X> constexpr size_t mg_layout_align = mg_layout_align_of<remove_cv_t<X>>::value;
 #define MG_ALIGNOF(...) (::metal::mg_layout_align<__VA_ARGS__>)
