@@ -94,6 +94,42 @@ kernel void deref(device float* out [[buffer(0)]], device const P* p [[buffer(1)
     assert "out-of-bounds read `*(p + n)`" in str(e) and "8 bytes each" in str(e) and "[[buffer(1)]]" in str(e)
 
 
+# A kernel looks up its buffer arguments once; an access through an argument's name checks
+# against that buffer - unless the name no longer points into it.
+@pytest.mark.parametrize("how", ["reassigned", "shadowed"])
+def test_an_argument_name_pointing_at_another_buffer_is_checked_against_that_one(dbg, how):
+    body = {"reassigned": "big = small;\n  big[id] = 1;",
+            "shadowed": "{ device float* big = small; big[id] = 1; }"}[how]
+    big, small = dbg.create_buffer(64, "float"), dbg.create_buffer(4, "float")
+    e = run_fault(dbg, f"""
+kernel void moved(device float* big [[buffer(0)]], device float* small [[buffer(1)]],
+                  uint id [[thread_position_in_grid]]) {{
+  {body}
+}}""", "moved", 8, [big, small])
+    assert "out-of-bounds write `big[id]`" in str(e) and "element 4" in str(e) and "'small' ([[buffer(1)]]" in str(e)
+    assert e.thread_position == (4, 0, 0)
+    np.testing.assert_array_equal(small.contents, 1)
+    assert not np.any(big.contents)
+
+
+def test_arguments_read_through_star_and_arrow_and_moved_inside_their_buffer(dbg):
+    src = """
+struct P { float a; float b; };
+kernel void args(device float* out [[buffer(0)]], device const P* p [[buffer(1)]],
+                 device const float* x [[buffer(2)]], uint id [[thread_position_in_grid]]) {
+  x += 2;
+  out[id] = p->a + (*p).b + *x + x[id];
+}"""
+    p = np.array([(1.0, 2.0)], dtype=[("a", "f4"), ("b", "f4")])
+    out = dbg.create_buffer(4, "float")
+    dbg.load_shader_from_string(HEADER + src)
+    dbg.set_function("args")
+    dbg.run_function(4, [out, p.tobytes(), dbg.array_to_buffer(np.arange(6, dtype=np.float32))])
+    np.testing.assert_array_equal(out.contents, 3 + 2 + np.arange(2, 6))
+    e = run_fault(dbg, src, "args", 5, [out, p.tobytes(), dbg.array_to_buffer(np.arange(6, dtype=np.float32))])
+    assert "out-of-bounds read `x[id]`" in str(e) and "element 6" in str(e) and e.thread_position == (4, 0, 0)
+
+
 def test_writes_to_a_by_value_struct_slot_and_threadgroup_slot_are_bounded(dbg):
     out = dbg.create_buffer(64, "float")
     e = run_fault(dbg, """

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string>
 #include <vector>
 
 namespace metalgpu::msl {
@@ -28,6 +29,7 @@ class Instrumenter {
 
   TextEdits run() {
     mark_bodies();
+    note_kernel_buffers();
     for (std::size_t i = 0; i < toks_.size(); ++i) {
       if (!in_body_[i] || m_.action(i) != TokenAction::keep || toks_[i].kind != TokenKind::punct) continue;
       if (toks_[i].text == "[") subscript(i);
@@ -90,6 +92,48 @@ class Instrumenter {
         if (e == npos) break;
         k = e;
       }
+  }
+
+  // A kernel's device and constant pointer arguments: its body starts by looking up the buffer
+  // each points into (dbg::kernel_buffer), once - the compiler hoists it out of the thread
+  // loop - and an access through the argument's name checks against that (dbg::sub_in).
+  // A kernel with a lambda is left out: a lambda's explicit captures would not name them.
+  void note_kernel_buffers() {
+    kernel_args_.assign(toks_.size(), -1);
+    std::set<int> done;
+    for (const KernelInfo& k : m_.kernels()) {
+      const int f = m_.structure().function_at(k.decl_token);
+      if (f < 0 || !done.insert(f).second) continue;  // template instantiations share a body
+      const Definition& d = m_.structure().definitions()[std::size_t(f)];
+      if (d.open >= d.close || d.close >= toks_.size() || has_lambda(d.open, d.close)) continue;
+      std::vector<std::string> names;
+      for (const KernelParam& a : k.params)
+        if (a.role == ParamRole::buffer && a.pointer && !a.name.empty() &&
+            (a.address_space == "device" || a.address_space == "constant")) {
+          names.push_back(a.name);
+          after_[d.open] += " const ::__metalgpu::dbg::region* const __mg_buffer_" + a.name +
+                            " = ::__metalgpu::dbg::kernel_buffer(" + a.name + ");";
+        }
+      if (names.empty()) continue;
+      kernel_arg_names_.push_back(std::move(names));
+      for (std::size_t t = d.open + 1; t < d.close; ++t) kernel_args_[t] = int(kernel_arg_names_.size() - 1);
+    }
+  }
+  bool has_lambda(std::size_t open, std::size_t close) const {
+    for (std::size_t k = open + 1; k < close; ++k) {
+      if (!is(k, "[") || is(k + 1, "[") || is(k - 1, "[") || ident(k - 1) || is(k - 1, ")") || is(k - 1, "]"))
+        continue;
+      const std::size_t e = forward_match(k);
+      if (e == npos || is(e + 1, "(") || is(e + 1, "{") || is(e + 1, "mutable")) return true;
+    }
+    return false;
+  }
+  // The argument whose buffer the kernel looked up, if the operand [s, e] is its bare name.
+  const std::string* kernel_argument(std::size_t s, std::size_t e) const {
+    if (s != e || !ident(s) || kernel_args_[s] < 0) return nullptr;
+    for (const std::string& n : kernel_arg_names_[std::size_t(kernel_args_[s])])
+      if (n == toks_[s].text) return &n;
+    return nullptr;
   }
 
   // The statement's first token: after the `;`, `{` or `}` before `at` at its own depth, or
@@ -184,9 +228,12 @@ class Instrumenter {
     return q;
   }
 
-  std::string call(const char* fn, std::size_t b, std::size_t e, Access kind) const {
-    return std::string(" ::__metalgpu::dbg::") + fn + "(__FILE__, __LINE__, \"" + text(b, e) + "\", " +
-           std::to_string(int(kind)) + ", ";
+  // The check's call up to its operands; through a kernel's buffer argument `arg`, the
+  // variant that is told the argument's buffer.
+  std::string call(const char* fn, std::size_t b, std::size_t e, Access kind, const std::string* arg = nullptr) const {
+    std::string c = std::string(" ::__metalgpu::dbg::") + fn;
+    c += arg ? "_in(__mg_buffer_" + *arg + ", " : "(";
+    return c + "__FILE__, __LINE__, \"" + text(b, e) + "\", " + std::to_string(int(kind)) + ", ";
   }
 
   // x[i]
@@ -208,7 +255,7 @@ class Instrumenter {
     if (is_declarator(s)) return;
     for (std::size_t k = s; k < b; ++k)
       if (is(k, "<") || is(k, "template")) return;  // `f<N>(x)[i]`: a template call, not worth the risk
-    spans_.push_back({s, close, call("sub", s, close, access_kind(s, close)), "", npos});
+    spans_.push_back({s, close, call("sub", s, close, access_kind(s, close), kernel_argument(s, b - 1)), "", npos});
     replace_[b] = ",";
     replace_[close] = ")";
   }
@@ -260,7 +307,7 @@ class Instrumenter {
     }
     Access kind = access_kind(k, e);
     if (is(k - 1, "&")) kind = address_only;
-    spans_.push_back({s, e, call("ptr", k, e, kind), ")", npos});
+    spans_.push_back({s, e, call("ptr", k, e, kind, kernel_argument(s, e)), ")", npos});
   }
 
   // p->m
@@ -278,7 +325,7 @@ class Instrumenter {
     while ((is(e + 1, ".") || is(e + 1, "->")) && ident(e + 2)) e += 2;
     Access kind = access_kind(s, e);
     if (kind == address_only) kind = read;
-    spans_.push_back({s, a - 1, call("ptr", s, a + 1, kind), "", a});
+    spans_.push_back({s, a - 1, call("ptr", s, a + 1, kind, kernel_argument(s, a - 1)), "", a});
   }
 
   // `threadgroup T name[...];` in a kernel: tell the race detector where it lives.
@@ -315,6 +362,8 @@ class Instrumenter {
   const SourceModel& m_;
   const std::vector<Token>& toks_;
   std::vector<bool> in_body_;
+  std::vector<int> kernel_args_;  // per token: index into kernel_arg_names_ of the kernel body it is in, or -1
+  std::vector<std::vector<std::string>> kernel_arg_names_;
   std::vector<Span> spans_;
   std::unordered_map<std::size_t, std::string> replace_, after_;
 };

@@ -84,6 +84,10 @@ struct state {
   const char* kernel;
   region regions[kMaxRegions];
   unsigned count;
+  // Threadgroup memory's regions: from regions[tg_first] on (buffers are noted first), all
+  // within [tg_lo, tg_hi) - a thread's own array is told apart by two comparisons.
+  unsigned tg_first;
+  const unsigned char *tg_lo, *tg_hi;
   const char* tg_slot_names[MG_MAX_THREADGROUP_SLOTS];
   // The position of the thread a plain loop runs (fibers: fiber_ctx()). Only the position:
   // handing out the loop's whole thread_ctx would make it build every field of it per thread.
@@ -96,6 +100,10 @@ struct state {
   unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
   shadow_cell* shadow;
   size_t shadow_cells, shadow_used;
+  // Per 4 cells (a word of threadgroup memory; each region's cells start at a multiple of 4):
+  // the epoch in which several threads have read all of it and none wrote - a tile every
+  // thread reads. A read inside such a word has nothing to check or record (check_race).
+  unsigned* word_epoch;
   // Where a fault leaves the kernel (guarded()): the rest of this thread's share of a failed
   // dispatch is not run, so nothing computes on with what the faulting access would have read.
   MG_ESCAPE_BUFFER(escape);
@@ -232,17 +240,20 @@ template <class T> inline T& sink() {
 
 inline size_t reserve_shadow(size_t bytes) {
   state& s = st();
-  const size_t words = bytes, first = s.shadow_used;
-  if (first + words > s.shadow_cells) {
+  const size_t cells = (bytes + 3) & ~size_t(3), first = s.shadow_used;  // whole words
+  if (first + cells > s.shadow_cells) {
     size_t n = s.shadow_cells ? s.shadow_cells : 4096;
-    while (n < first + words) n *= 2;
+    while (n < first + cells) n *= 2;
     void* p = realloc(s.shadow, n * sizeof(shadow_cell));
-    if (!p) abort();
-    s.shadow = static_cast<shadow_cell*>(p);
+    void* q = realloc(s.word_epoch, n / 4 * sizeof(unsigned));
+    if (p) s.shadow = static_cast<shadow_cell*>(p);
+    if (q) s.word_epoch = static_cast<unsigned*>(q);
+    if (!p || !q) abort();
     s.shadow_cells = n;
   }
-  for (size_t k = first; k < first + words; ++k) s.shadow[k] = shadow_cell{};
-  s.shadow_used = first + words;
+  for (size_t k = first; k < first + cells; ++k) s.shadow[k] = shadow_cell{};
+  for (size_t k = first / 4; k < (first + cells) / 4; ++k) s.word_epoch[k] = 0;
+  s.shadow_used = first + cells;
   return first;
 }
 
@@ -256,6 +267,17 @@ inline void add_region(const void* base, size_t bytes, const char* name, int slo
   r.slot = slot;
   r.kind = kind;
   r.shadow = kind == buffer ? 0 : reserve_shadow(bytes);
+  if (kind == buffer) {
+    if (s.tg_lo != s.tg_hi) s.tg_first = 0;  // (never: buffers come first) scan everything
+  } else {
+    if (s.tg_lo == s.tg_hi) {
+      s.tg_first = s.count - 1;
+      s.tg_lo = r.base;
+      s.tg_hi = r.end;
+    }
+    if (r.base < s.tg_lo) s.tg_lo = r.base;
+    if (r.end > s.tg_hi) s.tg_hi = r.end;
+  }
 }
 
 // The entry point of a kernel, on each OS thread that runs part of the dispatch.
@@ -264,6 +286,8 @@ inline void enter(const mg_launch* L, const char* kernel) {
   s.report = L->debug;
   s.kernel = kernel;
   s.count = 0;
+  s.tg_first = 0;
+  s.tg_lo = s.tg_hi = nullptr;
   s.shadow_used = 0;
   s.has_pos = false;
   for (auto& n : s.tg_slot_names) n = nullptr;
@@ -286,7 +310,7 @@ inline void note_threadgroup_slots(void* const* slots, const unsigned* sizes) {
 // passes there; the first one on this OS thread adds it).
 inline void note_threadgroup_variable(const void* base, size_t bytes, const char* name) {
   state& s = st();
-  for (unsigned k = 0; k < s.count; ++k)
+  for (unsigned k = s.tg_first; k < s.count; ++k)
     if (s.regions[k].base == base) return;
   add_region(base, bytes, name, -1, threadgroup_variable);
 }
@@ -302,6 +326,35 @@ inline const region* find(const void* p) {
   }
   for (unsigned k = 0; k < s.count; ++k)  // one past the end: a pointer arithmetic may start there
     if (a == s.regions[k].end) return &s.regions[k];
+  return nullptr;
+}
+
+// The buffer region holding `p`, or null (threadgroup memory, the stack, anywhere unknown).
+// `const` - a promise the compiler may act on, and the reason this exists: buffer regions are
+// noted before guarded() runs the kernel's share and never change during it, so the answer
+// for a kernel's buffer argument is the same for every thread of the share, and the compiler
+// hoists the lookup (made at the kernel's start: kernel_buffer()) out of the thread loop.
+// noinline keeps the attribute meaningful; guarded() is noinline too, so no lookup moves
+// above the note_buffer() calls that come before it.
+[[gnu::const, gnu::noinline]] inline const region* buffer_region_of(const void* p) {
+  const state& s = st();
+  const auto* a = static_cast<const unsigned char*>(p);
+  for (unsigned k = 0; k < s.count; ++k) {
+    const region& r = s.regions[k];
+    if (a >= r.base && a < r.end) return r.kind == buffer ? &r : nullptr;
+  }
+  return nullptr;
+}
+
+// The threadgroup memory region holding `p`, or null.
+inline const region* find_threadgroup(const void* p) {
+  state& s = st();
+  const auto* a = static_cast<const unsigned char*>(p);
+  if (a < s.tg_lo || a >= s.tg_hi) return nullptr;
+  for (unsigned k = s.tg_first; k < s.count; ++k) {
+    const region& r = s.regions[k];
+    if (a >= r.base && a < r.end && r.kind != buffer) return &r;
+  }
   return nullptr;
 }
 
@@ -374,6 +427,9 @@ inline void check_race(const char* file, int line, const char* expr, unsigned ki
   }
   const unsigned sg = tid / 32, epoch = s.epoch, sge = s.sg_epoch[sg];
   const size_t w0 = size_t(static_cast<const unsigned char*>(at) - r.base), w1 = w0 + size - 1;
+  const size_t word = (r.shadow + w0) / 4;
+  const bool one_word = word == (r.shadow + w1) / 4 && r.shadow + w1 < s.shadow_used;
+  if (one_word && kind == read && s.word_epoch[word] == epoch) return;
   // Another thread's access in this interval conflicts unless it is in this SIMD group and an
   // exchange has ordered the two since.
   auto conflicts = [&](unsigned other, unsigned other_sge) {
@@ -410,10 +466,20 @@ inline void check_race(const char* file, int line, const char* expr, unsigned ki
       sh.r_line = line;
     }
   }
+  if (one_word && kind == read) {  // the word settled: read by several threads, written by none
+    const shadow_cell* c = s.shadow + word * 4;
+    for (int k = 0; k < 4; ++k)
+      if (c[k].w_epoch == epoch || c[k].r_epoch != epoch || c[k].r_tid != kManyReaders) return;
+    s.word_epoch[word] = epoch;
+  }
 }
 
 // A barrier released / a new group started: a new interval. An exchange in SIMD group `sg`.
-inline void next_epoch() { ++st().epoch; }
+// (Never 0, after 2^32 intervals either: zeroed shadow cells and words belong to no interval.)
+inline void next_epoch() {
+  unsigned& e = st().epoch;
+  if (++e == 0) e = 1;
+}
 inline void simd_synced(unsigned sg) { ++st().sg_epoch[sg]; }
 // A simdgroup_barrier run at group level (work-item loops): every SIMD group's exchange.
 inline void simd_barrier_all() {
@@ -496,13 +562,39 @@ constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsig
       }
       if (kind != address_only && (unsigned long long)k < n) {
         E* at = &x[i];
-        if (const region* r = find(at); r && r->kind != buffer) check_race(file, line, expr, kind, *r, at, sizeof(E));
+        if (const region* r = find_threadgroup(at)) check_race(file, line, expr, kind, *r, at, sizeof(E));
       }
     }
     return x[i];
   } else {
     return static_cast<X&&>(x)[static_cast<I&&>(i)];
   }
+}
+
+// A kernel's buffer argument, looked up once at the kernel's start (the translation declares
+// one such region per pointer argument): accesses through the argument then check against
+// it with a few comparisons, and only an access that leaves it - or a pointer that no longer
+// points into it (a local of the same name, a reassigned argument) - takes the full check.
+template <class P> inline const region* kernel_buffer(P p) {
+  if constexpr (is_pointer<P>::value) return buffer_region_of((const void*)p);
+  else return nullptr;
+}
+inline bool within(const region* r, const void* base, const void* at, size_t size, unsigned kind) {
+  const auto *b = static_cast<const unsigned char*>(base), *a = static_cast<const unsigned char*>(at);
+  return r && b >= r->base && b < r->end && a >= r->base &&
+         (kind == address_only ? a <= r->end : a + size <= r->end && a + size > a);
+}
+template <class X, class I>
+constexpr decltype(auto) sub_in(const region* r, const char* file, int line, const char* expr, unsigned kind, X&& x,
+                                I&& i) {
+  using D = remove_cvref_t<X>;
+  if constexpr (is_pointer<D>::value) {
+    if (!__builtin_is_constant_evaluated()) {
+      auto* at = x + i;
+      if (within(r, (const void*)x, (const void*)at, sizeof(remove_pointer_t<D>), kind)) return *at;
+    }
+  }
+  return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
 }
 
 // *p and p->m: the pointer itself, checked; anything else (an iterator, a class with its own
@@ -518,6 +610,18 @@ template <class P> constexpr decltype(auto) ptr(const char* file, int line, cons
   } else {
     return static_cast<P&&>(p);
   }
+}
+
+template <class P>
+constexpr decltype(auto) ptr_in(const region* r, const char* file, int line, const char* expr, unsigned kind, P&& p) {
+  using D = remove_cvref_t<P>;
+  if constexpr (is_pointer<D>::value && !is_void_type<remove_cv_t<remove_pointer_t<D>>>::value &&
+                !is_function_type<remove_pointer_t<D>>::value) {
+    if (!__builtin_is_constant_evaluated() &&
+        within(r, (const void*)p, (const void*)p, sizeof(remove_pointer_t<D>), kind))
+      return D(p);
+  }
+  return ptr(file, line, expr, kind, static_cast<P&&>(p));
 }
 
 }  // namespace dbg
