@@ -39,6 +39,9 @@ void* realloc(void*, size_t) noexcept;
 }
 
 namespace __metalgpu {
+namespace cpu {
+struct wi_group;
+}
 namespace dbg {
 
 using metal::false_type;
@@ -93,9 +96,11 @@ struct state {
   // handing out the loop's whole thread_ctx would make it build every field of it per thread.
   unsigned pos[3];
   bool has_pos;
-  // A work-item-loop kernel runs (mg_cpu_wil.h): wil_tid is the thread its loops are at.
+  // A work-item-loop kernel runs (mg_cpu_wil.h): wil_tid is the thread of group wil_group its
+  // loops are at (the position is worked out only for a report: wil_position()).
   bool wil;
   unsigned wil_tid;
+  const cpu::wi_group* wil_group;
   unsigned epoch;               // barrier interval of the group running (0: none yet)
   unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
   shadow_cell* shadow;
@@ -128,6 +133,7 @@ struct wi_group;
 namespace dbg {
 // Work-item loops (mg_cpu_wil.h): thread i of the group runs next; a barrier `reached` threads reach.
 inline void wil_thread(const cpu::wi_group& g, unsigned i);
+inline void wil_position(const state& s, unsigned (&pos)[3]);
 inline void wil_barrier(const cpu::wi_group& g, unsigned reached, unsigned missing, const char* file, int line,
                         bool simd);
 
@@ -166,6 +172,9 @@ inline void record(const char* file, int line, const char* what) {
   bool known = false;
   if (const thread_ctx* f = fiber_ctx()) {
     for (int k = 0; k < 3; ++k) pos[k] = f->thread_position_in_grid[k];
+    known = true;
+  } else if (s.wil && s.wil_group) {
+    wil_position(s, pos);
     known = true;
   } else if (s.has_pos) {
     for (int k = 0; k < 3; ++k) pos[k] = s.pos[k];
@@ -290,6 +299,7 @@ inline void enter(const mg_launch* L, const char* kernel) {
   s.tg_lo = s.tg_hi = nullptr;
   s.shadow_used = 0;
   s.has_pos = false;
+  s.wil_group = nullptr;
   for (auto& n : s.tg_slot_names) n = nullptr;
 }
 inline void note_buffer(const mg_launch* L, unsigned slot, const char* name) {

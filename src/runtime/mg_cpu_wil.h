@@ -198,13 +198,18 @@ inline void wi_abandon() {
 
 #if MG_DEBUG
 // Debug mode: thread i of the current group runs next (fault reports, the race detector).
+// (Called for every thread of every loop: two stores, no divisions.)
 inline void dbg::wil_thread(const cpu::wi_group& g, unsigned i) {
   state& s = st();
   s.wil_tid = i;
-  const unsigned sx = g.size.x, sy = g.size.y;
-  s.pos[0] = g.origin.x + i % sx;
-  s.pos[1] = g.origin.y + i / sx % sy;
-  s.pos[2] = g.origin.z + i / (sx * sy);
+  s.wil_group = &g;
+}
+inline void dbg::wil_position(const state& s, unsigned (&pos)[3]) {
+  const cpu::wi_group& g = *s.wil_group;
+  const unsigned i = s.wil_tid, sx = g.size.x, sy = g.size.y;
+  pos[0] = g.origin.x + i % sx;
+  pos[1] = g.origin.y + i / sx % sy;
+  pos[2] = g.origin.z + i / (sx * sy);
 }
 // A barrier of a work-item-loop kernel, which `reached` of the group's threads reach: all of
 // them or none (its masks skip it for the group), else a fault, as on fibers.
