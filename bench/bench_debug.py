@@ -115,15 +115,20 @@ def main() -> int:
     report(results, args.out, "debug_cpu", "Debug mode against normal mode (cpu backend)",
            machine=machine_info(), config={"quick": args.quick, "n": n, "matmul": m},
            notes=["metalgpu = the kernel in debug mode; reference = the same kernel without it.",
-                  ("Normal mode vectorises the basic kernels across threads (8-16 lanes); debug mode "
-                   "checks each access (a region lookup through thread-local state, and a branch to "
-                   "the fault path), which the compiler cannot vectorise: the element-wise kernels pay "
-                   "most (cos: the scalar cos is most of it)."),
-                  ("Cooperative kernels run as work-item loops in both modes (since 2026-12-05; before, "
-                   "debug mode ran them as fibers: simd_sum 15.6x, tiled matmul 258x). Each access to "
-                   "threadgroup memory also goes through the race detector (a shadow cell per byte), "
-                   "about 3-4 ns: the tiled matmul, two threadgroup reads per multiply-add against a "
-                   "vectorised normal mode, stays far over 10x.")])
+                  ("Normal mode vectorises the basic kernels across threads (8-16 lanes, libmvec's "
+                   "vector cos); debug mode checks each access and a failed check leaves the loop, so "
+                   "the compiler keeps the loop scalar. A kernel's buffer arguments are looked up once "
+                   "per share (since 2026-12-05; before, per access: cos 21.6x): an access through one "
+                   "costs a few comparisons. What is left of cos is mostly glibc's scalar cosf (about "
+                   "2/3 of the time under perf), which no per-access check can win back: meeting 10x "
+                   "there needs checks the compiler can vectorise (loop versioning on proven index "
+                   "ranges), not done."),
+                  ("Cooperative kernels run as work-item loops in both modes. Each access to threadgroup "
+                   "memory goes through the race detector (a shadow cell per byte; a word that several "
+                   "threads have read in an interval is settled once and then costs one comparison). "
+                   "2026-12-05: a thread's turn in a loop no longer works out its grid position (tree "
+                   "sum 11x -> 5x; with the settled words, tiled matmul 90x -> 54x). The tiled matmul, two checked threadgroup "
+                   "reads per multiply-add against a vectorised normal mode, stays far over 10x.")])
     return 0
 
 
