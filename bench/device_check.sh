@@ -2,7 +2,7 @@
 # On a lent GPU machine (see bench/device_setup.sh for the build): the suite on cuda, the cpu
 # suite with that machine's own compiler ($CXX there is a wrapper adding C++ include folders),
 # and the real-library benchmark on cuda. Logs go to $OUT (or ./device-logs).
-#   bash bench/device_check.sh cuda|cpu|bench|kernels|corpus
+#   bash bench/device_check.sh cuda|cpu|bench|kernels|matrices|corpus
 # corpus: the real-library tests on cuda and, at the same time, on cpu with $CXX (and debug mode).
 # The corpus (../shared/corpus) does not travel with the checkout: carry a copy as .corpus.
 set -uo pipefail
@@ -31,4 +31,11 @@ case "${1:-cuda}" in
     python3 bench/bench_libraries.py --backend cuda --out "$OUT" 2>&1 | tail -20 ;;
   kernels)  # issue 16: simdgroup matrices on tensor cores, kernels beside PyTorch
     python3 bench/bench_cuda_kernels.py --out "$OUT" 2>&1 | tail -30 ;;
+  matrices)  # issue 16 first: the tests that drive simdgroup matrices on cuda, then the kernels bench
+    METALGPU_TEST_BACKENDS=cuda timeout 240 python3 -m pytest -q -p no:cacheprovider -n 8 tests/test_cooperative.py \
+      tests/test_cuda_translation.py tests/test_work_item_loops.py tests/test_stdlib_fidelity.py \
+      tests/test_corpus_mlx_linalg.py tests/test_corpus_families.py > "$OUT/pytest_cuda_matrices.txt" 2>&1
+    grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest_cuda_matrices.txt" | head -30
+    timeout 240 python3 bench/bench_cuda_kernels.py --out "$OUT" > "$OUT/bench_cuda_kernels.txt" 2>&1
+    tail -25 "$OUT/bench_cuda_kernels.txt" ;;
 esac

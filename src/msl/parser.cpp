@@ -1038,6 +1038,50 @@ std::string SourceModel::overload_key(std::size_t start, std::size_t close) cons
 // operators on their parameters' (`operator+=(thread complex_t&, ...)` beside a `device` one,
 // `elem_to_loc` for `constant` and `device` strides). Without address spaces those are one
 // function defined several times: keep the first of each, drop the others.
+// The body [body, end] of the function whose parameter list closes at `close`, as compared
+// between overloads: address spaces left out, each parameter's name as its position.
+std::string SourceModel::overload_body(std::size_t close, std::size_t body, std::size_t end) const {
+  const auto& toks = lexed_.tokens;
+  std::size_t open = close;
+  for (int depth = 0; open > 0; --open) {
+    if (is(open, ")")) ++depth;
+    else if (is(open, "(") && --depth == 0) break;
+  }
+  std::map<std::string, std::string> params;  // name -> "$n"
+  int depth = 0;
+  std::string last;  // the parameter's last identifier before a default argument
+  bool in_default = false;
+  for (std::size_t k = open + 1; k <= close; ++k) {
+    if (k == close || (is(k, ",") && depth == 0)) {
+      if (!last.empty()) params.emplace(last, "$" + std::to_string(params.size()));
+      last.clear();
+      in_default = false;
+      continue;
+    }
+    if (is(k, "(") || is(k, "[") || is(k, "<") || is(k, "{")) ++depth;
+    else if (is(k, ")") || is(k, "]") || is(k, ">") || is(k, "}")) --depth;
+    else if (depth == 0 && is(k, "=")) in_default = true;
+    else if (depth == 0 && !in_default && toks[k].kind == TokenKind::identifier) last = toks[k].text;
+  }
+  std::string text;
+  for (std::size_t k = body; k <= end && k < toks.size(); ++k) {
+    if (toks[k].kind == TokenKind::identifier && kAddressSpaces.count(toks[k].text)) continue;
+    auto p = toks[k].kind == TokenKind::identifier ? params.find(toks[k].text) : params.end();
+    text += (p != params.end() ? p->second : toks[k].text) + " ";
+  }
+  return text;
+}
+
+// The function's name: the identifier before its parameter list (which closes at `close`).
+std::string SourceModel::overload_name(std::size_t start, std::size_t close) const {
+  std::size_t open = close;
+  for (int depth = 0; open > start; --open) {
+    if (is(open, ")")) ++depth;
+    else if (is(open, "(") && --depth == 0) break;
+  }
+  return open > start ? lexed_.tokens[open - 1].text : std::string();
+}
+
 void SourceModel::drop_address_space_overloads() {
   auto& toks = lexed_.tokens;
   std::vector<std::size_t> braces;  // open '{' indices
@@ -1055,6 +1099,8 @@ void SourceModel::drop_address_space_overloads() {
     return scope_kind[open] = kind;
   };
   constexpr std::size_t kGlobal = std::size_t(-1);
+  // Per overload kept: its first token and its body as overload_body() spells it.
+  std::map<std::pair<std::size_t, std::string>, std::pair<std::size_t, std::string>> bodies;
   for (std::size_t c = 0; c < toks.size() && toks[c].kind != TokenKind::end; ++c) {
     if (toks[c].kind != TokenKind::punct) continue;
     if (toks[c].text == "{" && kind_of(c) == 1 && (braces.empty() || kind_of(braces.back()) == 2)) {
@@ -1126,7 +1172,18 @@ void SourceModel::drop_address_space_overloads() {
     for (std::size_t k = c + 1; k < after; ++k)
       if (is(k, "const") || is(k, "volatile")) key += toks[k].text + " ";
     if (!seen.insert({scope, key}).second) {
+      // The one kept stands for both: only right where they do the same thing.
+      if (definition) {
+        auto first = bodies.find({scope, key});
+        if (first != bodies.end() && first->second.second != overload_body(c, after, end))
+          fail(start, "overloads that differ only in address space ('" + overload_name(start, c) +
+                          "', also at line " + std::to_string(toks[first->second.first].line) +
+                          ") have different bodies: metalgpu's cpu and CUDA targets have no address spaces "
+                          "in types, so they would be one function; give them different names");
+      }
       for (std::size_t k = start; k <= end && k < toks.size(); ++k) actions_[k] = TokenAction::drop;
+    } else if (definition) {
+      bodies[{scope, key}] = {start, overload_body(c, after, end)};
     }
     c = definition ? end : c;
   }

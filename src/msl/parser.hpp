@@ -114,6 +114,8 @@ class SourceModel {
   void forward_half_to_float();
   void drop_address_space_overloads();
   std::string overload_key(std::size_t start, std::size_t close) const;
+  std::string overload_body(std::size_t close, std::size_t body, std::size_t end) const;
+  std::string overload_name(std::size_t start, std::size_t close) const;
   bool declares_storage(std::size_t at) const;
   bool declaration_has_const(std::size_t at) const;
   void check_unsupported(std::size_t i);
