@@ -112,6 +112,37 @@ kernel void moved(device float* big [[buffer(0)]], device float* small [[buffer(
     assert not np.any(big.contents)
 
 
+# `arg[i]` with i the grid position: checked once per share of the dispatch, not per access.
+def test_accesses_by_the_grid_position_are_checked_per_share_and_still_caught(dbg):
+    src = """
+kernel void scale(device const float* x [[buffer(0)]], device float* y [[buffer(1)]],
+                  uint i [[thread_position_in_grid]]) {
+  y[i] = 2.0f * x[i];
+}"""
+    x = np.arange(1000, dtype=np.float32)
+    y = dbg.create_buffer(1000, "float")
+    dbg.load_shader_from_string(HEADER + src)
+    dbg.set_function("scale")
+    dbg.run_function(1000, [dbg.array_to_buffer(x), y])
+    np.testing.assert_array_equal(y.contents, 2 * x)
+    short = dbg.create_buffer(700, "float")
+    e = run_fault(dbg, src, "scale", 1000, [dbg.array_to_buffer(x), short])
+    assert "out-of-bounds write `y[i]`" in str(e) and "element 700" in str(e) and e.thread_position == (700, 0, 0)
+    np.testing.assert_array_equal(short.contents, 2 * x[:700])
+
+
+def test_a_grid_position_a_helper_changes_is_checked_as_it_is(dbg):
+    x = dbg.create_buffer(8, "float")
+    e = run_fault(dbg, """
+void bump(thread uint& j) { j += 100; }
+kernel void moved(device float* x [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  bump(i);
+  x[i] = 1.0f;
+}""", "moved", 8, [x])
+    assert "out-of-bounds write `x[i]`" in str(e) and "element 100" in str(e) and e.thread_position == (0, 0, 0)
+    assert not np.any(x.contents)
+
+
 def test_arguments_read_through_star_and_arrow_and_moved_inside_their_buffer(dbg):
     src = """
 struct P { float a; float b; };

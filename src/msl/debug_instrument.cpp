@@ -20,6 +20,9 @@ const std::set<std::string, std::less<>> kExpressionKeywords = {"return", "case"
 const std::set<std::string, std::less<>> kBeforeUnary = {
     "(",  "[",  "{",  ",",  ";",  "=",  "+=", "-=", "*=", "/=", "%=", "&=", "|=",     "^=",  "<<=",
     ">>=", "?", ":",  "!",  "~",  "+",  "-",  "/",  "%",  "&&", "||", "==", "!=", "<=", ">=", "return", "case"};
+// thread_position_in_grid types whose value is the position itself (no narrowing, no sign).
+const std::set<std::string, std::less<>> kGridIndexTypes = {"uint",     "unsigned", "unsigned int", "uint32_t",
+                                                            "ulong",    "size_t",   "uint64_t",     "unsigned long"};
 const std::set<std::string, std::less<>> kQualifiers = {"const", "constexpr", "static", "volatile", "thread",
                                                         "threadgroup", "device", "constant", "register"};
 
@@ -27,7 +30,7 @@ class Instrumenter {
  public:
   explicit Instrumenter(const SourceModel& m) : m_(m), toks_(m.lexed().tokens) {}
 
-  TextEdits run() {
+  DebugChecks run() {
     mark_bodies();
     note_kernel_buffers();
     for (std::size_t i = 0; i < toks_.size(); ++i) {
@@ -37,7 +40,11 @@ class Instrumenter {
       else if (toks_[i].text == "->") arrow(i);
     }
     note_threadgroup_variables();
-    return compose();
+    DebugChecks out;
+    out.edits = compose();
+    for (const KernelBody& k : kernel_bodies_)
+      if (!k.proven.empty()) out.grid_arguments[k.definition] = std::vector<std::string>(k.proven.begin(), k.proven.end());
+    return out;
   }
 
  private:
@@ -106,18 +113,55 @@ class Instrumenter {
       if (f < 0 || !done.insert(f).second) continue;  // template instantiations share a body
       const Definition& d = m_.structure().definitions()[std::size_t(f)];
       if (d.open >= d.close || d.close >= toks_.size() || has_lambda(d.open, d.close)) continue;
-      std::vector<std::string> names;
-      for (const KernelParam& a : k.params)
+      KernelBody body;
+      body.definition = f;
+      for (const KernelParam& a : k.params) {
         if (a.role == ParamRole::buffer && a.pointer && !a.name.empty() &&
             (a.address_space == "device" || a.address_space == "constant")) {
-          names.push_back(a.name);
+          body.arguments.push_back(a.name);
+          if (only_read(a.name, d.open, d.close)) body.fixed.insert(a.name);
           after_[d.open] += " const ::__metalgpu::dbg::region* const __mg_buffer_" + a.name +
                             " = ::__metalgpu::dbg::kernel_buffer(" + a.name + ");";
         }
-      if (names.empty()) continue;
-      kernel_arg_names_.push_back(std::move(names));
-      for (std::size_t t = d.open + 1; t < d.close; ++t) kernel_args_[t] = int(kernel_arg_names_.size() - 1);
+        if (!k.cooperative && a.role == ParamRole::builtin && a.builtin == "thread_position_in_grid" &&
+            !a.name.empty() && kGridIndexTypes.count(a.element_type) && only_read(a.name, d.open, d.close))
+          body.grid_index = a.name;
+      }
+      if (body.arguments.empty()) continue;
+      // What the proof is about, as the kernel received it: dbg::sub_grid compares an access's
+      // pointer and index with these (equal, and folded away, where the names were left alone).
+      if (!body.grid_index.empty() && !body.fixed.empty()) {
+        after_[d.open] += " const auto __mg_grid_index = " + body.grid_index + ";";
+        for (const std::string& a : body.fixed) after_[d.open] += " const auto __mg_grid_" + a + " = " + a + ";";
+      } else {
+        body.grid_index.clear();
+      }
+      kernel_bodies_.push_back(std::move(body));
+      for (std::size_t t = d.open + 1; t < d.close; ++t) kernel_args_[t] = int(kernel_bodies_.size() - 1);
     }
+  }
+  // Is every use of `name` in the body (open, close) a read of it: never assigned, stepped,
+  // its address taken or a name declared again? Syntax only, so it errs on the side of no.
+  bool only_read(const std::string& name, std::size_t open, std::size_t close) const {
+    for (std::size_t k = open + 1; k < close; ++k) {
+      if (!ident(k) || toks_[k].text != name) continue;
+      if (is(k - 1, ".") || is(k - 1, "->") || is(k - 1, "::")) continue;  // a member of that name
+      if (kAssignments.count(toks_[k + 1].text) || is(k + 1, "++") || is(k + 1, "--") || is(k - 1, "++") ||
+          is(k - 1, "--"))
+        return false;
+      if (is(k - 1, "&") && !(k >= 2 && (ident(k - 2) || is(k - 2, ")") || is(k - 2, "]") ||
+                                         toks_[k - 2].kind == TokenKind::number)))
+        return false;  // &name: its address
+      if (ident(k - 1) && !kExpressionKeywords.count(toks_[k - 1].text)) return false;  // `T name`
+      if ((is(k - 1, "*") || is(k - 1, "&") || is(k - 1, ">")) && ident(k - 2) &&
+          (is(k + 1, ";") || is(k + 1, ",") || is(k + 1, "[") || is(k + 1, ")") || is(k + 1, "{") || is(k + 1, ":")))
+        return false;  // `T* name;` - or a product `a * name;`, which loses nothing but this proof
+      if (is(k - 1, ",")) {
+        const std::size_t st = statement_start(k);
+        if (st != npos && declares(st)) return false;  // `int a, name;`
+      }
+    }
+    return true;
   }
   bool has_lambda(std::size_t open, std::size_t close) const {
     for (std::size_t k = open + 1; k < close; ++k) {
@@ -131,9 +175,18 @@ class Instrumenter {
   // The argument whose buffer the kernel looked up, if the operand [s, e] is its bare name.
   const std::string* kernel_argument(std::size_t s, std::size_t e) const {
     if (s != e || !ident(s) || kernel_args_[s] < 0) return nullptr;
-    for (const std::string& n : kernel_arg_names_[std::size_t(kernel_args_[s])])
+    for (const std::string& n : kernel_bodies_[std::size_t(kernel_args_[s])].arguments)
       if (n == toks_[s].text) return &n;
     return nullptr;
+  }
+  // `arg[i]` (tokens s, b, b + 1, close) with both names proven fixed in the kernel: the
+  // access is proven per share; the argument is noted for the entry's check.
+  bool grid_access(std::size_t s, std::size_t b, std::size_t close, const std::string& arg) {
+    if (close != b + 2 || !ident(b + 1) || kernel_args_[s] < 0) return false;
+    KernelBody& k = kernel_bodies_[std::size_t(kernel_args_[s])];
+    if (k.grid_index.empty() || toks_[b + 1].text != k.grid_index || !k.fixed.count(arg)) return false;
+    k.proven.insert(arg);
+    return true;
   }
 
   // The statement's first token: after the `;`, `{` or `}` before `at` at its own depth, or
@@ -230,9 +283,12 @@ class Instrumenter {
 
   // The check's call up to its operands; through a kernel's buffer argument `arg`, the
   // variant that is told the argument's buffer.
-  std::string call(const char* fn, std::size_t b, std::size_t e, Access kind, const std::string* arg = nullptr) const {
+  std::string call(const char* fn, std::size_t b, std::size_t e, Access kind, const std::string* arg = nullptr,
+                   bool grid = false) const {
     std::string c = std::string(" ::__metalgpu::dbg::") + fn;
-    c += arg ? "_in(__mg_buffer_" + *arg + ", " : "(";
+    if (!arg) c += "(";
+    else if (grid) c += "_grid(__mg_buffer_" + *arg + ", __mg_grid_" + *arg + ", __mg_grid_index, ";
+    else c += "_in(__mg_buffer_" + *arg + ", ";
     return c + "__FILE__, __LINE__, \"" + text(b, e) + "\", " + std::to_string(int(kind)) + ", ";
   }
 
@@ -255,7 +311,9 @@ class Instrumenter {
     if (is_declarator(s)) return;
     for (std::size_t k = s; k < b; ++k)
       if (is(k, "<") || is(k, "template")) return;  // `f<N>(x)[i]`: a template call, not worth the risk
-    spans_.push_back({s, close, call("sub", s, close, access_kind(s, close), kernel_argument(s, b - 1)), "", npos});
+    const std::string* arg = kernel_argument(s, b - 1);
+    const bool grid = arg && grid_access(s, b, close, *arg);
+    spans_.push_back({s, close, call("sub", s, close, access_kind(s, close), arg, grid), "", npos});
     replace_[b] = ",";
     replace_[close] = ")";
   }
@@ -362,14 +420,21 @@ class Instrumenter {
   const SourceModel& m_;
   const std::vector<Token>& toks_;
   std::vector<bool> in_body_;
-  std::vector<int> kernel_args_;  // per token: index into kernel_arg_names_ of the kernel body it is in, or -1
-  std::vector<std::vector<std::string>> kernel_arg_names_;
+  struct KernelBody {
+    int definition = -1;
+    std::vector<std::string> arguments;  // device and constant pointer arguments
+    std::set<std::string> fixed;         // those of them only read in the body
+    std::string grid_index;              // the scalar thread_position_in_grid, if only read
+    std::set<std::string> proven;        // arguments accessed as arg[grid_index]
+  };
+  std::vector<int> kernel_args_;  // per token: index into kernel_bodies_ of the kernel body it is in, or -1
+  std::vector<KernelBody> kernel_bodies_;
   std::vector<Span> spans_;
   std::unordered_map<std::size_t, std::string> replace_, after_;
 };
 
 }  // namespace
 
-TextEdits debug_instrumentation(const SourceModel& model) { return Instrumenter(model).run(); }
+DebugChecks debug_instrumentation(const SourceModel& model) { return Instrumenter(model).run(); }
 
 }  // namespace metalgpu::msl

@@ -12,8 +12,20 @@
 #include "msl/parser.hpp"
 #include "msl/text_edits.hpp"
 
+#include <string>
+#include <unordered_map>
+#include <vector>
+
 namespace metalgpu::msl {
 
-TextEdits debug_instrumentation(const SourceModel& model);
+struct DebugChecks {
+  TextEdits edits;
+  // Per kernel function (its index in structure().definitions()): the buffer arguments whose
+  // accesses `arg[i]` by its scalar thread_position_in_grid `i` are proven per share
+  // (dbg::sub_grid): the entry checks them before the loop (dbg::prove_grid).
+  std::unordered_map<int, std::vector<std::string>> grid_arguments;
+};
+
+DebugChecks debug_instrumentation(const SourceModel& model);
 
 }  // namespace metalgpu::msl

@@ -1,5 +1,6 @@
 #include "msl/translator.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -205,6 +206,20 @@ EntryArgs entry_args(const KernelInfo& k, const LaunchAccess& L) {
   return e;
 }
 
+// Debug mode: the entry's names (`__aN`) of the kernel's arguments that debug_instrumentation
+// proved accessed by the grid position.
+std::vector<std::string> grid_proven_slots(const Translation& tr, const KernelInfo& k,
+                                           const std::unordered_map<int, std::vector<std::string>>& grid) {
+  std::vector<std::string> out;
+  const auto it = grid.find(tr.model().structure().function_at(k.decl_token));
+  if (it == grid.end()) return out;
+  for (std::size_t p = 0; p < k.params.size(); ++p)
+    if (k.params[p].role == ParamRole::buffer &&
+        std::find(it->second.begin(), it->second.end(), k.params[p].name) != it->second.end())
+      out.push_back("__a" + std::to_string(p));
+  return out;
+}
+
 // Debug mode: the entry tells the checks which dispatch runs and what each slot is called.
 std::string debug_prologue(const KernelInfo& k) {
   std::string out = "  ::__metalgpu::dbg::enter(__L, \"" + k.name + "\");\n";
@@ -224,7 +239,7 @@ std::string line_directive(const Translation& tr, const KernelInfo& k) {
 // CPU: per kernel an entry running a range of threadgroups, and a descriptor; the module
 // lists them through mg_module_kernels().
 void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug,
-                      const WorkItemLoops& loops) {
+                      const WorkItemLoops& loops, const std::unordered_map<int, std::vector<std::string>>& grid) {
   const std::vector<bool>& work_item_loops = loops.kernels;
   const auto& kernels = tr.kernels();
   std::string table;
@@ -244,15 +259,26 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector
     // fibers, or, where the kernel's body was rewritten into work-item loops, the kernel runs
     // once per group; the rest as a plain loop the compiler can vectorise.
     // Debug mode: a fault leaves through dbg::guarded, abandoning the rest of this share.
+    // Accesses by the grid position proven for the share (dbg::prove_grid) make the loop two
+    // copies: in the one taken when they are, the compiler sees them as plain accesses.
+    const std::vector<std::string> proven = debug ? grid_proven_slots(tr, k, grid) : std::vector<std::string>();
+    if (!proven.empty()) {
+      std::string list;
+      for (const std::string& a : proven) list += (list.empty() ? "" : ", ") + ("::__metalgpu::dbg::grid_access_of(" + a + ")");
+      out += "  const ::__metalgpu::dbg::grid_access __mg_grid[] = {" + list + "};\n";
+      out += "  ::__metalgpu::dbg::prove_grid(__L, __g0, __g1, __mg_grid, " + std::to_string(proven.size()) + "u);\n";
+    }
     if (debug) out += "  ::__metalgpu::dbg::guarded([&] {\n";
     const bool wil = !work_item_loops.empty() && work_item_loops[i];
     if (!wil && i < loops.fibers_because.size() && !loops.fibers_because[i].empty())
       out += "// '" + k.name + "' runs as fibers: " + loops.fibers_because[i] + "\n";
-    out += std::string("  __metalgpu::cpu::") +
-           (wil ? "run_groups_wil" : k.cooperative ? "run_groups_cooperative" : "run_groups") +
-           "(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) " +
-           (k.cooperative && !wil ? "" : "MG_LAMBDA_INLINE ") + "{\n";
-    out += "    (void)__t;\n    " + k.call + "(" + e.args + ");\n  });\n";
+    const std::string loop = std::string("  __metalgpu::cpu::") +
+                             (wil ? "run_groups_wil" : k.cooperative ? "run_groups_cooperative" : "run_groups") +
+                             "(__L, __g0, __g1, [&](const __metalgpu::thread_ctx& __t) " +
+                             (k.cooperative && !wil ? "" : "MG_LAMBDA_INLINE ") + "{\n" + "    (void)__t;\n    " +
+                             k.call + "(" + e.args + ");\n  });\n";
+    if (!proven.empty()) out += "  if (::__metalgpu::dbg::grid_proven())\n  " + loop + "  else\n  " + loop;
+    else out += loop;
     if (debug) out += "  });\n";
     out += "}\n";
     // Descriptor: sizes come from the compiler, so structs get Metal's layout as compiled.
@@ -430,8 +456,9 @@ std::string Translation::emit_selected(Target target, const Constants& constants
     }
   }
   // Debug mode: each access through its check (inside the conditionals' conversions).
-  TextEdits checks;
-  if (debug && target == Target::cpu) checks = debug_instrumentation(m);
+  DebugChecks debug_checks;
+  if (debug && target == Target::cpu) debug_checks = debug_instrumentation(m);
+  TextEdits& checks = debug_checks.edits;
   // Work-item loops (cpu), which keep debug mode's checks. The edits of a token, outermost
   // first: the rewrite's statement-level ones (a thread loop's head, braces), the
   // conditionals' conversions, debug mode's checks, the rewrite's edits inside expressions.
@@ -522,7 +549,7 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   if (target == Target::cuda) out = "namespace metal_user {\n";
   out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
-  if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug, loops);
+  if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug, loops, debug_checks.grid_arguments);
   else emit_cuda_entries(out, *this, selected);
   if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;

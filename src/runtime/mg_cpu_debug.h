@@ -96,6 +96,9 @@ struct state {
   // handing out the loop's whole thread_ctx would make it build every field of it per thread.
   unsigned pos[3];
   bool has_pos;
+  // Every access `p[i]` of the running kernel whose pointer is a buffer argument and whose index
+  // its scalar thread_position_in_grid stays inside its buffer for this share (prove_grid).
+  bool grid_proven;
   // A work-item-loop kernel runs (mg_cpu_wil.h): wil_tid is the thread of group wil_group its
   // loops are at (the position is worked out only for a report: wil_position()).
   bool wil;
@@ -299,6 +302,7 @@ inline void enter(const mg_launch* L, const char* kernel) {
   s.tg_lo = s.tg_hi = nullptr;
   s.shadow_used = 0;
   s.has_pos = false;
+  s.grid_proven = false;
   s.wil_group = nullptr;
   for (auto& n : s.tg_slot_names) n = nullptr;
 }
@@ -605,6 +609,56 @@ constexpr decltype(auto) sub_in(const region* r, const char* file, int line, con
     }
   }
   return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
+}
+
+// ---- accesses proven for a whole share
+// `arg[i]` with `arg` a buffer argument and `i` the kernel's scalar thread_position_in_grid,
+// neither of them ever changed or redeclared in the kernel (the translation proves that much
+// from the source): for the threads of one share, i runs over a range known before they run,
+// so one comparison per argument before the loop covers every such access (prove_grid). The
+// entry then runs the share's loop in two copies, `if (grid_proven())`: in the first, these
+// accesses are plain and an element-wise kernel vectorises as in normal mode.
+struct grid_access {
+  const unsigned char* base;
+  size_t size;
+};
+template <class P> inline grid_access grid_access_of(P p) {
+  return {static_cast<const unsigned char*>((const void*)p), sizeof(*p)};
+}
+inline void prove_grid(const mg_launch* L, unsigned long long g0, unsigned long long g1, const grid_access* args,
+                       unsigned n) {
+  // The x positions of the share's threads: [lo, hi).
+  const unsigned long long groups_x = L->groups[0], tg = L->tg[0], grid = L->grid[0];
+  unsigned long long lo = 0, hi = grid;
+  if (g1 > g0 && groups_x && (g0 / groups_x == (g1 - 1) / groups_x)) {  // one row of groups
+    lo = (g0 % groups_x) * tg;
+    hi = ((g1 - 1) % groups_x + 1) * tg;
+    if (hi > grid) hi = grid;
+  }
+  bool ok = true;
+  for (unsigned k = 0; k < n && ok && lo < hi; ++k) {
+    const region* r = buffer_region_of(args[k].base);
+    ok = r && args[k].size && size_t(r->end - args[k].base) / args[k].size >= hi;
+  }
+  st().grid_proven = ok;
+}
+// `const` as buffer_region_of: set before guarded() runs the share, constant during it.
+[[gnu::const, gnu::noinline]] inline bool grid_proven() { return st().grid_proven; }
+// `base` and `index` are the argument and the position as the kernel received them: an access
+// through them is the one proven (where the kernel leaves both names alone, the compiler sees
+// the comparisons are true and drops them; where not, they keep the access honest).
+template <class B, class J, class X, class I>
+constexpr decltype(auto) sub_grid(const region* r, const B& base, const J& index, const char* file, int line,
+                                  const char* expr, unsigned kind, X&& x, I&& i) {
+  using D = remove_cvref_t<X>;
+  if constexpr (is_pointer<D>::value && is_pointer<B>::value && is_integral<remove_cvref_t<I>>::value) {
+    if constexpr (sizeof(remove_pointer_t<D>) <= sizeof(remove_pointer_t<B>)) {
+      if (!__builtin_is_constant_evaluated() && grid_proven() && (const void*)x == (const void*)base &&
+          (unsigned long long)i == (unsigned long long)index)
+        return x[i];
+    }
+  }
+  return sub_in(r, file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
 }
 
 // *p and p->m: the pointer itself, checked; anything else (an iterator, a class with its own
