@@ -141,7 +141,9 @@ class Instrumenter {
     }
   }
   // Is every use of `name` in the body (open, close) a read of it: never assigned, stepped,
-  // its address taken or a name declared again? Syntax only, so it errs on the side of no.
+  // its address taken or a name declared again? Syntax only, and only a hint: dbg::sub_grid
+  // compares the pointer and index it is given with the kernel's own, so a change this misses
+  // (`T* name` again, a helper taking it by reference) costs the proof, never a check.
   bool only_read(const std::string& name, std::size_t open, std::size_t close) const {
     for (std::size_t k = open + 1; k < close; ++k) {
       if (!ident(k) || toks_[k].text != name) continue;
@@ -153,9 +155,6 @@ class Instrumenter {
                                          toks_[k - 2].kind == TokenKind::number)))
         return false;  // &name: its address
       if (ident(k - 1) && !kExpressionKeywords.count(toks_[k - 1].text)) return false;  // `T name`
-      if ((is(k - 1, "*") || is(k - 1, "&") || is(k - 1, ">")) && ident(k - 2) &&
-          (is(k + 1, ";") || is(k + 1, ",") || is(k + 1, "[") || is(k + 1, ")") || is(k + 1, "{") || is(k + 1, ":")))
-        return false;  // `T* name;` - or a product `a * name;`, which loses nothing but this proof
       if (is(k - 1, ",")) {
         const std::size_t st = statement_start(k);
         if (st != npos && declares(st)) return false;  // `int a, name;`
