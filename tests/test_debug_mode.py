@@ -232,6 +232,46 @@ kernel void neighbour(device float* out [[buffer(0)]], uint l [[thread_position_
     assert "threadgroup memory race" in str(e) and "tile" in str(e)
 
 
+# Reads between two barriers with no write between them cannot race, and skip the race
+# detector; a write there, or a call that might write, keeps them checked.
+@pytest.mark.parametrize("between", ["a write", "a helper that writes"])
+def test_a_race_between_two_barriers_is_caught_whatever_writes(dbg, between):
+    write = {"a write": "tile[(l + 1) % 64] = 0.0f;", "a helper that writes": "clear(tile, (l + 1) % 64);"}[between]
+    out = dbg.create_buffer(64, "float")
+    e = run_fault(dbg, f"""
+void clear(threadgroup float* t, uint i) {{ t[i] = 0.0f; }}
+kernel void neighbour(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {{
+  threadgroup float tile[64];
+  tile[l] = float(l);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[l] = tile[l];
+  {write}
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+}}""", "neighbour", 64, [out], threadgroup=(64, 1, 1))
+    assert "threadgroup memory race" in str(e) and "tile" in str(e)
+
+
+def test_reads_between_barriers_with_no_write_are_still_bounded(dbg):
+    out = dbg.create_buffer(64, "float")
+    src = """
+kernel void shifted(device float* out [[buffer(0)]], constant uint& by [[buffer(1)]],
+                    uint l [[thread_position_in_threadgroup]]) {
+  threadgroup float tile[8][8];
+  tile[l / 8][l % 8] = float(l);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  float sum = 0.0f;
+  for (uint k = 0; k < 8; ++k) sum += tile[l / 8][(k + by) % 16];
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  out[l] = sum;
+}"""
+    dbg.load_shader_from_string(HEADER + src)
+    dbg.set_function("shifted")
+    dbg.run_function(64, [out, np.uint32(0)], threadgroup=(64, 1, 1))
+    np.testing.assert_array_equal(out.contents, np.repeat(np.arange(8) * 64 + 28, 8))
+    e = run_fault(dbg, src, "shifted", 64, [out, np.uint32(3)], threadgroup=(64, 1, 1))
+    assert "out-of-bounds read `tile[l / 8][(k + by) % 16]`" in str(e) and "index 8 of an array of 8" in str(e)
+
+
 def test_a_barrier_only_some_threads_reach_is_reported_not_hung(dbg, mode):
     out = dbg.create_buffer(32, "float")
     e = run_fault(dbg, """

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "msl/statements.hpp"
 
 namespace metalgpu::msl {
 namespace {
@@ -40,6 +43,7 @@ class Instrumenter {
       else if (toks_[i].text == "->") arrow(i);
     }
     note_threadgroup_variables();
+    quiet_reads_between_barriers();
     DebugChecks out;
     out.edits = compose();
     for (const KernelBody& k : kernel_bodies_)
@@ -53,6 +57,7 @@ class Instrumenter {
     std::string open;        // before `start`
     std::string close;       // after `end` (empty: the span closes itself through `replace`)
     std::size_t close_before = npos;  // or before this token
+    Access kind = read;
   };
   static constexpr std::size_t npos = std::string::npos;
 
@@ -312,7 +317,8 @@ class Instrumenter {
       if (is(k, "<") || is(k, "template")) return;  // `f<N>(x)[i]`: a template call, not worth the risk
     const std::string* arg = kernel_argument(s, b - 1);
     const bool grid = arg && grid_access(s, b, close, *arg);
-    spans_.push_back({s, close, call("sub", s, close, access_kind(s, close), arg, grid), "", npos});
+    const Access kind = access_kind(s, close);
+    spans_.push_back({s, close, call("sub", s, close, kind, arg, grid), "", npos, kind});
     replace_[b] = ",";
     replace_[close] = ")";
   }
@@ -364,7 +370,7 @@ class Instrumenter {
     }
     Access kind = access_kind(k, e);
     if (is(k - 1, "&")) kind = address_only;
-    spans_.push_back({s, e, call("ptr", k, e, kind, kernel_argument(s, e)), ")", npos});
+    spans_.push_back({s, e, call("ptr", k, e, kind, kernel_argument(s, e)), ")", npos, kind});
   }
 
   // p->m
@@ -382,7 +388,68 @@ class Instrumenter {
     while ((is(e + 1, ".") || is(e + 1, "->")) && ident(e + 2)) e += 2;
     Access kind = access_kind(s, e);
     if (kind == address_only) kind = read;
-    spans_.push_back({s, a - 1, call("ptr", s, a + 1, kind, kernel_argument(s, a - 1)), "", a});
+    spans_.push_back({s, a - 1, call("ptr", s, a + 1, kind, kernel_argument(s, a - 1)), "", a, kind});
+  }
+
+  // ---- reads in an interval no thread writes
+  // Between two threadgroup barriers that are statements of one block, every thread of the
+  // group runs the statements between them and nothing else (debug mode faults a barrier that
+  // not all reach). Where those statements write nothing through a checked access, call no
+  // function of the program (which might) and hand no element out by address, no read there
+  // can race: its record in the race detector would never be looked at. Such reads are marked
+  // (dbg::quiet) and skip the detector; their bounds are still checked.
+  void quiet_reads_between_barriers() {
+    std::set<int> done;
+    for (const KernelInfo& k : m_.kernels()) {
+      if (!k.cooperative) continue;
+      const int f = m_.structure().function_at(k.decl_token);
+      if (f < 0 || !done.insert(f).second) continue;
+      const Definition& d = m_.structure().definitions()[std::size_t(f)];
+      try {
+        quiet_reads_in(parse_body(m_.lexed(), d.open));
+      } catch (const std::exception&) {
+        // a body the statement parser cannot split: its reads stay fully checked
+      }
+    }
+  }
+  void quiet_reads_in(const Stmt& st) {
+    if (st.kind == Stmt::compound) {
+      std::size_t last = npos;  // the kid that is the last barrier seen
+      for (std::size_t i = 0; i < st.kids.size(); ++i) {
+        if (!is_barrier(st.kids[i])) continue;
+        if (last != npos && quiet_interval(st.kids[last].end, st.kids[i].begin))
+          for (Span& sp : spans_)
+            if (sp.kind == read && sp.start >= st.kids[last].end && sp.start < st.kids[i].begin) quiet(sp);
+        last = i;
+      }
+    }
+    for (const Stmt& kid : st.kids) quiet_reads_in(kid);
+  }
+  bool is_barrier(const Stmt& st) const {
+    std::size_t k = st.begin;
+    if (is(k, "metal") && is(k + 1, "::")) k += 2;
+    return st.kind == Stmt::simple && is(k, "threadgroup_barrier") && is(k + 1, "(");
+  }
+  bool quiet_interval(std::size_t begin, std::size_t end) const {
+    static const std::set<std::string, std::less<>> kWritesThrough = {
+        "sincos", "modf", "frexp", "simdgroup_store", "threadgroup_async_copy", "simdgroup_async_copy"};
+    for (std::size_t k = begin; k < end; ++k) {
+      if (!ident(k)) continue;
+      if (kWritesThrough.count(toks_[k].text)) return false;
+      const int id = m_.structure().id(toks_[k].text);
+      if (id >= 0 && !m_.structure().named(id).empty()) return false;  // the program's own function or type
+    }
+    if (has_lambda(begin - 1, end)) return false;
+    for (const Span& sp : spans_)  // a write, or an address handed out (a row `a[i][j]`'s `a[i]` is neither)
+      if (sp.start >= begin && sp.start < end && sp.kind != read && !(sp.kind == address_only && is(sp.end + 1, "[")))
+        return false;
+    return true;
+  }
+  // The check's access kind, `read`, becomes read|quiet (mg_cpu_debug.h: 5).
+  static void quiet(Span& sp) {
+    const std::string from = "\", 1, ";
+    const std::size_t at = sp.open.rfind(from);
+    if (at != npos) sp.open.replace(at, from.size(), "\", 5, ");
   }
 
   // `threadgroup T name[...];` in a kernel: tell the race detector where it lives.

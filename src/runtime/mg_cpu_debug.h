@@ -54,7 +54,9 @@ using metal::remove_reference_t;
 using metal::true_type;
 using metal::uint3;
 
-enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3 };
+// quiet: or'ed into `read` for a read between two barriers with no write between them
+// (debug_instrument.cpp): no race is possible there, so the race detector is not asked.
+enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3, quiet = 4 };
 enum region_kind : unsigned char { buffer, threadgroup_slot, threadgroup_variable };
 
 // Per byte of threadgroup memory (2-byte halves and single bytes are elements too): the last
@@ -396,6 +398,7 @@ inline void describe_region(char* out, size_t n, const region& r) {
 }
 
 inline const char* access_word(unsigned kind) {
+  kind &= read_write;
   return kind == write ? "write" : kind == read_write ? "read-write" : kind == read ? "read" : "address";
 }
 
@@ -429,7 +432,7 @@ inline const char* access_word(unsigned kind) {
 
 inline void check_race(const char* file, int line, const char* expr, unsigned kind, const region& r,
                        const void* at, size_t size) {
-  if (kind == address_only) return;
+  if (kind == address_only || (kind & quiet)) return;
   state& s = st();
   unsigned tid;
   if (s.wil) {  // checked first: the fiber lookup is a thread_local's, a call from a loaded module
@@ -574,7 +577,7 @@ constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsig
         index_out_of_range(file, line, expr, kind, k, n);
         return sink<E>();
       }
-      if (kind != address_only && (unsigned long long)k < n) {
+      if (kind != address_only && !(kind & quiet) && (unsigned long long)k < n) {
         E* at = &x[i];
         if (const region* r = find_threadgroup(at)) check_race(file, line, expr, kind, *r, at, sizeof(E));
       }
