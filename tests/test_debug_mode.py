@@ -234,19 +234,23 @@ kernel void neighbour(device float* out [[buffer(0)]], uint l [[thread_position_
 
 # Reads between two barriers with no write between them cannot race, and skip the race
 # detector; a write there, or a call that might write, keeps them checked.
-@pytest.mark.parametrize("between", ["a write", "a helper that writes"])
+@pytest.mark.parametrize("between", ["a write", "a helper that writes", "a break to a write"])
 def test_a_race_between_two_barriers_is_caught_whatever_writes(dbg, between):
-    write = {"a write": "tile[(l + 1) % 64] = 0.0f;", "a helper that writes": "clear(tile, (l + 1) % 64);"}[between]
+    write = {"a write": "tile[(l + 1) % 64] = 0.0f;", "a helper that writes": "clear(tile, (l + 1) % 64);",
+             "a break to a write": "if (r == 1) break;"}[between]
     out = dbg.create_buffer(64, "float")
     e = run_fault(dbg, f"""
 void clear(threadgroup float* t, uint i) {{ t[i] = 0.0f; }}
 kernel void neighbour(device float* out [[buffer(0)]], uint l [[thread_position_in_threadgroup]]) {{
   threadgroup float tile[64];
   tile[l] = float(l);
-  threadgroup_barrier(mem_flags::mem_threadgroup);
-  out[l] = tile[l];
-  {write}
-  threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint r = 0; r < 2; ++r) {{
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[l] = tile[l];
+    {write}
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }}
+  tile[(l + 1) % 64] = 1.0f;
 }}""", "neighbour", 64, [out], threadgroup=(64, 1, 1))
     assert "threadgroup memory race" in str(e) and "tile" in str(e)
 

@@ -435,6 +435,9 @@ class Instrumenter {
         "sincos", "modf", "frexp", "simdgroup_store", "threadgroup_async_copy", "simdgroup_async_copy"};
     for (std::size_t k = begin; k < end; ++k) {
       if (!ident(k)) continue;
+      // A jump that may leave the statements without reaching the second barrier: what runs
+      // next (after a loop, say) is in the same interval.
+      if (is(k, "break") || is(k, "continue") || is(k, "goto")) return false;
       if (kWritesThrough.count(toks_[k].text)) return false;
       const int id = m_.structure().id(toks_[k].text);
       if (id >= 0 && !m_.structure().named(id).empty()) return false;  // the program's own function or type

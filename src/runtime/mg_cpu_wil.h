@@ -226,6 +226,7 @@ inline void dbg::wil_barrier(const cpu::wi_group& g, unsigned reached, unsigned 
     wil_thread(g, missing - 1);
     fault(file, line, what);
   }
+  if (!reached) return;  // skipped by the whole group (a break, say): it orders nothing
   if (simd) simd_barrier_all();
   else next_epoch();
 }
