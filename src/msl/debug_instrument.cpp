@@ -11,8 +11,8 @@
 namespace metalgpu::msl {
 namespace {
 
-// Access kinds, as mg_cpu_debug.h numbers them.
-enum Access { address_only = 0, read = 1, write = 2, read_write = 3 };
+// Access kinds, as mg_cpu_debug.h numbers them; `quiet` is or'ed into a read that cannot race.
+enum Access { address_only = 0, read = 1, write = 2, read_write = 3, quiet = 4 };
 
 const std::set<std::string, std::less<>> kAssignments = {"=",  "+=", "-=", "*=",  "/=", "%=",
                                                          "&=", "|=", "^=", "<<=", ">>="};
@@ -54,10 +54,10 @@ class Instrumenter {
  private:
   struct Span {
     std::size_t start, end;  // first and last token
-    std::string open;        // before `start`
+    std::string open;        // before `start`: the check's call up to its access kind
     std::string close;       // after `end` (empty: the span closes itself through `replace`)
     std::size_t close_before = npos;  // or before this token
-    Access kind = read;
+    Access kind = read;      // written after `open`, then the operands
   };
   static constexpr std::size_t npos = std::string::npos;
 
@@ -285,15 +285,15 @@ class Instrumenter {
     return q;
   }
 
-  // The check's call up to its operands; through a kernel's buffer argument `arg`, the
-  // variant that is told the argument's buffer.
-  std::string call(const char* fn, std::size_t b, std::size_t e, Access kind, const std::string* arg = nullptr,
+  // The check's call up to its access kind (compose() adds it); through a kernel's buffer
+  // argument `arg`, the variant that is told the argument's buffer.
+  std::string call(const char* fn, std::size_t b, std::size_t e, const std::string* arg = nullptr,
                    bool grid = false) const {
     std::string c = std::string(" ::__metalgpu::dbg::") + fn;
     if (!arg) c += "(";
     else if (grid) c += "_grid(__mg_buffer_" + *arg + ", __mg_grid_" + *arg + ", __mg_grid_index, ";
     else c += "_in(__mg_buffer_" + *arg + ", ";
-    return c + "__FILE__, __LINE__, \"" + text(b, e) + "\", " + std::to_string(int(kind)) + ", ";
+    return c + "__FILE__, __LINE__, \"" + text(b, e) + "\", ";
   }
 
   // x[i]
@@ -318,7 +318,7 @@ class Instrumenter {
     const std::string* arg = kernel_argument(s, b - 1);
     const bool grid = arg && grid_access(s, b, close, *arg);
     const Access kind = access_kind(s, close);
-    spans_.push_back({s, close, call("sub", s, close, kind, arg, grid), "", npos, kind});
+    spans_.push_back({s, close, call("sub", s, close, arg, grid), "", npos, kind});
     replace_[b] = ",";
     replace_[close] = ")";
   }
@@ -370,7 +370,7 @@ class Instrumenter {
     }
     Access kind = access_kind(k, e);
     if (is(k - 1, "&")) kind = address_only;
-    spans_.push_back({s, e, call("ptr", k, e, kind, kernel_argument(s, e)), ")", npos, kind});
+    spans_.push_back({s, e, call("ptr", k, e, kernel_argument(s, e)), ")", npos, kind});
   }
 
   // p->m
@@ -388,7 +388,7 @@ class Instrumenter {
     while ((is(e + 1, ".") || is(e + 1, "->")) && ident(e + 2)) e += 2;
     Access kind = access_kind(s, e);
     if (kind == address_only) kind = read;
-    spans_.push_back({s, a - 1, call("ptr", s, a + 1, kind, kernel_argument(s, a - 1)), "", a, kind});
+    spans_.push_back({s, a - 1, call("ptr", s, a + 1, kernel_argument(s, a - 1)), "", a, kind});
   }
 
   // ---- reads in an interval no thread writes
@@ -419,7 +419,8 @@ class Instrumenter {
         if (!is_barrier(st.kids[i])) continue;
         if (last != npos && quiet_interval(st.kids[last].end, st.kids[i].begin))
           for (Span& sp : spans_)
-            if (sp.kind == read && sp.start >= st.kids[last].end && sp.start < st.kids[i].begin) quiet(sp);
+            if (sp.kind == read && sp.start >= st.kids[last].end && sp.start < st.kids[i].begin)
+              sp.kind = Access(read | quiet);
         last = i;
       }
     }
@@ -448,12 +449,6 @@ class Instrumenter {
         return false;
     return true;
   }
-  // The check's access kind, `read`, becomes read|quiet (mg_cpu_debug.h: 5).
-  static void quiet(Span& sp) {
-    const std::string from = "\", 1, ";
-    const std::size_t at = sp.open.rfind(from);
-    if (at != npos) sp.open.replace(at, from.size(), "\", 5, ");
-  }
 
   // `threadgroup T name[...];` in a kernel: tell the race detector where it lives.
   void note_threadgroup_variables() {
@@ -471,7 +466,7 @@ class Instrumenter {
       return x.start != y.start ? x.start < y.start : x.end > y.end;
     });
     TextEdits out;
-    for (const Span& sp : spans_) out.before[sp.start] += sp.open;
+    for (const Span& sp : spans_) out.before[sp.start] += sp.open + std::to_string(int(sp.kind)) + ", ";
     std::vector<const Span*> by_end;
     for (const Span& sp : spans_) by_end.push_back(&sp);
     std::stable_sort(by_end.begin(), by_end.end(), [](const Span* x, const Span* y) {

@@ -981,13 +981,18 @@ void SourceModel::find_swizzles() {
 // What distinguishes a function from its address-space overloads once address spaces are
 // gone: the tokens from `start` to the parameter list's ')' at `close`, with address spaces
 // removed (`constant` counting as const), parameter names and default arguments dropped.
-std::string SourceModel::overload_key(std::size_t start, std::size_t close) const {
-  const auto& toks = lexed_.tokens;
+std::size_t SourceModel::parameter_list_open(std::size_t start, std::size_t close) const {
   std::size_t open = close;
   for (int depth = 0; open > start; --open) {
     if (is(open, ")")) ++depth;
     else if (is(open, "(") && --depth == 0) break;
   }
+  return open;
+}
+
+std::string SourceModel::overload_key(std::size_t start, std::size_t close) const {
+  const auto& toks = lexed_.tokens;
+  const std::size_t open = parameter_list_open(start, close);
   std::string key;
   for (std::size_t k = start; k < open; ++k)
     if (!(toks[k].kind == TokenKind::identifier && kAddressSpaces.count(toks[k].text))) key += toks[k].text + " ";
@@ -1033,20 +1038,11 @@ std::string SourceModel::overload_key(std::size_t start, std::size_t close) cons
   return key + ")";
 }
 
-// Metal overloads functions on address spaces: member functions on the object's
-// (`T get() thread`, `T get() device`, MLX's complex64_t constructors ...), free functions and
-// operators on their parameters' (`operator+=(thread complex_t&, ...)` beside a `device` one,
-// `elem_to_loc` for `constant` and `device` strides). Without address spaces those are one
-// function defined several times: keep the first of each, drop the others.
 // The body [body, end] of the function whose parameter list closes at `close`, as compared
 // between overloads: address spaces left out, each parameter's name as its position.
 std::string SourceModel::overload_body(std::size_t close, std::size_t body, std::size_t end) const {
   const auto& toks = lexed_.tokens;
-  std::size_t open = close;
-  for (int depth = 0; open > 0; --open) {
-    if (is(open, ")")) ++depth;
-    else if (is(open, "(") && --depth == 0) break;
-  }
+  const std::size_t open = parameter_list_open(0, close);
   std::map<std::string, std::string> params;  // name -> "$n"
   int depth = 0;
   std::string last;  // the parameter's last identifier before a default argument
@@ -1074,14 +1070,16 @@ std::string SourceModel::overload_body(std::size_t close, std::size_t body, std:
 
 // The function's name: the identifier before its parameter list (which closes at `close`).
 std::string SourceModel::overload_name(std::size_t start, std::size_t close) const {
-  std::size_t open = close;
-  for (int depth = 0; open > start; --open) {
-    if (is(open, ")")) ++depth;
-    else if (is(open, "(") && --depth == 0) break;
-  }
+  const std::size_t open = parameter_list_open(start, close);
   return open > start ? lexed_.tokens[open - 1].text : std::string();
 }
 
+// Metal overloads functions on address spaces: member functions on the object's
+// (`T get() thread`, `T get() device`, MLX's complex64_t constructors ...), free functions and
+// operators on their parameters' (`operator+=(thread complex_t&, ...)` beside a `device` one,
+// `elem_to_loc` for `constant` and `device` strides). Without address spaces those are one
+// function defined several times: keep the first of each, drop the others -
+// unless their bodies differ, which is a CompileError (the one kept would stand for both).
 void SourceModel::drop_address_space_overloads() {
   auto& toks = lexed_.tokens;
   std::vector<std::size_t> braces;  // open '{' indices

@@ -113,6 +113,8 @@ class SourceModel {
   void type_conditional_literals();
   void forward_half_to_float();
   void drop_address_space_overloads();
+  // The '(' of the parameter list whose ')' is `close` (searching back to `start`).
+  std::size_t parameter_list_open(std::size_t start, std::size_t close) const;
   std::string overload_key(std::size_t start, std::size_t close) const;
   std::string overload_body(std::size_t close, std::size_t body, std::size_t end) const;
   std::string overload_name(std::size_t start, std::size_t close) const;

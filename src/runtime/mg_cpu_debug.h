@@ -505,6 +505,11 @@ inline void simd_barrier_all() {
 
 // ---- the checks the translator calls
 
+// Does an access of `size` bytes at `a` (an address only: up to one past the end) stay in `r`?
+inline bool fits(const region& r, const unsigned char* a, size_t size, unsigned kind) {
+  return a >= r.base && (kind == address_only ? a <= r.end : a + size <= r.end && a + size > a);
+}
+
 // An access of `size` bytes at `at` through a pointer whose base was `base`.
 inline bool pointer_ok(const char* file, int line, const char* expr, unsigned kind, const void* base,
                        const void* at, size_t size) {
@@ -515,8 +520,7 @@ inline bool pointer_ok(const char* file, int line, const char* expr, unsigned ki
   if (!r) r = near(at);
   if (!r) return true;  // memory of unknown extent (thread-local, constants)
   const auto* a = static_cast<const unsigned char*>(at);
-  const bool inside = a >= r->base && (kind == address_only ? a <= r->end : a + size <= r->end && a + size > a);
-  if (!inside) {
+  if (!fits(*r, a, size, kind)) {
     out_of_bounds(file, line, expr, kind, *r, at, size);
     return false;
   }
@@ -598,8 +602,7 @@ template <class P> inline const region* kernel_buffer(P p) {
 }
 inline bool within(const region* r, const void* base, const void* at, size_t size, unsigned kind) {
   const auto *b = static_cast<const unsigned char*>(base), *a = static_cast<const unsigned char*>(at);
-  return r && b >= r->base && b < r->end && a >= r->base &&
-         (kind == address_only ? a <= r->end : a + size <= r->end && a + size > a);
+  return r && b >= r->base && b < r->end && fits(*r, a, size, kind);
 }
 template <class X, class I>
 constexpr decltype(auto) sub_in(const region* r, const char* file, int line, const char* expr, unsigned kind, X&& x,
