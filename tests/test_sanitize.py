@@ -27,8 +27,11 @@ pytestmark = pytest.mark.skipif(not getattr(_core, "_sanitized", False),
 NO_ANNOTATIONS = "-DMG_NO_ASAN_FIBER_ANNOTATIONS"
 
 
-def run_child(code: str, cxx_defines: str = "", debug: bool = False) -> subprocess.CompletedProcess[str]:
+def run_child(code: str, cxx_defines: str = "", debug: bool = False,
+              cache_dir: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
+    if cache_dir is not None:
+        env["METALGPU_CACHE_DIR"] = cache_dir
     env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"  # Python itself leaks
     env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
     # Cooperative kernels as fibers, which these tests are about, where the cpu backend could
@@ -42,7 +45,9 @@ def run_child(code: str, cxx_defines: str = "", debug: bool = False) -> subproce
                           capture_output=True, text=True, timeout=600, check=False)
 
 
-def test_kernels_are_compiled_with_the_sanitizers():
+def test_kernels_are_compiled_with_the_sanitizers(tmp_path):
+    # A cache of its own: the shared one also holds other workers' half-written modules
+    # (tmp-*.so, under pytest -n auto), which have no ASan symbols yet.
     proc = run_child("""
         import glob, os
         iface.load_shader_from_string(HEADER + '''
@@ -52,7 +57,7 @@ def test_kernels_are_compiled_with_the_sanitizers():
         assert np.array_equal(buf.contents, np.arange(8) * 2)
         modules = glob.glob(os.path.join(os.environ["METALGPU_CACHE_DIR"], "*.so"))
         print(len(modules) > 0 and all(b"__asan_report" in open(m, "rb").read() for m in modules))
-    """)
+    """, cache_dir=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["True"]
 
