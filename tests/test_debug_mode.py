@@ -232,6 +232,47 @@ kernel void neighbour(device float* out [[buffer(0)]], uint l [[thread_position_
     assert "threadgroup memory race" in str(e) and "tile" in str(e)
 
 
+# Whole-word accesses (a float, an int, each word of a float4) are recorded per word, narrower
+# ones per byte (mg_cpu_debug.h): races between the two kinds are caught all the same, and
+# threads that each own a byte or a half of one word do not race.
+MIXED_WIDTHS = {  # body: the out[1] thread 63 finds (bytes 7 and 10-11 of the tile), or None: a race
+    "a float, then a byte of it": ("if (l == 0) f[0] = 1.0f; if (l == 1) b[1] = 2;", None),
+    "a byte, then the float holding it": ("if (l == 0) b[1] = 2; if (l == 1) f[0] = 1.0f;", None),
+    "a float4, then one of its floats": ("if (l == 0) f4[0] = float4(1.0f); if (l == 1) out[0] = f[2];", None),
+    "a float read by many, then written": ("out[l] = f[0]; if (l == 5) f[0] = 3.0f;", None),
+    # 2.0f is 0x40000000: byte 7 (the top of f[1]) 0x40, half 5 (the top of f[2]) 0x4000
+    "a float, read then written by its thread": ("f[l] = 1.0f; f[l] += 1.0f; out[l] = f[l];", 0x40 + 0x4000),
+    "bytes of one word, a thread each": ("b[l] = uchar(l);", 7 + (10 + 11 * 256)),
+    "halves of one word, a thread each": ("h[l] = ushort(l);", 5),
+}
+
+
+@pytest.mark.parametrize("case", list(MIXED_WIDTHS))
+def test_races_between_word_and_byte_accesses(dbg, case):
+    body, expect = MIXED_WIDTHS[case]
+    src = f"""
+kernel void widths(device float* out [[buffer(0)]], threadgroup float4* f4 [[threadgroup(0)]],
+                   uint l [[thread_position_in_threadgroup]]) {{
+  threadgroup float* f = (threadgroup float*)f4;
+  threadgroup uchar* b = (threadgroup uchar*)f4;
+  threadgroup ushort* h = (threadgroup ushort*)f4;
+  f[l] = 0.0f;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  {body}
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (l == 63) out[1] = float(b[7]) + float(h[5]);
+}}"""
+    out = dbg.create_buffer(64, "float")
+    if expect is None:
+        e = run_fault(dbg, src, "widths", 64, [out], threadgroup=(64, 1, 1), threadgroup_memory={0: 256})
+        assert "threadgroup memory race" in str(e) and e.lineno == 11
+    else:
+        dbg.load_shader_from_string(HEADER + src)
+        dbg.set_function("widths")
+        dbg.run_function(64, [out], threadgroup=(64, 1, 1), threadgroup_memory={0: 256})
+        assert out.contents[1] == expect
+
+
 # Reads between two barriers with no write between them cannot race, and skip the race
 # detector; a write there, or a call that might write, keeps them checked.
 @pytest.mark.parametrize("between", ["a write", "a helper that writes", "a break to a write"])

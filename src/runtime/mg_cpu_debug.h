@@ -70,6 +70,19 @@ struct shadow_cell {
 };
 constexpr unsigned short kManyReaders = 0xffff;
 
+// Per word of threadgroup memory (4 cells; each region's cells start at a multiple of 4): the
+// whole-word accesses (a float, an int, each word of a float4) in this interval - one record
+// where four cells would take four times the stores and memory. A word that a narrower access
+// touched in this interval (cell_epoch) also keeps its cells, and both are checked.
+struct word_cell {
+  unsigned w_epoch, r_epoch;
+  unsigned w_sg_epoch, r_sg_epoch;
+  unsigned cell_epoch;
+  unsigned short w_tid, r_tid;  // r_tid == kManyReaders: several threads read
+  int w_line, r_line;
+  const char *w_file, *r_file;
+};
+
 struct region {
   const unsigned char* base;
   const unsigned char* end;
@@ -110,10 +123,7 @@ struct state {
   unsigned sg_epoch[MG_MAX_GROUP_THREADS / 32];  // exchanges of each SIMD group
   shadow_cell* shadow;
   size_t shadow_cells, shadow_used;
-  // Per 4 cells (a word of threadgroup memory; each region's cells start at a multiple of 4):
-  // the epoch in which several threads have read all of it and none wrote - a tile every
-  // thread reads. A read inside such a word has nothing to check or record (check_race).
-  unsigned* word_epoch;
+  word_cell* words;  // one per 4 cells
   // Where a fault leaves the kernel (guarded()): the rest of this thread's share of a failed
   // dispatch is not run, so nothing computes on with what the faulting access would have read.
   MG_ESCAPE_BUFFER(escape);
@@ -259,14 +269,14 @@ inline size_t reserve_shadow(size_t bytes) {
     size_t n = s.shadow_cells ? s.shadow_cells : 4096;
     while (n < first + cells) n *= 2;
     void* p = realloc(s.shadow, n * sizeof(shadow_cell));
-    void* q = realloc(s.word_epoch, n / 4 * sizeof(unsigned));
+    void* q = realloc(s.words, n / 4 * sizeof(word_cell));
     if (p) s.shadow = static_cast<shadow_cell*>(p);
-    if (q) s.word_epoch = static_cast<unsigned*>(q);
+    if (q) s.words = static_cast<word_cell*>(q);
     if (!p || !q) abort();
     s.shadow_cells = n;
   }
   for (size_t k = first; k < first + cells; ++k) s.shadow[k] = shadow_cell{};
-  for (size_t k = first / 4; k < (first + cells) / 4; ++k) s.word_epoch[k] = 0;
+  for (size_t k = first / 4; k < (first + cells) / 4; ++k) s.words[k] = word_cell{};
   s.shadow_used = first + cells;
   return first;
 }
@@ -430,6 +440,105 @@ inline const char* access_word(unsigned kind) {
   fault(file, line, what);
 }
 
+// Another thread's access in this interval conflicts unless it is in the same SIMD group and an
+// exchange has ordered the two since.
+inline bool conflicts(const state& s, unsigned tid, unsigned other, unsigned other_sg_epoch) {
+  return other != tid && !(other / 32 == tid / 32 && other_sg_epoch != s.sg_epoch[tid / 32]);
+}
+
+// Records an access of the whole word in its word_cell.
+inline void record_word(word_cell& wc, unsigned kind, unsigned tid, unsigned epoch, unsigned sge, const char* file,
+                        int line) {
+  if (kind & write) {
+    wc.w_epoch = epoch;
+    wc.w_sg_epoch = sge;
+    wc.w_tid = (unsigned short)tid;
+    wc.w_file = file;
+    wc.w_line = line;
+  }
+  if (kind & read) {
+    // Already read by several threads (a tile every thread reads): nothing new to learn - no
+    // write may follow - so its last reader's place stays the one a report names.
+    if (wc.r_epoch == epoch && wc.r_tid == kManyReaders) return;
+    wc.r_tid = wc.r_epoch == epoch && wc.r_tid != tid ? kManyReaders : (unsigned short)tid;
+    wc.r_epoch = epoch;
+    wc.r_sg_epoch = sge;
+    wc.r_file = file;
+    wc.r_line = line;
+  }
+}
+
+// The common access: an aligned 4-byte one (a thread fills or reads its word of a tile) that
+// no other thread's write in this interval touches, nor others' reads when it writes. false:
+// check_race_general decides (and names a race).
+inline bool word_access_ok(state& s, const region& r, const void* at, unsigned kind, unsigned tid, const char* file,
+                           int line) {
+  const size_t cell = r.shadow + size_t(static_cast<const unsigned char*>(at) - r.base);
+  if ((cell & 3) != 0) return false;
+  word_cell& wc = s.words[cell / 4];
+  const unsigned epoch = s.epoch;
+  if (wc.cell_epoch == epoch || (wc.w_epoch == epoch && wc.w_tid != tid)) return false;
+  if ((kind & write) && wc.r_epoch == epoch && wc.r_tid != tid) return false;
+  record_word(wc, kind, tid, epoch, s.sg_epoch[tid / 32], file, line);
+  return true;
+}
+
+[[gnu::noinline]] inline void check_race_general(state& s, unsigned tid, const char* file, int line,
+                                                 const char* expr, unsigned kind, const region& r, const void* at,
+                                                 size_t size) {
+  const unsigned epoch = s.epoch, sge = s.sg_epoch[tid / 32];
+  // The access's cells [c0, c1], a word at a time.
+  const size_t c0 = r.shadow + size_t(static_cast<const unsigned char*>(at) - r.base);
+  size_t c1 = c0 + size - 1;
+  if (c1 >= s.shadow_used) c1 = s.shadow_used - 1;
+  for (size_t word = c0 / 4; word <= c1 / 4; ++word) {
+    word_cell& wc = s.words[word];
+    const size_t b0 = word * 4 > c0 ? word * 4 : c0, b1 = word * 4 + 3 < c1 ? word * 4 + 3 : c1;
+    if (wc.w_epoch == epoch && conflicts(s, tid, wc.w_tid, wc.w_sg_epoch)) {
+      race(file, line, expr, kind, r, b0 - r.shadow, tid, wc.w_tid, wc.w_file, wc.w_line, true);
+      return;
+    }
+    if ((kind & write) && wc.r_epoch == epoch &&
+        (wc.r_tid == kManyReaders || conflicts(s, tid, wc.r_tid, wc.r_sg_epoch))) {
+      race(file, line, expr, kind, r, b0 - r.shadow, tid, wc.r_tid == kManyReaders ? 0u : wc.r_tid, wc.r_file,
+           wc.r_line, false);
+      return;
+    }
+    if (b0 == word * 4 && b1 == word * 4 + 3 && wc.cell_epoch != epoch) {
+      record_word(wc, kind, tid, epoch, sge, file, line);
+      continue;
+    }
+    for (size_t c = b0; c <= b1; ++c) {
+      shadow_cell& sh = s.shadow[c];
+      if (sh.w_epoch == epoch && conflicts(s, tid, sh.w_tid, sh.w_sg_epoch)) {
+        race(file, line, expr, kind, r, c - r.shadow, tid, sh.w_tid, sh.w_file, sh.w_line, true);
+        return;
+      }
+      if (kind & write) {
+        if (sh.r_epoch == epoch && (sh.r_tid == kManyReaders || conflicts(s, tid, sh.r_tid, sh.r_sg_epoch))) {
+          race(file, line, expr, kind, r, c - r.shadow, tid, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file,
+               sh.r_line, false);
+          return;
+        }
+        sh.w_epoch = epoch;
+        sh.w_sg_epoch = sge;
+        sh.w_tid = (unsigned short)tid;
+        sh.w_file = file;
+        sh.w_line = line;
+      }
+      if (kind & read) {
+        if (sh.r_epoch == epoch && sh.r_tid == kManyReaders) continue;  // as in record_word
+        sh.r_tid = sh.r_epoch == epoch && sh.r_tid != tid ? kManyReaders : (unsigned short)tid;
+        sh.r_epoch = epoch;
+        sh.r_sg_epoch = sge;
+        sh.r_file = file;
+        sh.r_line = line;
+      }
+    }
+    wc.cell_epoch = epoch;
+  }
+}
+
 inline void check_race(const char* file, int line, const char* expr, unsigned kind, const region& r,
                        const void* at, size_t size) {
   if (kind == address_only || (kind & quiet)) return;
@@ -442,53 +551,8 @@ inline void check_race(const char* file, int line, const char* expr, unsigned ki
     if (!t) return;
     tid = t->thread_index_in_threadgroup;
   }
-  const unsigned sg = tid / 32, epoch = s.epoch, sge = s.sg_epoch[sg];
-  const size_t w0 = size_t(static_cast<const unsigned char*>(at) - r.base), w1 = w0 + size - 1;
-  const size_t word = (r.shadow + w0) / 4;
-  const bool one_word = word == (r.shadow + w1) / 4 && r.shadow + w1 < s.shadow_used;
-  if (one_word && kind == read && s.word_epoch[word] == epoch) return;
-  // Another thread's access in this interval conflicts unless it is in this SIMD group and an
-  // exchange has ordered the two since.
-  auto conflicts = [&](unsigned other, unsigned other_sge) {
-    return other != tid && !(other / 32 == sg && other_sge != sge);
-  };
-  for (size_t w = w0; w <= w1 && r.shadow + w < s.shadow_used; ++w) {
-    shadow_cell& sh = s.shadow[r.shadow + w];
-    if (sh.w_epoch == epoch && conflicts(sh.w_tid, sh.w_sg_epoch)) {
-      race(file, line, expr, kind, r, w, tid, sh.w_tid, sh.w_file, sh.w_line, true);
-      return;
-    }
-    if (kind & write) {
-      if (sh.r_epoch == epoch && (sh.r_tid == kManyReaders || conflicts(sh.r_tid, sh.r_sg_epoch))) {
-        race(file, line, expr, kind, r, w, tid, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file, sh.r_line,
-             false);
-        return;
-      }
-      sh.w_epoch = epoch;
-      sh.w_sg_epoch = sge;
-      sh.w_tid = (unsigned short)tid;
-      sh.w_file = file;
-      sh.w_line = line;
-    }
-    if (kind & read) {
-      // Already read by several threads in this interval (a tile every thread reads): the cell
-      // has nothing new to learn - no write may follow - so leave it (its last reader's place
-      // stays the one a report names).
-      if (sh.r_epoch == epoch && sh.r_tid == kManyReaders) continue;
-      if (sh.r_epoch == epoch && sh.r_tid != tid) sh.r_tid = kManyReaders;
-      else sh.r_tid = (unsigned short)tid;
-      sh.r_epoch = epoch;
-      sh.r_sg_epoch = sge;
-      sh.r_file = file;
-      sh.r_line = line;
-    }
-  }
-  if (one_word && kind == read) {  // the word settled: read by several threads, written by none
-    const shadow_cell* c = s.shadow + word * 4;
-    for (int k = 0; k < 4; ++k)
-      if (c[k].w_epoch == epoch || c[k].r_epoch != epoch || c[k].r_tid != kManyReaders) return;
-    s.word_epoch[word] = epoch;
-  }
+  if (size == 4 && word_access_ok(s, r, at, kind, tid, file, line)) return;
+  check_race_general(s, tid, file, line, expr, kind, r, at, size);
 }
 
 // A barrier released / a new group started: a new interval. An exchange in SIMD group `sg`.
