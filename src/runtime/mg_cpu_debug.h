@@ -148,6 +148,7 @@ struct wi_group;
 namespace dbg {
 // Work-item loops (mg_cpu_wil.h): thread i of the group runs next; a barrier `reached` threads reach.
 inline void wil_thread(const cpu::wi_group& g, unsigned i);
+inline void wil_enter_group(const cpu::wi_group& g);
 inline void wil_position(const state& s, unsigned (&pos)[3]);
 inline void wil_barrier(const cpu::wi_group& g, unsigned reached, unsigned missing, const char* file, int line,
                         bool simd);

@@ -199,10 +199,13 @@ inline void wi_abandon() {
 #if MG_DEBUG
 // Debug mode: thread i of the current group runs next (fault reports, the race detector).
 // (Called for every thread of every loop: two stores, no divisions.)
-inline void dbg::wil_thread(const cpu::wi_group& g, unsigned i) {
+// A thread's turn in a loop: only its index (a store the loop can afford). The group is the one
+// run_groups_wil names when it starts it (wil_enter_group), the only one a loop of it can see.
+inline void dbg::wil_thread(const cpu::wi_group&, unsigned i) { st().wil_tid = i; }
+inline void dbg::wil_enter_group(const cpu::wi_group& g) {
   state& s = st();
-  s.wil_tid = i;
   s.wil_group = &g;
+  s.wil_tid = 0;
 }
 inline void dbg::wil_position(const state& s, unsigned (&pos)[3]) {
   const cpu::wi_group& g = *s.wil_group;
@@ -265,7 +268,7 @@ inline void run_groups_wil(const mg_launch* L, unsigned long long g0, unsigned l
     t.thread_index_in_threadgroup = t.simdgroup_index_in_threadgroup = t.thread_index_in_simdgroup = 0;
     t.quadgroup_index_in_threadgroup = t.thread_index_in_quadgroup = 0;
 #if MG_DEBUG
-    dbg::wil_thread(*g, 0);  // statements at group level: reported as the group's first thread
+    dbg::wil_enter_group(*g);  // statements at group level: reported as the group's first thread
 #endif
     body(static_cast<const thread_ctx&>(t));
   }
