@@ -55,9 +55,16 @@ class Stats:
         }
 
 
+# How long OpenBLAS's worker threads keep spinning after a product numpy computed (a check's
+# `A @ B`, numpy's own timing) before they sleep: time taken from the next thing measured, on
+# a 2-core machine a 1 ms kernel's median nearly doubled. measure() waits that long first.
+BLAS_SETTLE_S = 0.2
+
+
 def measure(fn: Callable[[], Any], repeat: int = 20, warmup: int = 3, min_time: float = 0.0) -> Stats:
     """Times `fn()` one call at a time: `warmup` untimed calls, then at least `repeat` timed ones
     (more while their total is under `min_time` seconds)."""
+    time.sleep(BLAS_SETTLE_S)
     for _ in range(warmup):
         fn()
     samples: list[float] = []
