@@ -59,9 +59,9 @@ using metal::uint3;
 enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3, quiet = 4 };
 enum region_kind : unsigned char { buffer, threadgroup_slot, threadgroup_variable };
 
-// Per byte of threadgroup memory (2-byte halves and single bytes are elements too): the last
-// write and the last read(s) in this barrier interval (epoch), with where they happened.
-struct shadow_cell {
+// The accesses to a piece of threadgroup memory in this barrier interval (epoch): the last
+// write and the last read(s), with where they happened.
+struct access_record {
   unsigned w_epoch, r_epoch;
   unsigned w_sg_epoch, r_sg_epoch;
   unsigned short w_tid, r_tid;  // r_tid == kManyReaders: several threads read
@@ -70,17 +70,16 @@ struct shadow_cell {
 };
 constexpr unsigned short kManyReaders = 0xffff;
 
-// Per word of threadgroup memory (4 cells; each region's cells start at a multiple of 4): the
-// whole-word accesses (a float, an int, each word of a float4) in this interval - one record
-// where four cells would take four times the stores and memory. A word that a narrower access
-// touched in this interval (cell_epoch) also keeps its cells, and both are checked.
+// Per byte of threadgroup memory (2-byte halves and single bytes are elements too).
+using shadow_cell = access_record;
+
+// Per word (4 cells; each region's cells start at a multiple of 4): its whole-word accesses (a
+// float, an int, each word of a float4) - one record where four cells would take four times
+// the stores and memory. A word that a narrower access touched in this interval (cell_epoch)
+// also keeps its cells, and both are checked.
 struct word_cell {
-  unsigned w_epoch, r_epoch;
-  unsigned w_sg_epoch, r_sg_epoch;
+  access_record whole;
   unsigned cell_epoch;
-  unsigned short w_tid, r_tid;  // r_tid == kManyReaders: several threads read
-  int w_line, r_line;
-  const char *w_file, *r_file;
 };
 
 struct region {
@@ -447,25 +446,34 @@ inline bool conflicts(const state& s, unsigned tid, unsigned other, unsigned oth
   return other != tid && !(other / 32 == tid / 32 && other_sg_epoch != s.sg_epoch[tid / 32]);
 }
 
-// Records an access of the whole word in its word_cell.
-inline void record_word(word_cell& wc, unsigned kind, unsigned tid, unsigned epoch, unsigned sge, const char* file,
-                        int line) {
+// An access of `kind` by thread `tid` against what `a` recorded in this interval: a race is
+// reported (at byte `offset` of `r`), and the call does not return.
+inline void check_record(const state& s, const access_record& a, unsigned kind, unsigned tid, unsigned epoch,
+                         const char* file, int line, const char* expr, const region& r, size_t offset) {
+  if (a.w_epoch == epoch && conflicts(s, tid, a.w_tid, a.w_sg_epoch))
+    race(file, line, expr, kind, r, offset, tid, a.w_tid, a.w_file, a.w_line, true);
+  if ((kind & write) && a.r_epoch == epoch && (a.r_tid == kManyReaders || conflicts(s, tid, a.r_tid, a.r_sg_epoch)))
+    race(file, line, expr, kind, r, offset, tid, a.r_tid == kManyReaders ? 0u : a.r_tid, a.r_file, a.r_line, false);
+}
+
+inline void record(access_record& a, unsigned kind, unsigned tid, unsigned epoch, unsigned sge, const char* file,
+                   int line) {
   if (kind & write) {
-    wc.w_epoch = epoch;
-    wc.w_sg_epoch = sge;
-    wc.w_tid = (unsigned short)tid;
-    wc.w_file = file;
-    wc.w_line = line;
+    a.w_epoch = epoch;
+    a.w_sg_epoch = sge;
+    a.w_tid = (unsigned short)tid;
+    a.w_file = file;
+    a.w_line = line;
   }
   if (kind & read) {
     // Already read by several threads (a tile every thread reads): nothing new to learn - no
     // write may follow - so its last reader's place stays the one a report names.
-    if (wc.r_epoch == epoch && wc.r_tid == kManyReaders) return;
-    wc.r_tid = wc.r_epoch == epoch && wc.r_tid != tid ? kManyReaders : (unsigned short)tid;
-    wc.r_epoch = epoch;
-    wc.r_sg_epoch = sge;
-    wc.r_file = file;
-    wc.r_line = line;
+    if (a.r_epoch == epoch && a.r_tid == kManyReaders) return;
+    a.r_tid = a.r_epoch == epoch && a.r_tid != tid ? kManyReaders : (unsigned short)tid;
+    a.r_epoch = epoch;
+    a.r_sg_epoch = sge;
+    a.r_file = file;
+    a.r_line = line;
   }
 }
 
@@ -477,10 +485,11 @@ inline bool word_access_ok(state& s, const region& r, const void* at, unsigned k
   const size_t cell = r.shadow + size_t(static_cast<const unsigned char*>(at) - r.base);
   if ((cell & 3) != 0) return false;
   word_cell& wc = s.words[cell / 4];
+  const access_record& a = wc.whole;
   const unsigned epoch = s.epoch;
-  if (wc.cell_epoch == epoch || (wc.w_epoch == epoch && wc.w_tid != tid)) return false;
-  if ((kind & write) && wc.r_epoch == epoch && wc.r_tid != tid) return false;
-  record_word(wc, kind, tid, epoch, s.sg_epoch[tid / 32], file, line);
+  if (wc.cell_epoch == epoch || (a.w_epoch == epoch && a.w_tid != tid)) return false;
+  if ((kind & write) && a.r_epoch == epoch && a.r_tid != tid) return false;
+  record(wc.whole, kind, tid, epoch, s.sg_epoch[tid / 32], file, line);
   return true;
 }
 
@@ -495,46 +504,14 @@ inline bool word_access_ok(state& s, const region& r, const void* at, unsigned k
   for (size_t word = c0 / 4; word <= c1 / 4; ++word) {
     word_cell& wc = s.words[word];
     const size_t b0 = word * 4 > c0 ? word * 4 : c0, b1 = word * 4 + 3 < c1 ? word * 4 + 3 : c1;
-    if (wc.w_epoch == epoch && conflicts(s, tid, wc.w_tid, wc.w_sg_epoch)) {
-      race(file, line, expr, kind, r, b0 - r.shadow, tid, wc.w_tid, wc.w_file, wc.w_line, true);
-      return;
-    }
-    if ((kind & write) && wc.r_epoch == epoch &&
-        (wc.r_tid == kManyReaders || conflicts(s, tid, wc.r_tid, wc.r_sg_epoch))) {
-      race(file, line, expr, kind, r, b0 - r.shadow, tid, wc.r_tid == kManyReaders ? 0u : wc.r_tid, wc.r_file,
-           wc.r_line, false);
-      return;
-    }
+    check_record(s, wc.whole, kind, tid, epoch, file, line, expr, r, b0 - r.shadow);
     if (b0 == word * 4 && b1 == word * 4 + 3 && wc.cell_epoch != epoch) {
-      record_word(wc, kind, tid, epoch, sge, file, line);
+      record(wc.whole, kind, tid, epoch, sge, file, line);
       continue;
     }
     for (size_t c = b0; c <= b1; ++c) {
-      shadow_cell& sh = s.shadow[c];
-      if (sh.w_epoch == epoch && conflicts(s, tid, sh.w_tid, sh.w_sg_epoch)) {
-        race(file, line, expr, kind, r, c - r.shadow, tid, sh.w_tid, sh.w_file, sh.w_line, true);
-        return;
-      }
-      if (kind & write) {
-        if (sh.r_epoch == epoch && (sh.r_tid == kManyReaders || conflicts(s, tid, sh.r_tid, sh.r_sg_epoch))) {
-          race(file, line, expr, kind, r, c - r.shadow, tid, sh.r_tid == kManyReaders ? 0u : sh.r_tid, sh.r_file,
-               sh.r_line, false);
-          return;
-        }
-        sh.w_epoch = epoch;
-        sh.w_sg_epoch = sge;
-        sh.w_tid = (unsigned short)tid;
-        sh.w_file = file;
-        sh.w_line = line;
-      }
-      if (kind & read) {
-        if (sh.r_epoch == epoch && sh.r_tid == kManyReaders) continue;  // as in record_word
-        sh.r_tid = sh.r_epoch == epoch && sh.r_tid != tid ? kManyReaders : (unsigned short)tid;
-        sh.r_epoch = epoch;
-        sh.r_sg_epoch = sge;
-        sh.r_file = file;
-        sh.r_line = line;
-      }
+      check_record(s, s.shadow[c], kind, tid, epoch, file, line, expr, r, c - r.shadow);
+      record(s.shadow[c], kind, tid, epoch, sge, file, line);
     }
     wc.cell_epoch = epoch;
   }
