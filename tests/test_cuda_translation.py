@@ -196,6 +196,35 @@ def test_half_and_bfloat_function_constants_are_built_from_bits():
     assert re.search(r"static constexpr bfloat bscale = MG_FC_BFLOAT\(0xc000u,", code), code
 
 
+LOOP_HINTS = """#include <metal_stdlib>
+using namespace metal;
+#define UNROLL_FULL _Pragma("clang loop unroll(full)")
+kernel void hinted(device float* a [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  float s = 0.0f;
+  UNROLL_FULL for (int j = 0; j < 4; ++j) s += a[j];
+#pragma clang loop unroll_count(2)
+  for (int j = 0; j < 4; ++j) s += a[j];
+#pragma clang loop unroll(disable)
+  for (int j = 0; j < 4; ++j) s += a[j];
+#pragma clang loop vectorize(enable)
+  for (int j = 0; j < 4; ++j) s += a[j];
+  a[i] = s;
+}
+"""
+
+
+def test_clang_loop_hints_become_nvrtc_unroll_pragmas():
+    # NVRTC ignores clang's spelling: MLX's GEMM loops (STEEL_PRAGMA_UNROLL) stayed rolled and
+    # their fragment arrays went to local memory. Other hints pass as written.
+    code = _cuda(LOOP_HINTS, "hinted")
+    assert '_Pragma("unroll") for (int j = 0;' in code
+    assert "#pragma unroll (2)\n" in code and "#pragma unroll 1\n" in code
+    assert "#pragma clang loop vectorize(enable)" in code
+    assert "clang loop unroll" not in code
+    cpu = mg.translate(LOOP_HINTS, "hinted", target="cpu")  # the host compiler reads clang's own
+    assert '_Pragma("clang loop unroll(full)")' in cpu and "#pragma clang loop unroll_count(2)" in cpu
+
+
 # ---- NVRTC (skipped where it cannot be loaded) ----
 
 
@@ -231,6 +260,10 @@ def test_check_mode_reports_cuda_errors(nvrtc_check):
 @pytest.mark.parametrize("function", ["reduce_and_count", "atomics_all", "gemm8"])
 def test_cooperative_kernels_compile_with_nvrtc(nvrtc_check, function):
     nvrtc_check(COOPERATIVE, function)
+
+
+def test_loop_hints_compile_with_nvrtc(nvrtc_check):
+    nvrtc_check(LOOP_HINTS, "hinted")
 
 
 def test_half_function_constants_compile_with_nvrtc(nvrtc_check):

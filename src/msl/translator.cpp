@@ -22,6 +22,25 @@ constexpr int MG_SLOT_COUNT = 31;
 
 // Writes tokens back as text, keeping every token on the .metal line it came from: plain
 // newlines while the source moves forward a little, a #line directive otherwise.
+// A loop hint in clang's spelling (`#pragma clang loop unroll(full)`; MLX's STEEL_PRAGMA_UNROLL
+// is `_Pragma("clang loop unroll(full)")`) in NVRTC's, which ignores clang's: `hint` is the
+// text after `pragma`; "" where it is no such hint. Without it the loops over MLX's GEMM
+// fragments stay rolled under NVRTC and their arrays of simdgroup matrices live in local
+// memory (the PTX of steel_gemm_fused: up to 384 local loads and 550 stores, none with it).
+std::string cuda_loop_hint(const std::string& hint) {
+  std::string h;
+  for (char c : hint)
+    if (c != ' ' && c != '\t') h += c;
+  const std::string lead = "clangloop";
+  if (h.rfind(lead, 0) != 0) return "";
+  h.erase(0, lead.size());
+  if (h == "unroll(full)" || h == "unroll(enable)") return "unroll";
+  if (h == "unroll(disable)") return "unroll 1";
+  const std::string count = "unroll_count(";
+  if (h.rfind(count, 0) == 0 && h.back() == ')') return "unroll " + h.substr(count.size() - 1);
+  return "";
+}
+
 class LineWriter {
  public:
   explicit LineWriter(const Lexed& lexed) : lexed_(lexed) {}
@@ -31,14 +50,14 @@ class LineWriter {
     if (at.space_before || need_space(spelling)) out_ += ' ';
     out_ += spelling;
   }
-  void pragma(const Token& at) {
+  void pragma(const Token& at, const std::string& text) {
     sync(at.file, at.line);
     if (!at_line_start()) {
       out_ += '\n';
       ++line_;
     }
     out_ += '#';
-    out_ += at.text;
+    out_ += text;
     out_ += '\n';
     ++line_;
   }
@@ -482,7 +501,8 @@ std::string Translation::emit_selected(Target target, const Constants& constants
       // A rewrite may drop a pragma (replace) or put code before or after it.
       if (checks.replace.count(i)) continue;
       if (auto b = before.find(i); b != before.end()) w.token(t, b->second);
-      w.pragma(t);
+      const std::string hint = cuda && t.text.rfind("pragma", 0) == 0 ? cuda_loop_hint(t.text.substr(6)) : "";
+      w.pragma(t, hint.empty() ? t.text : "pragma " + hint);
       if (auto a = checks.after.find(i); a != checks.after.end()) w.token(t, a->second);
       continue;
     }
@@ -521,6 +541,14 @@ std::string Translation::emit_selected(Target target, const Constants& constants
         else if (act == TokenAction::replace) text += m.replacement(i);
         if (checked_after != checks.after.end()) text += checked_after->second;
         w.token(t, text);
+        continue;
+      }
+    }
+    if (cuda && t.kind == TokenKind::string_literal && i >= 2 && toks[i - 1].text == "(" &&
+        toks[i - 2].text == "_Pragma" && m.action(i) == TokenAction::keep && t.text.size() >= 2) {
+      const std::string hint = cuda_loop_hint(t.text.substr(1, t.text.size() - 2));
+      if (!hint.empty()) {
+        w.token(t, "\"" + hint + "\"");
         continue;
       }
     }

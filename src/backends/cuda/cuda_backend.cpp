@@ -613,7 +613,12 @@ void check_translation(const msl::Translation& tr, const Constants& constants, i
   } else if (syntax_only) {
     check_source(cuda_source(tr, constants, only), sm, tr.path());
   } else {
-    compile_cubin(cuda_source(tr, constants, only), sm, tr.path());
+    const std::string source = cuda_source(tr, constants, only);
+    // The CUDA this check compiles, beside the cpu backend's C++ (METALGPU_DUMP): what to read
+    // or compile by hand when a kernel's CUDA translation is in question, with no GPU at hand.
+    if (auto dump = dump_dir())
+      std::ofstream(*dump + "/check-" + Sha256().update(source).hex().substr(0, 40) + ".cu") << source;
+    compile_cubin(source, sm, tr.path());
   }
 }
 
