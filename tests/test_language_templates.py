@@ -511,3 +511,38 @@ def test_member_overloads_on_address_space(backend):
     c = a.view(np.complex64) * 2
     np.testing.assert_array_equal(buf.contents.view(np.complex64), c)
     np.testing.assert_allclose(norm.contents, np.abs(c) ** 2, rtol=1e-6)
+
+
+# `T(x)` with T a template's type parameter reads as Metal does whatever half is on the host:
+# under GCC 13+ half is _Float16 with C++23's rules, where a class's conversion to float does
+# not go on to _Float16 (MLX's `T(fp8_e8m0)` in fp_quantized.h). The cpu translation writes
+# such casts through metal::mg_functional_cast, and only those: a declaration `T (c);`, a value
+# `T()` and a construction `T(a, b)` stay as written.
+CASTS = """#include <metal_stdlib>
+using namespace metal;
+struct code8 {
+  uchar bits;
+  operator float() const { return float(bits) * 0.5f; }
+  operator bfloat() const { return bfloat(float(bits) * 0.5f); }
+};
+template <typename T> T decode(uchar s) { return T(*(thread code8*)(&s)); }
+template <typename T> T twice(T a) { T (c); c = T(a + a); return c + T(); }
+kernel void casts(device half* h [[buffer(0)]], device float* f [[buffer(1)]],
+                  uint i [[thread_position_in_grid]]) {
+  h[i] = twice<half>(decode<half>(uchar(i)));
+  f[i] = decode<float>(uchar(i));
+}
+"""
+
+
+def test_casts_to_a_template_type_parameter_read_as_metal_does():
+    code = mg.translate(CASTS, "casts", target="cpu")
+    assert "return ::metal::mg_functional_cast<T>(*(" in code.replace(" *", "*").replace("( ", "(")
+    assert "T (c);" in code and "c = ::metal::mg_functional_cast<T>(a + a)" in code and "T()" in code
+    iface = mg.Interface(backend="cpu")
+    iface.load_shader_from_string(CASTS)
+    iface.set_function("casts")
+    h, f = iface.create_buffer(8, "half"), iface.create_buffer(8, "float")
+    iface.run_function(8, [h, f])
+    np.testing.assert_array_equal(f.contents, np.arange(8) * 0.5)
+    np.testing.assert_array_equal(h.contents, np.arange(8, dtype=np.float16))

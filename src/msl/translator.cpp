@@ -13,6 +13,8 @@
 #include "metalgpu/dtype.hpp"
 #include "metalgpu/errors.hpp"
 #include "msl/debug_instrument.hpp"
+#include "msl/statements.hpp"
+#include "msl/structure.hpp"
 #include "msl/work_item_loops.hpp"
 
 namespace metalgpu::msl {
@@ -39,6 +41,50 @@ std::string cuda_loop_hint(const std::string& hint) {
   const std::string count = "unroll_count(";
   if (h.rfind(count, 0) == 0 && h.back() == ')') return "unroll " + h.substr(count.size() - 1);
   return "";
+}
+
+// `T(x)` with T a template's type parameter (one argument, an expression): the tokens of each
+// such T. The cpu backend writes them through metal::mg_functional_cast<T> (mg_scalar.h), which
+// gives Metal's reading where the host's half (_Float16 under GCC 13+) would refuse it.
+std::vector<std::size_t> functional_casts_to_type_parameters(const SourceModel& m) {
+  const auto& toks = m.lexed().tokens;
+  auto is = [&](std::size_t i, const char* t) {
+    return i < toks.size() && toks[i].kind != TokenKind::string_literal && toks[i].text == t;
+  };
+  auto ident = [&](std::size_t i) { return i < toks.size() && toks[i].kind == TokenKind::identifier; };
+  static const std::set<std::string, std::less<>> kBefore = {"return", "case", "else", "throw", "co_return"};
+  std::set<std::size_t> out;
+  for (const Definition& d : m.structure().definitions()) {
+    if (!is(d.head, "template") || !is(d.head + 1, "<") || d.open >= d.close) continue;
+    std::set<std::string, std::less<>> params;
+    int depth = 0;
+    for (std::size_t k = d.head + 1; k < d.open && k < toks.size(); ++k) {
+      if (is(k, "<")) ++depth;
+      else if (is(k, ">") && --depth == 0) break;
+      else if (is(k, ">>") && (depth -= 2) <= 0) break;
+      else if (depth == 1 && (is(k, "typename") || is(k, "class")) && ident(k + 1) && !is(k + 2, "<"))
+        params.insert(toks[k + 1].text);
+    }
+    if (params.empty()) continue;
+    for (std::size_t k = d.open + 1; k < d.close && k + 1 < toks.size(); ++k) {
+      if (!ident(k) || !params.count(toks[k].text) || !is(k + 1, "(") || m.action(k) != TokenAction::keep) continue;
+      const std::size_t p = k - 1;
+      if (is(p, ".") || is(p, "->") || is(p, "::") || is(p, "new") || is(p, "~") || is(p, ">")) continue;
+      if (ident(p) && !kBefore.count(toks[p].text)) continue;  // `const T(x)`, a declaration
+      const std::size_t close = match_bracket(m.lexed(), k + 1);
+      if (close >= toks.size() || close == k + 2) continue;  // T(): a value, not a cast
+      if ((is(p, ";") || is(p, "{") || is(p, "}")) && close == k + 3 && ident(k + 2)) continue;  // `T (x);` declares x
+      bool one = true;
+      int nest = 0;
+      for (std::size_t j = k + 2; j < close && one; ++j) {
+        if (is(j, "(") || is(j, "[") || is(j, "{")) ++nest;
+        else if (is(j, ")") || is(j, "]") || is(j, "}")) --nest;
+        else if (nest == 0 && is(j, ",")) one = false;
+      }
+      if (one) out.insert(k);
+    }
+  }
+  return std::vector<std::size_t>(out.begin(), out.end());
 }
 
 class LineWriter {
@@ -481,6 +527,14 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   // Work-item loops (cpu), which keep debug mode's checks. The edits of a token, outermost
   // first: the rewrite's statement-level ones (a thread loop's head, braces), the
   // conditionals' conversions, debug mode's checks, the rewrite's edits inside expressions.
+  // cpu: T(x) with T a template's type parameter as Metal reads it (mg_functional_cast).
+  if (target == Target::cpu)
+    for (std::size_t k : functional_casts_to_type_parameters(m)) {
+      // Both halves before tokens (the `>` before the `(`): the work-item-loop rewrite, which
+      // writes some statements anew, carries what comes before a token, not what comes after.
+      before[k] += "::metal::mg_functional_cast<";
+      before[k + 1].insert(0, ">");
+    }
   WorkItemLoops loops;
   if (work_item_loops && target == Target::cpu)
     loops = msl::work_item_loops(m, selected, &before, debug ? &checks : nullptr);

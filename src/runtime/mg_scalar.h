@@ -233,6 +233,24 @@ MG_FN float operator-(bfloat a, half b) { return float(a) - float(b); }
 MG_FN float operator*(bfloat a, half b) { return float(a) * float(b); }
 MG_FN float operator/(bfloat a, half b) { return float(a) / float(b); }
 #endif
+
+// `T(x)`, T a template's type parameter, as Metal reads it (the translation writes such casts
+// through this, cpu only). Where half is GCC 13+'s _Float16, C++23's rules stop a class's
+// conversion to float from going on to _Float16 (MLX's T(fp8_e8m0) with T = half): such an
+// operand goes through float, as Metal's half takes it. Anything else is T(x) itself.
+template<class T, class X, class = void> struct mg_functional_castable : false_type {};
+template<class T, class X>
+struct mg_functional_castable<T, X, decltype(void(T(mg_declval<X>())))> : true_type {};
+template<class T, class X>
+MG_FN constexpr T mg_functional_cast(X&& x) {
+#if MG_HALF_IS_FLOAT16
+  if constexpr (mg_is_half<T>::value && is_class<remove_cvref_t<X>>::value &&
+                !mg_functional_castable<T, X>::value)
+    return T(static_cast<float>(static_cast<X&&>(x)));
+  else
+#endif
+    return T(static_cast<X&&>(x));
+}
 // Emitted after each user function of one float parameter: where half is a class, a half
 // overload forwarding to it, so a half argument picks it as Metal's half -> float standard
 // conversion does (a class half beside a user class that float converts to ties otherwise).
