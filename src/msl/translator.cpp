@@ -22,8 +22,6 @@ namespace {
 
 constexpr int MG_SLOT_COUNT = 31;
 
-// Writes tokens back as text, keeping every token on the .metal line it came from: plain
-// newlines while the source moves forward a little, a #line directive otherwise.
 // A loop hint in clang's spelling (`#pragma clang loop unroll(full)`; MLX's STEEL_PRAGMA_UNROLL
 // is `_Pragma("clang loop unroll(full)")`) in NVRTC's, which ignores clang's: `hint` is the
 // text after `pragma`; "" where it is no such hint. Without it the loops over MLX's GEMM
@@ -87,6 +85,8 @@ std::vector<std::size_t> functional_casts_to_type_parameters(const SourceModel& 
   return std::vector<std::size_t>(out.begin(), out.end());
 }
 
+// Writes tokens back as text, keeping every token on the .metal line it came from: plain
+// newlines while the source moves forward a little, a #line directive otherwise.
 class LineWriter {
  public:
   explicit LineWriter(const Lexed& lexed) : lexed_(lexed) {}
@@ -524,9 +524,6 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   DebugChecks debug_checks;
   if (debug && target == Target::cpu) debug_checks = debug_instrumentation(m);
   TextEdits& checks = debug_checks.edits;
-  // Work-item loops (cpu), which keep debug mode's checks. The edits of a token, outermost
-  // first: the rewrite's statement-level ones (a thread loop's head, braces), the
-  // conditionals' conversions, debug mode's checks, the rewrite's edits inside expressions.
   // cpu: T(x) with T a template's type parameter as Metal reads it (mg_functional_cast).
   if (target == Target::cpu)
     for (std::size_t k : functional_casts_to_type_parameters(m)) {
@@ -535,6 +532,9 @@ std::string Translation::emit_selected(Target target, const Constants& constants
       before[k] += "::metal::mg_functional_cast<";
       before[k + 1].insert(0, ">");
     }
+  // Work-item loops (cpu), which keep debug mode's checks. The edits of a token, outermost
+  // first: the rewrite's statement-level ones (a thread loop's head, braces), the
+  // conditionals' conversions, debug mode's checks, the rewrite's edits inside expressions.
   WorkItemLoops loops;
   if (work_item_loops && target == Target::cpu)
     loops = msl::work_item_loops(m, selected, &before, debug ? &checks : nullptr);
