@@ -77,10 +77,17 @@ def _is_number(v) -> bool:
 
 def _helpers(op: str, t: str) -> str:
     """x ** y for integers (`ipow`): squaring in an unsigned type, so products wrap like numpy's
-    where a signed one could overflow (undefined behaviour in C++). Floats use pow()."""
+    where a signed one could overflow (undefined behaviour in C++). Floats (`fpow`): pow(), but
+    a negative base to a whole power as numpy gives it (Metal's pow, like CUDA's fast powf, is
+    undefined for a negative base)."""
     s = _scalar_of(t)
-    if op != "**" or s not in _INT_TYPES:
+    if op != "**":
         return ""
+    if s not in _INT_TYPES:
+        return (f"static inline {t} fpow({t} x, {t} y) {{\n"
+                f"  const {t} r = pow(abs(x), y);\n"
+                f"  const auto negative_whole = select(x < {t}(0), y == trunc(y), x < {t}(0));\n"
+                f"  return select(pow(x, y), select(r, -r, fmod(y, {t}(2)) != {t}(0)), negative_whole);\n}}\n")
     u = "ulong" if s in ("long", "ulong") else "uint"
     return (f"static inline {t} ipow({t} x, {t} y) {{\n  {u} r = 1, b = {u}(x);\n"
             f"  for ({u} e = {u}(y); e != 0; e >>= 1) {{ if (e & 1) r *= b; b *= b; }}\n"
@@ -90,7 +97,7 @@ def _helpers(op: str, t: str) -> str:
 def _op_expr(op: str, t: str) -> str:
     if op != "**":
         return _BINARY[op]
-    return "ipow(x, y)" if _scalar_of(t) in _INT_TYPES else "pow(x, y)"
+    return "ipow(x, y)" if _scalar_of(t) in _INT_TYPES else "fpow(x, y)"
 
 
 def _check_int_exponent(op: str, t: str, exponents) -> None:

@@ -147,8 +147,8 @@ Interface::Interface(const std::string& backend, int device, bool debug) {
     static std::once_flag noted;
     if (!impl_->debug)
       std::call_once(noted, [&] {
-        std::fprintf(stderr, "metalgpu: debug mode has the cpu backend only; the %s backend runs without its "
-                             "checks\n", name.c_str());
+        std::fprintf(stderr, "metalgpu: debug mode has the cpu and cuda backends only; the %s backend runs "
+                             "without its checks\n", name.c_str());
       });
   }
 }

@@ -20,7 +20,8 @@
 namespace metalgpu::msl {
 namespace {
 
-constexpr int MG_SLOT_COUNT = 31;
+constexpr int MG_SLOT_COUNT = 31;             // the runtime's MG_MAX_BUFFERS (mg_abi.h)
+constexpr int MG_THREADGROUP_SLOT_COUNT = 31;  // its MG_MAX_THREADGROUP_SLOTS
 
 // A loop hint in clang's spelling (`#pragma clang loop unroll(full)`; MLX's STEEL_PRAGMA_UNROLL
 // is `_Pragma("clang loop unroll(full)")`) in NVRTC's, which ignores clang's: `hint` is the
@@ -367,18 +368,36 @@ void emit_cpu_entries(std::string& out, const Translation& tr, const std::vector
   out += "  return " + std::to_string(emitted) + "u;\n}\n";
 }
 
+// Debug mode (cuda): the names its reports give each [[buffer(n)]] slot, then each
+// [[threadgroup(n)]] slot, as a device array the entry hands to dbg::enter.
+std::string cuda_debug_names(const KernelInfo& k, const std::string& sym) {
+  std::vector<std::string> names(MG_SLOT_COUNT + MG_THREADGROUP_SLOT_COUNT, "nullptr");
+  for (const KernelParam& p : k.params) {
+    if (p.role == ParamRole::buffer && p.slot >= 0 && p.slot < MG_SLOT_COUNT)
+      names[std::size_t(p.slot)] = "\"" + p.name + "\"";
+    else if (p.role == ParamRole::threadgroup_memory && p.slot >= 0 && p.slot < MG_THREADGROUP_SLOT_COUNT)
+      names[std::size_t(MG_SLOT_COUNT + p.slot)] = "\"" + p.name + "\"";
+  }
+  std::string list;
+  for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+  return "__device__ const char* const " + sym + "_names[] = {" + list + "};\n";
+}
+
 // CUDA: one __global__ entry per kernel taking the launch block by value, and per kernel a
 // device array the host reads back: the size of each [[buffer(n)]] slot's type (32 = flags).
-void emit_cuda_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected) {
+// `debug`: the entry tells debug mode's checks the dispatch and the slots' names.
+void emit_cuda_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug) {
   const auto& kernels = tr.kernels();
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     const KernelInfo& k = kernels[i];
     if (!selected[i]) continue;
     const std::string sym = entry_symbol(i);
     const EntryArgs e = entry_args(k, kCudaAccess);
+    if (debug) out += cuda_debug_names(k, sym);
     out += line_directive(tr, k);
     out += "extern \"C\" __global__ void " + sym + "(const __grid_constant__ mg_launch __L) {\n";
     out += "  using __F = " + function_type(k) + ";\n";
+    if (debug) out += "  ::__metalgpu::dbg::enter(&__L, \"" + k.name + "\", " + sym + "_names);\n";
     out += "  const __metalgpu::thread_ctx __t = __metalgpu::cuda::make_ctx(__L);\n  (void)__t;\n" + e.prologue;
     out += "  " + k.call + "(" + e.args + ");\n}\n";
     out += "extern \"C\" __device__ const unsigned " + sym + "_slot_sizes[" + std::to_string(MG_SLOT_COUNT + 1) + "] = {";
@@ -522,7 +541,7 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   }
   // Debug mode: each access through its check (inside the conditionals' conversions).
   DebugChecks debug_checks;
-  if (debug && target == Target::cpu) debug_checks = debug_instrumentation(m);
+  if (debug) debug_checks = debug_instrumentation(m);
   TextEdits& checks = debug_checks.edits;
   // cpu: T(x) with T a template's type parameter as Metal reads it (mg_functional_cast).
   if (target == Target::cpu)
@@ -632,7 +651,7 @@ std::string Translation::emit_selected(Target target, const Constants& constants
   out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
   if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug, loops, debug_checks.grid_arguments);
-  else emit_cuda_entries(out, *this, selected);
+  else emit_cuda_entries(out, *this, selected, debug);
   if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;
 }

@@ -35,7 +35,8 @@ class Translation {
   // The translated program without the runtime (which the caller places first). `only`, if
   // set, emits the entry point of that kernel alone. Throws std::invalid_argument for
   // constants that name nothing or do not convert to their declared type.
-  // `debug` (cpu): every memory access goes through debug mode's checks (debug_instrument.hpp).
+  // `debug`: every memory access goes through debug mode's checks (debug_instrument.hpp; on
+  // cuda bounds only, mg_cuda_debug.h).
   // `work_item_loops` (cpu): cooperative kernels whose barriers sit in structured control flow
   // loop over their threads between barriers instead of running as fibers
   // (work_item_loops.hpp); in debug mode with its checks kept.

@@ -48,6 +48,10 @@ struct mg_debug_report {
   int faulted;
   int line;                          // in the .metal source
   unsigned int thread_position[3];   // thread_position_in_grid of the faulting thread
+  // GPU targets: the faulting thread's linear grid position (the report keeps the lowest, so
+  // which fault is told does not depend on scheduling) and a lock for writing the report.
+  int lock;
+  unsigned long long order;
   char message[1024];
 };
 

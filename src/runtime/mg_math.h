@@ -166,7 +166,12 @@ MG_FN int mg_ilogb_f(float x) {
   const uint32_t u = mg_f2u(x) & 0x7fffffffu;
   if (u == 0u || u > 0x7f800000u) return -2147483647 - 1;
   if (u == 0x7f800000u) return 2147483647;
-  return int(logbf(x));
+  if (u < 0x00800000u) {  // subnormal: from the bits (a flush-to-zero logbf would say 0's)
+    int p = 22;
+    while (!((u >> p) & 1u)) --p;
+    return p - 149;
+  }
+  return int(u >> 23) - 127;
 }
 MG_FN int ilogb(float x) { return mg_ilogb_f(x); }
 MG_FN int ilogb(half x) { return mg_ilogb_f(float(x)); }

@@ -192,8 +192,9 @@ std::string cpu_source(const msl::Translation& tr, const Constants& constants, c
 }
 
 
+// `debug`: the cuda translation in debug mode, as the cuda backend's debug mode compiles it.
 void check_cuda_translation(const msl::Translation& tr, const Constants& constants, const std::string* only,
-                            bool syntax_only = false) {
+                            bool syntax_only = false, bool debug = false) {
   const char* archs = std::getenv("METALGPU_CHECK_CUDA");
   if (!archs || !*archs) return;
   std::string list = archs;
@@ -203,7 +204,7 @@ void check_cuda_translation(const msl::Translation& tr, const Constants& constan
     int sm = std::atoi(list.substr(p, q - p).c_str());
     if (sm > 0) {
       try {
-        cuda::check_translation(tr, constants, sm, only, syntax_only);
+        cuda::check_translation(tr, constants, sm, only, syntax_only, debug);
       } catch (CompileError& e) {
         throw CompileError(std::string(e.what()) + " [CUDA translation check, sm_" + std::to_string(sm) + "]",
                            e.file(), e.line(), e.log(), e.function(), tr.source());
@@ -321,7 +322,7 @@ class CpuBackend final : public Backend {
         throw std::runtime_error("[cpu] the compiled module " + final_path + " cannot be loaded (compiler " +
                                  hc.path + "): " + load_error);
     }
-    check_cuda_translation(tr, constants, only);
+    check_cuda_translation(tr, constants, only, false, debug_);
     programs_[key] = program;
     return program;
   }

@@ -418,6 +418,7 @@ class CudaBackend final : public Backend {
     const Driver& d = driver();
     bind_quietly(dev_->ctx);
     d.cuStreamSynchronize(stream_->s);
+    if (report_) d.cuMemFree(report_);
   }
 
   const DeviceInfo& info() const override { return dev_->info; }
@@ -428,7 +429,7 @@ class CudaBackend final : public Backend {
 
   std::shared_ptr<Program> build(const msl::Translation& tr, const Constants& constants,
                                  const std::string* only) override {
-    std::string source = cuda_source(tr, constants, only);
+    std::string source = cuda_source(tr, constants, only, debug_);
     const Nvrtc& n = nvrtc();
     std::string key = Sha256()
                           .update(n.version).update("\n").update(nvrtc_options(dev_->sm)).update("\n")
@@ -511,6 +512,7 @@ class CudaBackend final : public Backend {
       MG_CU(cuFuncSetAttribute(entry->fn, kFuncAttrMaxDynamicShared, int(shared)));
       entry->dynamic_shared_set = int(shared);
     }
+    if (debug_) a.debug = debug_report();
     std::shared_ptr<std::pair<CUevent, CUevent>> ev;
     if (launch.profile) {
       ev = events_->take();
@@ -531,7 +533,8 @@ class CudaBackend final : public Backend {
       if (launch.texture_may_write[s]) b->after_dispatch(stream_);
       else b->mark_used(stream_);
     }
-    if (launch.wait) {
+    if (debug_) raise_fault(launch.kernel->name);
+    if (launch.wait || debug_) {
       // The stream, not just the kernel: copies back to host views follow it.
       MG_CU(cuStreamSynchronize(stream_->s));
       if (ev) run.completion = std::make_unique<StreamCompletion>(stream_, host_start, std::move(ev));
@@ -549,7 +552,30 @@ class CudaBackend final : public Backend {
     MG_CU(cuStreamSynchronize(stream_->s));
   }
 
+  bool enable_debug() override {
+    debug_ = true;
+    return true;
+  }
+
  private:
+  // Debug mode: where this backend's kernels report their first fault (device memory), cleared
+  // on the stream before each dispatch.
+  mg_debug_report* debug_report() {
+    if (!report_) MG_CU(cuMemAlloc(&report_, sizeof(mg_debug_report)));
+    MG_CU(cuMemsetD8Async(report_, 0, sizeof(mg_debug_report), stream_->s));
+    return reinterpret_cast<mg_debug_report*>(report_);
+  }
+  // Debug mode waits for each dispatch and raises KernelFault for the fault it reported.
+  void raise_fault(const std::string& kernel) {
+    MG_CU(cuStreamSynchronize(stream_->s));
+    mg_debug_report report;
+    MG_CU(cuMemcpyDtoH(&report, report_, sizeof report));
+    if (!report.faulted) return;
+    report.message[sizeof report.message - 1] = '\0';
+    throw KernelFault("[run_function] " + std::string(report.message) + " [debug mode]", kernel, report.line,
+                      report.thread_position);
+  }
+
   // A grid that is not a multiple of the threadgroup: launch the whole groups together and
   // each edge region with its real block size, so edge groups have exactly their threads.
   // A region with more blocks along an axis than one launch takes (65535 along y and z) goes
@@ -593,27 +619,31 @@ class CudaBackend final : public Backend {
   std::shared_ptr<EventPool> events_;
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<CudaProgram>> programs_;
+  bool debug_ = false;
+  CUdeviceptr report_ = 0;
 };
 
 }  // namespace
 
-std::string cuda_source(const msl::Translation& tr, const Constants& constants, const std::string* only) {
-  std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda)\n";
+std::string cuda_source(const msl::Translation& tr, const Constants& constants, const std::string* only,
+                        bool debug) {
+  std::string source = debug ? "// metalgpu " METALGPU_VERSION " generated code (cuda, debug mode)\n#define MG_DEBUG 1\n"
+                             : "// metalgpu " METALGPU_VERSION " generated code (cuda)\n";
   source += tr.runtime_omissions();
   source += runtime::common_text;
   source += runtime::cuda_text;
-  source += tr.emit(msl::Target::cuda, constants, only);
+  source += tr.emit(msl::Target::cuda, constants, only, debug);
   return source;
 }
 
 void check_translation(const msl::Translation& tr, const Constants& constants, int sm, const std::string* only,
-                       bool syntax_only) {
+                       bool syntax_only, bool debug) {
   if (syntax_only && !only) {
     check_source(library_check_source(tr), sm, tr.path());
   } else if (syntax_only) {
-    check_source(cuda_source(tr, constants, only), sm, tr.path());
+    check_source(cuda_source(tr, constants, only, debug), sm, tr.path());
   } else {
-    const std::string source = cuda_source(tr, constants, only);
+    const std::string source = cuda_source(tr, constants, only, debug);
     // The CUDA this check compiles, beside the cpu backend's C++ (METALGPU_DUMP): what to read
     // or compile by hand when a kernel's CUDA translation is in question, with no GPU at hand.
     if (auto dump = dump_dir())

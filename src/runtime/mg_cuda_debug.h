@@ -1,0 +1,350 @@
+// Debug mode on the CUDA backend (METALGPU_DEBUG=1, Interface(debug=True)): the translator
+// routes every subscript, `*p` and `p->` through the same checks as on the cpu backend
+// (debug_instrument.cpp, mg_cpu_debug.h), and here they check bounds:
+// - an access through a pointer into a buffer argument or [[threadgroup(n)]] memory stays
+//   inside the region its base pointer points into;
+// - C arrays and metal::array stay inside their extent (threadgroup arrays included).
+// A failed check records a fault in the launch's report (device memory the
+// host reads after the kernel: it raises KernelFault) and sends the access to a scratch
+// element, so the kernel finishes without touching memory it does not own - the CUDA context
+// stays usable, unlike after a hardware fault.
+// Not checked on cuda (the cpu backend's debug mode checks them): threadgroup-memory races and
+// barriers that not every thread reaches, and pointers into threadgroup variables (a variable
+// indexed by name is checked against its extent).
+#pragma once
+
+#if MG_DEBUG
+
+namespace __metalgpu {
+namespace dbg {
+
+using metal::is_integral;
+using metal::is_pointer;
+using metal::remove_cv_t;
+using metal::remove_cvref_t;
+using metal::remove_pointer_t;
+using metal::remove_reference_t;
+
+// The cpu backend's access kinds (debug_instrument.cpp writes them into the calls).
+enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3, quiet = 4 };
+
+// What the checks know of the running dispatch, set by each block's first thread at entry:
+// the launch block (a __grid_constant__ parameter, addressable) and the names to report.
+struct block_info {
+  const mg_launch* launch;
+  const char* kernel;
+  const char* const* names;  // [[buffer(n)]] names, then [[threadgroup(n)]] names
+};
+__shared__ block_info block;
+
+struct region {
+  const unsigned char* base;
+  const unsigned char* end;
+  int slot;
+  bool threadgroup;
+};
+
+__device__ __forceinline__ void enter(const mg_launch* L, const char* kernel, const char* const* names) {
+  if ((threadIdx.x | threadIdx.y | threadIdx.z) == 0) block = block_info{L, kernel, names};
+  __syncthreads();
+}
+
+// ---- the report: the first fault of a dispatch, formatted on the device
+
+struct text {
+  char* at;
+  char* end;
+  __device__ void put(const char* s) {
+    while (s && *s && at < end) *at++ = *s++;
+  }
+  __device__ void put(unsigned long long v) {
+    char digits[24];
+    int n = 0;
+    do digits[n++] = char('0' + v % 10); while ((v /= 10) && n < 24);
+    while (n && at < end) *at++ = digits[--n];
+  }
+  __device__ void put_signed(long long v) {
+    if (v < 0) {
+      put("-");
+      put((unsigned long long)(-(v + 1)) + 1ull);
+    } else {
+      put((unsigned long long)v);
+    }
+  }
+};
+
+__device__ __forceinline__ const char* access_word(unsigned kind) {
+  kind &= read_write;
+  return kind == write ? "write" : kind == read_write ? "read-write" : kind == read ? "read" : "address";
+}
+
+// This thread's position in the grid.
+__device__ __forceinline__ void position(unsigned (&pos)[3]) {
+  const mg_launch& L = *block.launch;
+  pos[0] = (blockIdx.x + L.group_offset[0]) * L.tg[0] + threadIdx.x;
+  pos[1] = (blockIdx.y + L.group_offset[1]) * L.tg[1] + threadIdx.y;
+  pos[2] = (blockIdx.z + L.group_offset[2]) * L.tg[2] + threadIdx.z;
+}
+
+// Takes the report for this thread's fault and starts its message ("kernel 'k', file:line: "),
+// or returns null: the report keeps the fault of the lowest thread in the grid (the first of
+// that thread's own), whatever order the threads ran in. The report stays locked until finish().
+__device__ __noinline__ mg_debug_report* claim(const char* file, int line, text& t) {
+  mg_debug_report* r = block.launch->debug;
+  if (!r) return nullptr;
+  const mg_launch& L = *block.launch;
+  unsigned pos[3];
+  position(pos);
+  const unsigned long long order =
+      pos[0] + (unsigned long long)L.grid[0] * (pos[1] + (unsigned long long)L.grid[1] * pos[2]);
+  volatile mg_debug_report* v = r;
+  if (v->faulted && v->order <= order) return nullptr;
+  while (atomicCAS(&r->lock, 0, 1) != 0) {
+  }
+  __threadfence();
+  if (v->faulted && v->order <= order) {
+    __threadfence();
+    atomicExch(&r->lock, 0);
+    return nullptr;
+  }
+  r->order = order;
+  r->line = line;
+  for (int k = 0; k < 3; ++k) r->thread_position[k] = pos[k];
+  t = text{r->message, r->message + sizeof r->message - 1};
+  t.put("kernel '");
+  t.put(block.kernel);
+  t.put("', ");
+  t.put(file);
+  t.put(":");
+  t.put((unsigned long long)line);
+  t.put(": ");
+  return r;
+}
+
+// Ends the message with the thread's position, publishes the report and unlocks it.
+__device__ __noinline__ void finish(mg_debug_report* r, text& t) {
+  t.put(" (thread_position_in_grid (");
+  for (int k = 0; k < 3; ++k) {
+    if (k) t.put(", ");
+    t.put((unsigned long long)r->thread_position[k]);
+  }
+  t.put("))");
+  *t.at = '\0';
+  r->faulted = 1;
+  __threadfence();
+  atomicExch(&r->lock, 0);
+}
+
+__device__ __noinline__ void out_of_bounds(const char* file, int line, const char* expr, unsigned kind,
+                                           const region& r, const void* at, size_t size) {
+  text t;
+  mg_debug_report* rep = claim(file, line, t);
+  if (!rep) return;
+  const long long bytes = (long long)(r.end - r.base);
+  const long long offset = (long long)(static_cast<const unsigned char*>(at) - r.base);
+  const long long s = (long long)size;
+  const long long index = offset >= 0 ? offset / s : -((-offset + s - 1) / s);
+  const char* name = block.names ? block.names[r.threadgroup ? MG_MAX_BUFFERS + r.slot : r.slot] : nullptr;
+  t.put("out-of-bounds ");
+  t.put(access_word(kind));
+  t.put(" `");
+  t.put(expr);
+  t.put("`: element ");
+  t.put_signed(index);
+  t.put(" (");
+  t.put((unsigned long long)size);
+  t.put(" bytes each, byte offset ");
+  t.put_signed(offset);
+  t.put(") of '");
+  t.put(name ? name : "threadgroup memory");
+  t.put(r.threadgroup ? "' ([[threadgroup(" : "' ([[buffer(");
+  t.put((unsigned long long)r.slot);
+  t.put(")]], ");
+  t.put((unsigned long long)bytes);
+  t.put(" bytes), which holds ");
+  t.put((unsigned long long)(bytes / s));
+  finish(rep, t);
+}
+
+__device__ __noinline__ void index_out_of_range(const char* file, int line, const char* expr, unsigned kind,
+                                                long long index, size_t extent) {
+  text t;
+  mg_debug_report* rep = claim(file, line, t);
+  if (!rep) return;
+  t.put("out-of-bounds ");
+  t.put(access_word(kind));
+  t.put(" `");
+  t.put(expr);
+  t.put("`: index ");
+  t.put_signed(index);
+  t.put(" of an array of ");
+  t.put((unsigned long long)extent);
+  t.put(" elements");
+  finish(rep, t);
+}
+
+// Where a failed access goes instead (one per module; what is read there means nothing).
+__device__ __align__(64) unsigned char sink_bytes[1 << 16];
+template <class T> __device__ __forceinline__ T& sink() {
+  static_assert(sizeof(T) <= sizeof(sink_bytes), "an element larger than debug mode's scratch space");
+  return *reinterpret_cast<T*>(sink_bytes);
+}
+
+// ---- regions: the launch's buffers and dynamic threadgroup memory
+
+__device__ __forceinline__ bool find(const unsigned char* a, region& out, bool one_past) {
+  const mg_launch& L = *block.launch;
+  for (unsigned n = 0; n < MG_MAX_BUFFERS; ++n) {
+    const unsigned long long bytes = L.slot_bytes[n];
+    if (!bytes) continue;
+    const auto* base = static_cast<const unsigned char*>(cuda::slot_address(L, n));
+    if (a >= base && (one_past ? a <= base + bytes : a < base + bytes)) {
+      out = region{base, base + bytes, int(n), false};
+      return true;
+    }
+  }
+  unsigned offset = 0;
+  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
+    const unsigned bytes = L.threadgroup_sizes[k];
+    const unsigned char* base = cuda::dynamic_threadgroup_memory + offset;
+    offset += bytes;
+    if (bytes && a >= base && (one_past ? a <= base + bytes : a < base + bytes)) {
+      out = region{base, base + bytes, int(k), true};
+      return true;
+    }
+  }
+  return false;
+}
+
+// A pointer in no region that lands close beyond (or before) a buffer most likely came from it.
+__device__ __forceinline__ bool near(const unsigned char* a, region& out) {
+  constexpr unsigned long long window = 16ull << 20;
+  const mg_launch& L = *block.launch;
+  for (unsigned n = 0; n < MG_MAX_BUFFERS; ++n) {
+    const unsigned long long bytes = L.slot_bytes[n];
+    if (!bytes || L.inline_offset[n] != MG_NOT_INLINE) continue;
+    const auto* base = static_cast<const unsigned char*>(cuda::slot_address(L, n));
+    if ((a >= base + bytes && (unsigned long long)(a - (base + bytes)) < window) ||
+        (a < base && (unsigned long long)(base - a) <= window)) {
+      out = region{base, base + bytes, int(n), false};
+      return true;
+    }
+  }
+  return false;
+}
+
+__device__ __forceinline__ bool fits(const region& r, const unsigned char* a, size_t size, unsigned kind) {
+  return a >= r.base && (kind == address_only ? a <= r.end : a + size <= r.end && a + size > a);
+}
+
+// An access of `size` bytes at `at` through a pointer whose base was `base` (as on cpu: the
+// region of the base, else of the access, else the buffer it lands near; memory in none of
+// them - a thread's own arrays, program constants, threadgroup variables - is not checked).
+__device__ __forceinline__ bool pointer_ok(const char* file, int line, const char* expr, unsigned kind,
+                                           const void* base, const void* at, size_t size) {
+  const auto* a = static_cast<const unsigned char*>(at);
+  if (__isLocal(at)) return true;
+  region r;
+  if (!find(static_cast<const unsigned char*>(base), r, true) && !find(a, r, false) && (__isShared(at) || !near(a, r)))
+    return true;
+  if (fits(r, a, size, kind)) return true;
+  out_of_bounds(file, line, expr, kind, r, at, size);
+  return false;
+}
+
+template <class T> struct static_extent { static constexpr size_t value = 0; static constexpr bool known = false; };
+template <class T, size_t N> struct static_extent<T[N]> { static constexpr size_t value = N; static constexpr bool known = true; };
+template <class T, size_t N> struct static_extent<metal::array<T, N>> {
+  static constexpr size_t value = N;
+  static constexpr bool known = true;
+};
+template <class T> struct is_void_type : metal::false_type {};
+template <> struct is_void_type<void> : metal::true_type {};
+template <> struct is_void_type<const void> : metal::true_type {};
+template <class T> struct is_function_type : metal::bool_constant<!metal::is_const<const T>::value> {};
+template <class T> struct is_function_type<T&> : metal::false_type {};
+
+template <class I> __device__ constexpr long long index_value(const I& i) {
+  using J = remove_cvref_t<I>;
+  if constexpr (is_integral<J>::value || __is_enum(J)) return (long long)i;
+  else return 0;
+}
+
+// ---- the checks the translator calls (the cpu backend's names and arguments)
+
+// x[i]: a pointer, a C array, a metal::array - or anything else with an operator[] (vectors,
+// matrices, user classes), which is not checked here.
+template <class X, class I>
+__device__ constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsigned kind, X&& x, I&& i) {
+  using D = remove_cvref_t<X>;
+  if constexpr (is_pointer<D>::value) {
+    using T = remove_pointer_t<D>;
+    if (!__builtin_is_constant_evaluated()) {
+      T* at = x + i;
+      if (!pointer_ok(file, line, expr, kind, (const void*)x, (const void*)at, sizeof(T))) return sink<T>();
+      return *at;
+    }
+    return x[i];
+  } else if constexpr (static_extent<D>::known) {
+    constexpr size_t n = static_extent<D>::value;
+    using E = remove_reference_t<decltype(x[i])>;
+    if (!__builtin_is_constant_evaluated()) {
+      const long long k = index_value(i);
+      const bool ok = kind == address_only ? k >= 0 && (unsigned long long)k <= n
+                                           : k >= 0 && (unsigned long long)k < n;
+      if (!ok) {
+        index_out_of_range(file, line, expr, kind, k, n);
+        return sink<E>();
+      }
+    }
+    return x[i];
+  } else {
+    return static_cast<X&&>(x)[static_cast<I&&>(i)];
+  }
+}
+
+// The cpu backend looks a kernel's buffer arguments up once; here each access looks its region
+// up in the launch block (a few dozen comparisons: debug mode's price on cuda).
+template <class P> __device__ constexpr const region* kernel_buffer(const P&) { return nullptr; }
+template <class X, class I>
+__device__ constexpr decltype(auto) sub_in(const region*, const char* file, int line, const char* expr, unsigned kind,
+                                           X&& x, I&& i) {
+  return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
+}
+template <class B, class J, class X, class I>
+__device__ constexpr decltype(auto) sub_grid(const region*, const B&, const J&, const char* file, int line,
+                                             const char* expr, unsigned kind, X&& x, I&& i) {
+  return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
+}
+
+// *p and p->m: the pointer itself, checked; anything else (an iterator, a class with its own
+// operator* or ->) as it is.
+template <class P>
+__device__ constexpr decltype(auto) ptr(const char* file, int line, const char* expr, unsigned kind, P&& p) {
+  using D = remove_cvref_t<P>;
+  if constexpr (is_pointer<D>::value && !is_void_type<remove_cv_t<remove_pointer_t<D>>>::value &&
+                !is_function_type<remove_pointer_t<D>>::value) {
+    using T = remove_pointer_t<D>;
+    if (!__builtin_is_constant_evaluated() && !pointer_ok(file, line, expr, kind, (const void*)p, (const void*)p, sizeof(T)))
+      return &sink<T>();
+    return D(p);
+  } else {
+    return static_cast<P&&>(p);
+  }
+}
+template <class P>
+__device__ constexpr decltype(auto) ptr_in(const region*, const char* file, int line, const char* expr, unsigned kind,
+                                           P&& p) {
+  return ptr(file, line, expr, kind, static_cast<P&&>(p));
+}
+
+// Threadgroup variables are checked through their extent only (see the top of this file).
+__device__ __forceinline__ void note_threadgroup_variable(const void*, size_t, const char*) {}
+
+}  // namespace dbg
+
+__device__ inline void threadgroup_barrier_impl(const char*, int) { __syncthreads(); }
+
+}  // namespace __metalgpu
+
+#endif  // MG_DEBUG
