@@ -1,8 +1,9 @@
 // Debug mode on the CPU (METALGPU_DEBUG=1, Interface(debug=True)): the translator routes every
-// subscript, `*p` and `p->` in the program through the checks below, with the .metal line and
-// whether the access reads or writes. A check that fails records a fault for the host (which
-// raises KernelFault) and redirects the access to a scratch element, so the kernel finishes
-// without touching memory it does not own.
+// subscript, `*p` and `p->` in the program through debug mode's checks (mg_debug_access.h),
+// told the .metal line and whether the access reads or writes; the functions below judge each
+// access for them. A check that fails records a fault for the host (which raises KernelFault)
+// and redirects the access to a scratch element, so the kernel finishes without touching
+// memory it does not own.
 //
 // What is checked:
 // - bounds: an access through a pointer into a buffer or threadgroup memory stays inside the
@@ -54,9 +55,6 @@ using metal::remove_reference_t;
 using metal::true_type;
 using metal::uint3;
 
-// quiet: or'ed into `read` for a read between two barriers with no write between them
-// (debug_instrument.cpp): no race is possible there, so the race detector is not asked.
-enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3, quiet = 4 };
 enum region_kind : unsigned char { buffer, threadgroup_slot, threadgroup_variable };
 
 // The accesses to a piece of threadgroup memory in this barrier interval (epoch): the last
@@ -407,10 +405,6 @@ inline void describe_region(char* out, size_t n, const region& r) {
   else snprintf(out, n, "threadgroup variable '%s' (%zu bytes)", r.name, size_t(r.end - r.base));
 }
 
-inline const char* access_word(unsigned kind) {
-  kind &= read_write;
-  return kind == write ? "write" : kind == read_write ? "read-write" : kind == read ? "read" : "address";
-}
 
 [[noreturn, gnu::cold, gnu::noinline]] inline void out_of_bounds(const char* file, int line, const char* expr, unsigned kind,
                                                        const region& r, const void* at, size_t size) {
@@ -570,20 +564,6 @@ inline bool pointer_ok(const char* file, int line, const char* expr, unsigned ki
   return true;
 }
 
-// Arrays whose extent the type says: C arrays and metal::array.
-template <class T> struct static_extent { static constexpr size_t value = 0; static constexpr bool known = false; };
-template <class T, size_t N> struct static_extent<T[N]> { static constexpr size_t value = N; static constexpr bool known = true; };
-template <class T, size_t N> struct static_extent<metal::array<T, N>> {
-  static constexpr size_t value = N;
-  static constexpr bool known = true;
-};
-template <class T> struct is_void_type : false_type {};
-template <> struct is_void_type<void> : true_type {};
-template <> struct is_void_type<const void> : true_type {};
-// A function type ignores const: `const F` is not const.
-template <class T> struct is_function_type : metal::bool_constant<!metal::is_const<const T>::value> {};
-template <class T> struct is_function_type<T&> : false_type {};
-
 [[noreturn, gnu::cold, gnu::noinline]] inline void index_out_of_range(const char* file, int line, const char* expr,
                                                             unsigned kind, long long index, size_t extent) {
   char what[384];
@@ -592,46 +572,9 @@ template <class T> struct is_function_type<T&> : false_type {};
   fault(file, line, what);
 }
 
-template <class I> constexpr long long index_value(const I& i) {
-  using J = remove_cvref_t<I>;
-  if constexpr (is_integral<J>::value || __is_enum(J)) return (long long)i;
-  else return 0;
-}
-
-// x[i]: a pointer, a C array, a metal::array - or anything else with an operator[] (vectors,
-// matrices, user classes), which is not checked here.
-template <class X, class I>
-constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsigned kind, X&& x, I&& i) {
-  using D = remove_cvref_t<X>;
-  if constexpr (is_pointer<D>::value) {
-    using T = remove_pointer_t<D>;
-    if (!__builtin_is_constant_evaluated()) {
-      T* at = x + i;
-      // (C casts: a volatile pointer - a device atomic's - is checked like any other.)
-      if (!pointer_ok(file, line, expr, kind, (const void*)x, (const void*)at, sizeof(T))) return sink<T>();
-      return *at;
-    }
-    return x[i];
-  } else if constexpr (static_extent<D>::known) {
-    constexpr size_t n = static_extent<D>::value;
-    using E = remove_reference_t<decltype(x[i])>;
-    if (!__builtin_is_constant_evaluated()) {
-      const long long k = index_value(i);
-      const bool ok = kind == address_only ? k >= 0 && (unsigned long long)k <= n
-                                           : k >= 0 && (unsigned long long)k < n;
-      if (!ok) {
-        index_out_of_range(file, line, expr, kind, k, n);
-        return sink<E>();
-      }
-      if (kind != address_only && !(kind & quiet) && (unsigned long long)k < n) {
-        E* at = &x[i];
-        if (const region* r = find_threadgroup(at)) check_race(file, line, expr, kind, *r, at, sizeof(E));
-      }
-    }
-    return x[i];
-  } else {
-    return static_cast<X&&>(x)[static_cast<I&&>(i)];
-  }
+// An element of an array of known extent (a threadgroup array among them), in bounds.
+inline void array_element(const char* file, int line, const char* expr, unsigned kind, const void* at, size_t size) {
+  if (const region* r = find_threadgroup(at)) check_race(file, line, expr, kind, *r, at, size);
 }
 
 // A kernel's buffer argument, looked up once at the kernel's start (the translation declares
@@ -645,18 +588,6 @@ template <class P> inline const region* kernel_buffer(P p) {
 inline bool within(const region* r, const void* base, const void* at, size_t size, unsigned kind) {
   const auto *b = static_cast<const unsigned char*>(base), *a = static_cast<const unsigned char*>(at);
   return r && b >= r->base && b < r->end && fits(*r, a, size, kind);
-}
-template <class X, class I>
-constexpr decltype(auto) sub_in(const region* r, const char* file, int line, const char* expr, unsigned kind, X&& x,
-                                I&& i) {
-  using D = remove_cvref_t<X>;
-  if constexpr (is_pointer<D>::value) {
-    if (!__builtin_is_constant_evaluated()) {
-      auto* at = x + i;
-      if (within(r, (const void*)x, (const void*)at, sizeof(remove_pointer_t<D>), kind)) return *at;
-    }
-  }
-  return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
 }
 
 // ---- accesses proven for a whole share
@@ -692,49 +623,6 @@ inline void prove_grid(const mg_launch* L, unsigned long long g0, unsigned long 
 }
 // `const` as buffer_region_of: set before guarded() runs the share, constant during it.
 [[gnu::const, gnu::noinline]] inline bool grid_proven() { return st().grid_proven; }
-// `base` and `index` are the argument and the position as the kernel received them: an access
-// through them is the one proven (where the kernel leaves both names alone, the compiler sees
-// the comparisons are true and drops them; where not, they keep the access honest).
-template <class B, class J, class X, class I>
-constexpr decltype(auto) sub_grid(const region* r, const B& base, const J& index, const char* file, int line,
-                                  const char* expr, unsigned kind, X&& x, I&& i) {
-  using D = remove_cvref_t<X>;
-  if constexpr (is_pointer<D>::value && is_pointer<B>::value && is_integral<remove_cvref_t<I>>::value) {
-    if constexpr (sizeof(remove_pointer_t<D>) <= sizeof(remove_pointer_t<B>)) {
-      if (!__builtin_is_constant_evaluated() && grid_proven() && (const void*)x == (const void*)base &&
-          (unsigned long long)i == (unsigned long long)index)
-        return x[i];
-    }
-  }
-  return sub_in(r, file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
-}
-
-// *p and p->m: the pointer itself, checked; anything else (an iterator, a class with its own
-// operator* or ->) as it is.
-template <class P> constexpr decltype(auto) ptr(const char* file, int line, const char* expr, unsigned kind, P&& p) {
-  using D = remove_cvref_t<P>;
-  if constexpr (is_pointer<D>::value && !is_void_type<remove_cv_t<remove_pointer_t<D>>>::value &&
-                !is_function_type<remove_pointer_t<D>>::value) {
-    using T = remove_pointer_t<D>;
-    if (!__builtin_is_constant_evaluated() && !pointer_ok(file, line, expr, kind, (const void*)p, (const void*)p, sizeof(T)))
-      return &sink<T>();
-    return D(p);
-  } else {
-    return static_cast<P&&>(p);
-  }
-}
-
-template <class P>
-constexpr decltype(auto) ptr_in(const region* r, const char* file, int line, const char* expr, unsigned kind, P&& p) {
-  using D = remove_cvref_t<P>;
-  if constexpr (is_pointer<D>::value && !is_void_type<remove_cv_t<remove_pointer_t<D>>>::value &&
-                !is_function_type<remove_pointer_t<D>>::value) {
-    if (!__builtin_is_constant_evaluated() &&
-        within(r, (const void*)p, (const void*)p, sizeof(remove_pointer_t<D>), kind))
-      return D(p);
-  }
-  return ptr(file, line, expr, kind, static_cast<P&&>(p));
-}
 
 }  // namespace dbg
 }  // namespace __metalgpu

@@ -1,6 +1,6 @@
 // Debug mode on the CUDA backend (METALGPU_DEBUG=1, Interface(debug=True)): the translator
 // routes every subscript, `*p` and `p->` through the same checks as on the cpu backend
-// (debug_instrument.cpp, mg_cpu_debug.h), and here they check bounds:
+// (debug_instrument.cpp, mg_debug_access.h), and the functions here judge bounds:
 // - an access through a pointer into a buffer argument or [[threadgroup(n)]] memory stays
 //   inside the region its base pointer points into;
 // - C arrays and metal::array stay inside their extent (threadgroup arrays included).
@@ -17,16 +17,6 @@
 
 namespace __metalgpu {
 namespace dbg {
-
-using metal::is_integral;
-using metal::is_pointer;
-using metal::remove_cv_t;
-using metal::remove_cvref_t;
-using metal::remove_pointer_t;
-using metal::remove_reference_t;
-
-// The cpu backend's access kinds (debug_instrument.cpp writes them into the calls).
-enum access_kind : unsigned { address_only = 0, read = 1, write = 2, read_write = 3, quiet = 4 };
 
 // What the checks know of the running dispatch, set by each block's first thread at entry:
 // the launch block (a __grid_constant__ parameter, addressable) and the names to report.
@@ -72,11 +62,6 @@ struct text {
     }
   }
 };
-
-__device__ __forceinline__ const char* access_word(unsigned kind) {
-  kind &= read_write;
-  return kind == write ? "write" : kind == read_write ? "read-write" : kind == read ? "read" : "address";
-}
 
 // This thread's position in the grid.
 __device__ __forceinline__ void position(unsigned (&pos)[3]) {
@@ -252,91 +237,15 @@ __device__ __forceinline__ bool pointer_ok(const char* file, int line, const cha
   return false;
 }
 
-template <class T> struct static_extent { static constexpr size_t value = 0; static constexpr bool known = false; };
-template <class T, size_t N> struct static_extent<T[N]> { static constexpr size_t value = N; static constexpr bool known = true; };
-template <class T, size_t N> struct static_extent<metal::array<T, N>> {
-  static constexpr size_t value = N;
-  static constexpr bool known = true;
-};
-template <class T> struct is_void_type : metal::false_type {};
-template <> struct is_void_type<void> : metal::true_type {};
-template <> struct is_void_type<const void> : metal::true_type {};
-template <class T> struct is_function_type : metal::bool_constant<!metal::is_const<const T>::value> {};
-template <class T> struct is_function_type<T&> : metal::false_type {};
+// An element of an array of known extent, in bounds: nothing more to check on cuda.
+__device__ __forceinline__ void array_element(const char*, int, const char*, unsigned, const void*, size_t) {}
 
-template <class I> __device__ constexpr long long index_value(const I& i) {
-  using J = remove_cvref_t<I>;
-  if constexpr (is_integral<J>::value || __is_enum(J)) return (long long)i;
-  else return 0;
-}
-
-// ---- the checks the translator calls (the cpu backend's names and arguments)
-
-// x[i]: a pointer, a C array, a metal::array - or anything else with an operator[] (vectors,
-// matrices, user classes), which is not checked here.
-template <class X, class I>
-__device__ constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsigned kind, X&& x, I&& i) {
-  using D = remove_cvref_t<X>;
-  if constexpr (is_pointer<D>::value) {
-    using T = remove_pointer_t<D>;
-    if (!__builtin_is_constant_evaluated()) {
-      T* at = x + i;
-      if (!pointer_ok(file, line, expr, kind, (const void*)x, (const void*)at, sizeof(T))) return sink<T>();
-      return *at;
-    }
-    return x[i];
-  } else if constexpr (static_extent<D>::known) {
-    constexpr size_t n = static_extent<D>::value;
-    using E = remove_reference_t<decltype(x[i])>;
-    if (!__builtin_is_constant_evaluated()) {
-      const long long k = index_value(i);
-      const bool ok = kind == address_only ? k >= 0 && (unsigned long long)k <= n
-                                           : k >= 0 && (unsigned long long)k < n;
-      if (!ok) {
-        index_out_of_range(file, line, expr, kind, k, n);
-        return sink<E>();
-      }
-    }
-    return x[i];
-  } else {
-    return static_cast<X&&>(x)[static_cast<I&&>(i)];
-  }
-}
-
-// The cpu backend looks a kernel's buffer arguments up once; here each access looks its region
-// up in the launch block (a few dozen comparisons: debug mode's price on cuda).
+// The cpu backend looks a kernel's buffer arguments up once and proves accesses by the grid
+// position per share; here every access looks its region up in the launch block (a few dozen
+// comparisons: debug mode's price on cuda), so those fast paths always decline.
 template <class P> __device__ constexpr const region* kernel_buffer(const P&) { return nullptr; }
-template <class X, class I>
-__device__ constexpr decltype(auto) sub_in(const region*, const char* file, int line, const char* expr, unsigned kind,
-                                           X&& x, I&& i) {
-  return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
-}
-template <class B, class J, class X, class I>
-__device__ constexpr decltype(auto) sub_grid(const region*, const B&, const J&, const char* file, int line,
-                                             const char* expr, unsigned kind, X&& x, I&& i) {
-  return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
-}
-
-// *p and p->m: the pointer itself, checked; anything else (an iterator, a class with its own
-// operator* or ->) as it is.
-template <class P>
-__device__ constexpr decltype(auto) ptr(const char* file, int line, const char* expr, unsigned kind, P&& p) {
-  using D = remove_cvref_t<P>;
-  if constexpr (is_pointer<D>::value && !is_void_type<remove_cv_t<remove_pointer_t<D>>>::value &&
-                !is_function_type<remove_pointer_t<D>>::value) {
-    using T = remove_pointer_t<D>;
-    if (!__builtin_is_constant_evaluated() && !pointer_ok(file, line, expr, kind, (const void*)p, (const void*)p, sizeof(T)))
-      return &sink<T>();
-    return D(p);
-  } else {
-    return static_cast<P&&>(p);
-  }
-}
-template <class P>
-__device__ constexpr decltype(auto) ptr_in(const region*, const char* file, int line, const char* expr, unsigned kind,
-                                           P&& p) {
-  return ptr(file, line, expr, kind, static_cast<P&&>(p));
-}
+__device__ __forceinline__ bool within(const region*, const void*, const void*, size_t, unsigned) { return false; }
+__device__ __forceinline__ bool grid_proven() { return false; }
 
 // Threadgroup variables are checked through their extent only (see the top of this file).
 __device__ __forceinline__ void note_threadgroup_variable(const void*, size_t, const char*) {}
