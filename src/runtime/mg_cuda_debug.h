@@ -39,7 +39,7 @@ __device__ __forceinline__ void enter(const mg_launch* L, const char* kernel, co
   __syncthreads();
 }
 
-// ---- the report: the first fault of a dispatch, formatted on the device
+// ---- the report: the fault of the lowest faulting thread of a dispatch, formatted on the device
 
 struct text {
   char* at;
