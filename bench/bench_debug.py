@@ -1,10 +1,10 @@
-"""Cost of debug mode on the cpu backend (issue 12): the same kernels with and without
-METALGPU_DEBUG's checks (bounds of every subscript, *p and p->; threadgroup races; barriers).
+"""Cost of debug mode (issue 12): the same kernels with and without METALGPU_DEBUG's checks
+(cpu: bounds of every subscript, *p and p->; threadgroup races; barriers. cuda: bounds).
 
-    python bench/bench_debug.py [--quick] [--out bench/results]
+    python bench/bench_debug.py [--backend cpu|cuda] [--quick] [--out bench/results]
 
 Target: debug mode at most 10x slower than normal mode on the basic and the cooperative
-kernels. Writes <out>/debug_cpu.md/.json; the `ratio` column is normal / debug, so the
+kernels. Writes <out>/debug_<backend>.md/.json; the `ratio` column is normal / debug, so the
 slowdown is its inverse (also in the `target` column).
 """
 
@@ -55,9 +55,9 @@ kernel void naive_matmul(device const float* A [[buffer(0)]], device const float
 class Mode:
     """One Interface (normal or debug mode) with the benchmark's buffers."""
 
-    def __init__(self, debug, x, A, B):
+    def __init__(self, backend, debug, x, A, B):
         n, m = x.size, A.shape[0]
-        self.iface = iface = mg.Interface(backend="cpu", debug=debug)
+        self.iface = iface = mg.Interface(backend=backend, debug=debug)
         self.bx, self.by = iface.array_to_buffer(x), iface.create_buffer(n, "float")
         self.bA, self.bB = iface.array_to_buffer(A), iface.array_to_buffer(B)
         self.bC = iface.create_buffer(m * m, "float")
@@ -127,6 +127,7 @@ def time_interleaved(normal, debug, reps):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args()
@@ -138,7 +139,7 @@ def main() -> int:
     A = rng.standard_normal((m, m)).astype(np.float32)
     B = rng.standard_normal((m, m)).astype(np.float32)
 
-    modes = {False: Mode(False, x, A, B), True: Mode(True, x, A, B)}
+    modes = {False: Mode(args.backend, False, x, A, B), True: Mode(args.backend, True, x, A, B)}
     results = []
     for name, (src, fn, grid, buffers, check, kw) in kernels(x, A, B).items():
         calls = [modes[d].prepare(src, fn, grid, buffers, check, **kw) for d in (False, True)]
@@ -147,29 +148,34 @@ def main() -> int:
         results.append(Result(name, t_debug.median, t_normal.median, "normal mode",
                               target=f"<= 10x slower (is {slowdown:.1f}x)", met=slowdown <= 10.0,
                               raw={"debug": t_debug.summary(), "normal": t_normal.summary()}))
-    report(results, args.out, "debug_cpu", "Debug mode against normal mode (cpu backend)",
-           machine=machine_info(), config={"quick": args.quick, "n": n, "matmul": m},
-           notes=["metalgpu = the kernel in debug mode; reference = the same kernel without it. Medians of "
-                  f"{reps} calls of each, the two modes' calls interleaved.",
-                  ("Normal mode vectorises the basic kernels across threads (8-16 lanes, libmvec's "
-                   "vector cos). In debug mode (since 2026-12-05) `arg[i]`, with `i` the kernel's "
-                   "scalar thread_position_in_grid, is checked once per share of the dispatch and the "
-                   "loop runs in a copy where such accesses are plain, so cos and saxpy vectorise as "
-                   "in normal mode (before: 21.6x and 7.5x, a check per access keeping the loop "
-                   "scalar). Other accesses through a buffer argument check against its buffer, looked "
-                   "up once per share (naive matmul)."),
-                  ("Cooperative kernels run as work-item loops in both modes. Each access to threadgroup "
-                   "memory goes through the race detector: an aligned 4-byte access (a float, an int, "
-                   "each word of a float4) is recorded in one record per word, in a few comparisons when "
-                   "no other thread touched the word in the interval; narrower accesses keep a shadow cell "
-                   "per byte. Reads between two barriers with no write between them cannot race and are "
-                   "only bounds-checked (the tiled matmul's inner loop). History: 2026-12-05, a thread's "
-                   "turn in a loop no longer works out its grid position (tree sum 11x -> 5x); tiled "
-                   "matmul 90x -> 42-71x (settled words) -> 14-20x (quiet reads); 2026-12-06, word "
-                   "records (tree sum 5.5x -> 3x, tiled matmul -> the figure above). Earlier runs of "
-                   "this table timed the tiled matmul right after its check's numpy product, whose "
-                   "OpenBLAS threads kept spinning on the 2 cores: normal mode 1.0-1.8 ms and debug "
-                   "mode 7-11 ms from run to run; now OpenBLAS runs one thread and the modes alternate.")])
+    common = ("metalgpu = the kernel in debug mode; reference = the same kernel without it. Medians of "
+              f"{reps} calls of each, the two modes' calls interleaved.")
+    if args.backend == "cuda":
+        notes = [common, ("cuda: bounds checks only; every access looks its region up among the launch's "
+                          "slots, and a debug dispatch waits for its kernel and reads the fault report back.")]
+    else:
+        notes = [common,
+                 ("Normal mode vectorises the basic kernels across threads (8-16 lanes, libmvec's "
+                  "vector cos). In debug mode (since 2026-12-05) `arg[i]`, with `i` the kernel's "
+                  "scalar thread_position_in_grid, is checked once per share of the dispatch and the "
+                  "loop runs in a copy where such accesses are plain, so cos and saxpy vectorise as "
+                  "in normal mode (before: 21.6x and 7.5x, a check per access keeping the loop "
+                  "scalar). Other accesses through a buffer argument check against its buffer, looked "
+                  "up once per share (naive matmul)."),
+                 ("Cooperative kernels run as work-item loops in both modes. Each access to threadgroup "
+                  "memory goes through the race detector: an aligned 4-byte access (a float, an int, "
+                  "each word of a float4) is recorded in one record per word, in a few comparisons when "
+                  "no other thread touched the word in the interval; narrower accesses keep a shadow cell "
+                  "per byte. Reads between two barriers with no write between them cannot race and are "
+                  "only bounds-checked (the tiled matmul's inner loop). History: 2026-12-05, a thread's "
+                  "turn in a loop no longer works out its grid position (tree sum 11x -> 5x); tiled "
+                  "matmul 90x -> 42-71x (settled words) -> 14-20x (quiet reads); 2026-12-06, word "
+                  "records (tree sum 5.5x -> 3x, tiled matmul -> the figure above). Earlier runs of "
+                  "this table timed the tiled matmul right after its check's numpy product, whose "
+                  "OpenBLAS threads kept spinning on the 2 cores: normal mode 1.0-1.8 ms and debug "
+                  "mode 7-11 ms from run to run; now OpenBLAS runs one thread and the modes alternate.")]
+    report(results, args.out, f"debug_{args.backend}", f"Debug mode against normal mode ({args.backend} backend)",
+           machine=machine_info(), config={"quick": args.quick, "n": n, "matmul": m}, notes=notes)
     return 0
 
 

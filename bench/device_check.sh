@@ -2,7 +2,7 @@
 # On a lent GPU machine (see bench/device_setup.sh for the build): the suite on cuda, the cpu
 # suite with that machine's own compiler ($CXX there is a wrapper adding C++ include folders),
 # and the real-library benchmark on cuda. Logs go to $OUT (or ./device-logs).
-#   bash bench/device_check.sh cuda|cpu|bench|kernels|matrices|corpus
+#   bash bench/device_check.sh cuda|cpu|bench|kernels|matrices|corpus|debug
 # corpus: the real-library tests on cuda and, at the same time, on cpu with $CXX (and debug mode).
 # The corpus (../shared/corpus) does not travel with the checkout: carry a copy as .corpus.
 set -uo pipefail
@@ -29,6 +29,9 @@ case "${1:-cuda}" in
     tail -8 "$OUT/pytest_corpus_cuda_h200.txt" "$OUT/pytest_corpus_cpu_device_compiler.txt" ;;
   bench)
     python3 bench/bench_libraries.py --backend cuda --out "$OUT" 2>&1 | tail -20 ;;
+  debug)  # issue 12: debug mode on cuda - its tests, then its cost beside normal mode
+    METALGPU_TEST_BACKENDS=cuda python3 -m pytest -q -p no:cacheprovider tests/test_debug_mode_cuda.py 2>&1 | tail -3
+    python3 bench/bench_debug.py --backend cuda --out "$OUT" 2>&1 | tail -12 ;;
   kernels)  # issue 16: simdgroup matrices on tensor cores, kernels beside PyTorch
     python3 bench/bench_cuda_kernels.py --out "$OUT" 2>&1 | tail -30 ;;
   matrices)  # issue 16 first: the tests that drive simdgroup matrices on cuda, then the kernels bench
