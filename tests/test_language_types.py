@@ -624,3 +624,59 @@ def test_vectors_at_addresses_aligned_to_their_element(backend):
     assert b[64:66].view(np.float16)[0] == 5 and f32(72, 2) == [6, 6]
     assert f32(80) == [7] and f32(100) == [7] and f32(140) == [7] and f32(84, 4) == [0] * 4
     assert f32(160, 4) == [8] * 4 and b[176] == 9 and f32(192, 4) == [10] * 4 and b[208] == 11
+
+
+# ggml's quantized blocks: half members of an anonymous struct in an anonymous union. Where half
+# is a class (g++ 10/11 on x86-64, which have no C++ _Float16), GCC forbids a member with a
+# constructor there; the translation gives such members a stand-in (mg_anonymous_member).
+ANONYMOUS_HALVES = """
+#include <metal_stdlib>
+using namespace metal;
+typedef struct {
+  union {
+    struct {
+      half d;
+      half m;
+    };
+    half2 dm;
+  };
+  uchar qs[4];
+} block;
+kernel void read_blocks(device const block* b [[buffer(0)]], device float* out [[buffer(1)]],
+                        device block* w [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+  const float d = b[i].d;                 // as float
+  const half m = b[i].m;                  // as half
+  device const half* dh = &b[i].d;        // d and m through a pointer, as ggml's q4_K does
+  out[i * 4 + 0] = d * 2.0f + float(m);
+  out[i * 4 + 1] = float(dh[0] * dh[1]);
+  out[i * 4 + 2] = float(b[i].dm.x + b[i].dm.y) + float(b[i].qs[3]);
+  out[i * 4 + 3] = (float) b[i].d - b[i].m;
+  w[i].d = m;                             // written from a half and from a float
+  w[i].m = half(d * 0.5f);
+  w[i].qs[0] = b[i].qs[0];
+}
+"""
+
+
+def test_half_members_of_anonymous_structs(backend):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(ANONYMOUS_HALVES)
+    blocks = np.zeros(8, dtype=[("d", "f2"), ("m", "f2"), ("qs", "u1", 4)])
+    blocks["d"] = np.arange(8) * 0.5 + 1
+    blocks["m"] = np.arange(8) * 0.25 - 1
+    blocks["qs"][:, 3] = np.arange(8)
+    blocks["qs"][:, 0] = 7
+    out = iface.create_buffer(32, np.float32)
+    written = iface.create_buffer(64, np.uint8)
+    iface.set_function("read_blocks")
+    iface.run_function(8, [iface.array_to_buffer(blocks.view(np.uint8)), out, written])
+    d, m = blocks["d"].astype(np.float32), blocks["m"].astype(np.float32)
+    got = out.contents.reshape(8, 4)
+    np.testing.assert_allclose(got[:, 0], d * 2 + m)
+    np.testing.assert_allclose(got[:, 1], (blocks["d"] * blocks["m"]).astype(np.float32), rtol=1e-3)
+    np.testing.assert_allclose(got[:, 2], d + m + np.arange(8))
+    np.testing.assert_allclose(got[:, 3], d - m)
+    w = written.contents.view(blocks.dtype)
+    np.testing.assert_array_equal(w["d"], blocks["m"])
+    np.testing.assert_array_equal(w["m"], (d * 0.5).astype(np.float16))
+    np.testing.assert_array_equal(w["qs"][:, 0], 7)

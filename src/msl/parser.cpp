@@ -220,7 +220,20 @@ void SourceModel::align_record_members() {
     if (actions_[m.type_begin] == TokenAction::keep) first = lexed_.tokens[m.type_begin].text;
     else if (actions_[m.type_begin] == TokenAction::drop) first.clear();
     actions_[m.type_begin] = TokenAction::replace;
-    first = "alignas(::metal::mg_layout_align<" + type + ">) " + first;
+    // In an anonymous struct, a type with constructors (the class half) goes through a
+    // stand-in without them where the compiler needs that (mg_scalar.h).
+    const std::string wrap = m.in_anonymous_struct ? "::metal::mg_anonymous_member<" : "";
+    first = "alignas(::metal::mg_layout_align<" + type + ">) " + wrap + first;
+    if (m.in_anonymous_struct) {
+      const std::size_t last = m.type_end - 1;
+      if (last != m.type_begin) {
+        std::string& r = replacements_[last];
+        if (actions_[last] == TokenAction::keep) r = lexed_.tokens[last].text;
+        else if (actions_[last] == TokenAction::drop) r.clear();
+        actions_[last] = TokenAction::replace;
+      }
+      replacements_[last] += ">";
+    }
   }
 }
 

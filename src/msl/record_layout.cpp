@@ -25,12 +25,22 @@ class RecordMembers {
     for (const Definition& d : defs)
       if (d.owner >= 0) owned[std::size_t(d.owner)].emplace(d.head, d.close);
     for (std::size_t r = 0; r < defs.size(); ++r)
-      if (defs[r].kind == Definition::record) scan_body(defs[r].open, defs[r].close, owned[r]);
+      if (defs[r].kind == Definition::record) {
+        anonymous_ = defs[r].name.empty() && defs[r].owner >= 0 && anonymous_struct(defs[r]);
+        scan_body(defs[r].open, defs[r].close, owned[r]);
+      }
     return std::move(out_);
   }
 
  private:
   bool is(std::size_t i, const char* s) const { return i < toks_.size() && toks_[i].text == s; }
+
+  // `struct { ... };` inside a record: no name, and no declarator after its body.
+  bool anonymous_struct(const Definition& d) const {
+    bool keyword = false;
+    for (std::size_t k = d.head; k < d.open; ++k) keyword = keyword || is(k, "struct") || is(k, "class");
+    return keyword && is(d.close + 1, ";");
+  }
 
   void scan_body(std::size_t open, std::size_t close, const std::unordered_map<std::size_t, std::size_t>& skip) {
     std::size_t stmt = open + 1;
@@ -81,12 +91,13 @@ class RecordMembers {
       }
     }
     if (name_end <= b + 1 || toks_[name_end - 1].kind != TokenKind::identifier) return;
-    out_.push_back({b, name_end - 1});
+    out_.push_back({b, name_end - 1, anonymous_});
   }
 
   const std::vector<Token>& toks_;
   const Structure& s_;
   std::vector<MemberType> out_;
+  bool anonymous_ = false;  // the record being scanned is an anonymous struct
 };
 
 }  // namespace

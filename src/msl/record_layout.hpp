@@ -21,6 +21,9 @@ namespace metalgpu::msl {
 struct MemberType {
   std::size_t type_begin;
   std::size_t type_end;
+  // A member of an anonymous struct (`union { struct { half d; half m; }; half2 dm; }`, ggml's
+  // blocks): GCC allows no member with a constructor there (the class half has some).
+  bool in_anonymous_struct = false;
 };
 
 std::vector<MemberType> record_member_types(const Lexed& lexed, const Structure& structure);

@@ -234,6 +234,29 @@ MG_FN float operator*(bfloat a, half b) { return float(a) * float(b); }
 MG_FN float operator/(bfloat a, half b) { return float(a) / float(b); }
 #endif
 
+// A member of an anonymous struct (ggml's `union { struct { half d; half m; }; half2 dm; }`):
+// GCC allows no member with a constructor there, and the class half has some. The translation
+// declares such members as mg_anonymous_member<T>: T itself, except a class half on GCC, where
+// it is a stand-in without constructors that reads as half or float and takes a half.
+template<class T> struct mg_anonymous_member_of { typedef T type; };
+#if !MG_HALF_IS_FLOAT16 && !MG_CUDA && defined(__GNUC__) && !defined(__clang__)
+struct mg_half_member {
+  uint16_t bits;
+  MG_FN operator half() const { return half(mg_bits_tag(), bits); }
+  MG_FN operator float() const { return float(half(mg_bits_tag(), bits)); }
+  MG_FN mg_half_member& operator=(half h) {
+    bits = h.bits;
+    return *this;
+  }
+  // `device const half* dh = &x.d;` (ggml reads d and dmin through it): the same two bytes, as
+  // the half they stand for. (Both types are a single uint16_t.)
+  MG_FN const half* operator&() const { return reinterpret_cast<const half*>(this); }
+  MG_FN half* operator&() { return reinterpret_cast<half*>(this); }
+};
+template<> struct mg_anonymous_member_of<half> { typedef mg_half_member type; };
+#endif
+template<class T> using mg_anonymous_member = typename mg_anonymous_member_of<T>::type;
+
 // `T(x)`, T a template's type parameter, as Metal reads it (the translation writes such casts
 // through this, cpu only). Where half is GCC 13+'s _Float16, C++23's rules stop a class's
 // conversion to float from going on to _Float16 (MLX's T(fp8_e8m0) with T = half): such an
