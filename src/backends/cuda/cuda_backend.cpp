@@ -533,10 +533,10 @@ class CudaBackend final : public Backend {
       if (launch.texture_may_write[s]) b->after_dispatch(stream_);
       else b->mark_used(stream_);
     }
-    if (debug_) raise_fault(launch.kernel->name);
     if (launch.wait || debug_) {
       // The stream, not just the kernel: copies back to host views follow it.
       MG_CU(cuStreamSynchronize(stream_->s));
+      if (debug_) raise_fault(launch.kernel->name);
       if (ev) run.completion = std::make_unique<StreamCompletion>(stream_, host_start, std::move(ev));
       else run.gpu_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - host_start).count();
       run.done = true;
@@ -558,16 +558,16 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // Debug mode: where this backend's kernels report their first fault (device memory), cleared
-  // on the stream before each dispatch.
+  // Debug mode: where this backend's kernels report a fault (device memory; the lowest faulting
+  // thread's), cleared on the stream before each dispatch.
   mg_debug_report* debug_report() {
     if (!report_) MG_CU(cuMemAlloc(&report_, sizeof(mg_debug_report)));
     MG_CU(cuMemsetD8Async(report_, 0, sizeof(mg_debug_report), stream_->s));
     return reinterpret_cast<mg_debug_report*>(report_);
   }
-  // Debug mode waits for each dispatch and raises KernelFault for the fault it reported.
+  // Debug mode waits for each dispatch (the caller has synchronised the stream) and raises
+  // KernelFault for the fault it reported.
   void raise_fault(const std::string& kernel) {
-    MG_CU(cuStreamSynchronize(stream_->s));
     mg_debug_report report;
     MG_CU(cuMemcpyDtoH(&report, report_, sizeof report));
     if (!report.faulted) return;
