@@ -113,3 +113,22 @@ kernel void matmul(device const float* a [[buffer(0)]], device const float* b [[
         out[debug] = c.contents.reshape(n, n).copy()
     np.testing.assert_allclose(out[True], a @ b, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(out[True], out[False])
+
+
+def test_buffers_side_by_side_in_gpu_memory_are_told_apart(cuda_dbg):
+    # The allocator can place buffers back to back: the pointer to B is then also the end of A.
+    # An access through B must be checked against B (it was reported as past A's end).
+    src = """
+kernel void add(device const float* a [[buffer(0)]], device const float* b [[buffer(1)]],
+                device float* c [[buffer(2)]], uint i [[thread_position_in_grid]]) {
+  c[i] = a[i] + b[i];
+}"""
+    cuda_dbg.load_shader_from_string(src)
+    cuda_dbg.set_function("add")
+    n = 65536
+    r = np.random.default_rng(5)
+    for _ in range(4):
+        a, b = r.standard_normal(n).astype(np.float32), r.standard_normal(n).astype(np.float32)
+        bufs = [cuda_dbg.array_to_buffer(a), cuda_dbg.array_to_buffer(b), cuda_dbg.create_buffer(n, "float")]
+        cuda_dbg.run_function(n, bufs)
+        np.testing.assert_array_equal(bufs[2].contents, a + b)

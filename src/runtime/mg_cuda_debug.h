@@ -177,28 +177,34 @@ template <class T> __device__ __forceinline__ T& sink() {
 
 // ---- regions: the launch's buffers and dynamic threadgroup memory
 
+// The region holding `a`; with `one_past`, else one that `a` is just past the end of. Inside
+// wins: buffers can be adjacent (the pointer to one is then also one past the end of another).
 __device__ __forceinline__ bool find(const unsigned char* a, region& out, bool one_past) {
   const mg_launch& L = *block.launch;
-  for (unsigned n = 0; n < MG_MAX_BUFFERS; ++n) {
-    const unsigned long long bytes = L.slot_bytes[n];
-    if (!bytes) continue;
-    const auto* base = static_cast<const unsigned char*>(cuda::slot_address(L, n));
-    if (a >= base && (one_past ? a <= base + bytes : a < base + bytes)) {
-      out = region{base, base + bytes, int(n), false};
+  bool at_end = false;
+  auto consider = [&](const unsigned char* base, unsigned long long bytes, int slot, bool threadgroup) {
+    if (a >= base && a < base + bytes) {
+      out = region{base, base + bytes, slot, threadgroup};
       return true;
     }
-  }
+    if (one_past && !at_end && a == base + bytes) {
+      out = region{base, base + bytes, slot, threadgroup};
+      at_end = true;
+    }
+    return false;
+  };
+  for (unsigned n = 0; n < MG_MAX_BUFFERS; ++n)
+    if (const unsigned long long bytes = L.slot_bytes[n];
+        bytes && consider(static_cast<const unsigned char*>(cuda::slot_address(L, n)), bytes, int(n), false))
+      return true;
   unsigned offset = 0;
   for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
     const unsigned bytes = L.threadgroup_sizes[k];
     const unsigned char* base = cuda::dynamic_threadgroup_memory + offset;
     offset += bytes;
-    if (bytes && a >= base && (one_past ? a <= base + bytes : a < base + bytes)) {
-      out = region{base, base + bytes, int(k), true};
-      return true;
-    }
+    if (bytes && consider(base, bytes, int(k), true)) return true;
   }
-  return false;
+  return at_end;
 }
 
 // A pointer in no region that lands close beyond (or before) a buffer most likely came from it.
