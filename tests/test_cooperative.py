@@ -995,3 +995,42 @@ kernel void rev{k}(device float* o [[buffer(0)]], uint i [[thread_position_in_gr
             before = maps()
     # One set of stacks per OS thread, whatever the number of shaders.
     assert maps() - before < 2000
+
+
+# A barrier inside code only some lanes of a SIMD group run (MLX's gemv_t does this): Apple
+# GPUs let the SIMD group through with the lanes that reach it. CUDA's __syncthreads waits for
+# every lane of a warp, so the cuda backend gives such a kernel warp-counting barriers.
+PARTED_BARRIERS = """
+#include <metal_stdlib>
+using namespace metal;
+kernel void column_sums(device const float* m [[buffer(0)]], device float* out [[buffer(1)]],
+                        constant uint& rows [[buffer(2)]], constant uint& cols [[buffer(3)]],
+                        threadgroup float* part [[threadgroup(0)]],
+                        uint group [[threadgroup_position_in_grid]], uint lane [[thread_index_in_simdgroup]],
+                        uint sg [[simdgroup_index_in_threadgroup]]) {
+  const uint col = group * 32 + lane;
+  float s = 0.0f;
+  if (col < cols) {
+    for (uint r = sg; r < rows; r += 2) {
+      threadgroup_barrier(mem_flags::mem_none);
+      s += m[r * cols + col];
+    }
+  }
+  part[sg * 32 + lane] = s;
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  if (sg == 0 && col < cols) out[col] = part[lane] + part[32 + lane];
+}
+"""
+
+
+@pytest.mark.parametrize("cols", [300, 3, 64])
+def test_a_barrier_only_some_lanes_reach_lets_their_simd_group_through(backend, cols):
+    iface = mg.Interface(backend=backend)
+    iface.load_shader_from_string(PARTED_BARRIERS)
+    rows = 200
+    m = _rng(11).standard_normal((rows, cols)).astype(np.float32)
+    out = _zeros(iface, cols)
+    groups = -(-cols // 32)
+    iface.run_function(groups * 64, [_buf(iface, m), out, np.uint32(rows), np.uint32(cols)],
+                       function_name="column_sums", threadgroup=64, threadgroup_memory={0: 64 * 4})
+    np.testing.assert_allclose(out.contents, m.sum(axis=0), rtol=1e-4, atol=1e-4)

@@ -225,6 +225,66 @@ def test_clang_loop_hints_become_nvrtc_unroll_pragmas():
     assert '_Pragma("clang loop unroll(full)")' in cpu and "#pragma clang loop unroll_count(2)" in cpu
 
 
+# Barriers where the lanes of a warp may have parted get warp-counting barriers on CUDA (Apple
+# GPUs let a SIMD group through with the lanes that reach it; __syncthreads waits for all).
+BARRIER_PLACES = """#include <metal_stdlib>
+using namespace metal;
+void publish(threadgroup float* t, uint lane, uint n) {
+  if (lane < n) {                        // the lane reaches the helper through its parameter
+    t[lane] = 1.0f;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+}
+kernel void lane_branch(device float* out [[buffer(0)]], constant uint& n [[buffer(1)]],
+                        uint lid [[thread_index_in_simdgroup]]) {
+  const uint col = lid * 4;              // computed from the lane
+  if (col < n) {
+    threadgroup_barrier(mem_flags::mem_none);
+    out[col] = 1.0f;
+  }
+}
+kernel void through_helper(device float* out [[buffer(0)]], constant uint& n [[buffer(1)]],
+                           uint lid [[thread_position_in_threadgroup]]) {
+  threadgroup float t[64];
+  publish(t, lid, n);
+  out[lid] = t[0];
+}
+kernel void loop_exit(device float* out [[buffer(0)]], constant uint& n [[buffer(1)]],
+                      uint gid [[thread_position_in_grid]]) {
+  for (uint k = 0; k < n; ++k) {
+    if (gid > k) break;                  // lanes leave the loop at different trips
+    threadgroup_barrier(mem_flags::mem_none);
+  }
+  out[gid] = 1.0f;
+}
+kernel void uniform_places(device float* out [[buffer(0)]], constant uint& n [[buffer(1)]],
+                           uint2 group [[threadgroup_position_in_grid]], uint lid [[thread_index_in_threadgroup]]) {
+  threadgroup float t[64];
+  if (lid >= 64u) return;                // an early return is no barrier in parted code
+  if (group.x < n) threadgroup_barrier(mem_flags::mem_threadgroup);
+  for (uint k = 0; k < n; ++k) {
+    t[lid] = float(k);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+  }
+  out[lid] = t[63 - lid];
+}
+kernel void no_barrier(device float* out [[buffer(0)]], uint lid [[thread_index_in_simdgroup]]) {
+  if (lid < 3) out[lid] = simd_sum(1.0f);
+}
+"""
+
+
+@pytest.mark.parametrize("function,per_warp", [
+    ("lane_branch", True), ("through_helper", True), ("loop_exit", True), ("uniform_places", False),
+    ("no_barrier", False)])
+def test_barriers_in_code_the_lanes_may_reach_apart_count_warps(function, per_warp):
+    code = _cuda(BARRIER_PLACES, function)
+    barrier = "cuda::warp_barrier();" if per_warp else "__syncthreads();"
+    assert f"inline void threadgroup_barrier_impl() {{ {barrier} }}" in code
+    assert ("::__metalgpu::cuda::barriers_begin();" in code) == per_warp
+    assert ("::__metalgpu::cuda::barriers_end();" in code) == per_warp
+
+
 # ---- NVRTC (skipped where it cannot be loaded) ----
 
 

@@ -229,8 +229,8 @@ int Structure::function_at(std::size_t t) const {
 std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s,
                                           const std::vector<std::size_t>& storage_tokens,
                                           std::vector<bool>* cooperative_ids,
-                                          bool (*primitive)(const std::string&)) {
-  if (!primitive) primitive = &is_cooperative_function;
+                                          const std::function<bool(const std::string&)>& given) {
+  const std::function<bool(const std::string&)> primitive = given ? given : &is_cooperative_function;
   const auto& defs = s.definitions();
   std::vector<bool> coop(defs.size(), false);
   // Names of cooperative primitives the unit spells.

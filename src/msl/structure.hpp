@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -63,7 +64,7 @@ class Structure {
 std::vector<bool> cooperating_definitions(const Lexed& lexed, const Structure& s,
                                           const std::vector<std::size_t>& storage_tokens,
                                           std::vector<bool>* cooperative_ids,
-                                          bool (*primitive)(const std::string&) = nullptr);
+                                          const std::function<bool(const std::string&)>& primitive = {});
 
 // Per definition, the indices into `declarations` (tokens, such as the `threadgroup` of each
 // threadgroup variable) that it reaches: those in its own body, and those of every definition

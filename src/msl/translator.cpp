@@ -13,6 +13,7 @@
 #include "metalgpu/dtype.hpp"
 #include "metalgpu/errors.hpp"
 #include "msl/debug_instrument.hpp"
+#include "msl/divergent_barriers.hpp"
 #include "msl/statements.hpp"
 #include "msl/structure.hpp"
 #include "msl/work_item_loops.hpp"
@@ -383,10 +384,20 @@ std::string cuda_debug_names(const KernelInfo& k, const std::string& sym) {
   return "__device__ const char* const " + sym + "_names[] = {" + list + "};\n";
 }
 
+// CUDA: does the module (its selected kernels) need barriers that count warps (mg_cuda_exec.h)?
+bool module_counts_warps(const Translation& tr, const std::vector<bool>& selected) {
+  for (std::size_t i = 0; i < selected.size(); ++i)
+    if (selected[i] && tr.kernels()[i].cooperative && tr.divergent_barriers()[i]) return true;
+  return false;
+}
+
 // CUDA: one __global__ entry per kernel taking the launch block by value, and per kernel a
 // device array the host reads back: the size of each [[buffer(n)]] slot's type (32 = flags).
 // `debug`: the entry tells debug mode's checks the dispatch and the slots' names.
-void emit_cuda_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug) {
+// `warp_barriers`: the module's cooperative kernels set up and leave the barriers that count
+// warps (every one of them: barriers are one kind per module).
+void emit_cuda_entries(std::string& out, const Translation& tr, const std::vector<bool>& selected, bool debug,
+                       bool warp_barriers) {
   const auto& kernels = tr.kernels();
   for (std::size_t i = 0; i < kernels.size(); ++i) {
     const KernelInfo& k = kernels[i];
@@ -399,7 +410,11 @@ void emit_cuda_entries(std::string& out, const Translation& tr, const std::vecto
     out += "  using __F = " + function_type(k) + ";\n";
     if (debug) out += "  ::__metalgpu::dbg::enter(&__L, \"" + k.name + "\", " + sym + "_names);\n";
     out += "  const __metalgpu::thread_ctx __t = __metalgpu::cuda::make_ctx(__L);\n  (void)__t;\n" + e.prologue;
-    out += "  " + k.call + "(" + e.args + ");\n}\n";
+    const bool counted = warp_barriers && k.cooperative;
+    if (counted) out += "  ::__metalgpu::cuda::barriers_begin();\n";
+    out += "  " + k.call + "(" + e.args + ");\n";
+    if (counted) out += "  ::__metalgpu::cuda::barriers_end();\n";
+    out += "}\n";
     out += "extern \"C\" __device__ const unsigned " + sym + "_slot_sizes[" + std::to_string(MG_SLOT_COUNT + 1) + "] = {";
     for (int s = 0; s < MG_SLOT_COUNT; ++s) out += (s ? ", " : "") + (e.sizes[s].empty() ? "0u" : e.sizes[s]);
     out += std::string(", ") + (k.cooperative ? "1u" : "0u") + "};\n";
@@ -474,6 +489,11 @@ std::vector<std::string> resolve_constants(const SourceModel& model, const Const
       throw std::invalid_argument("[set_function] the shader declares no function constant '" + key + "'");
   }
   return values;
+}
+
+const std::vector<bool>& Translation::divergent_barriers() const {
+  std::call_once(divergent_once_, [this] { divergent_ = kernels_with_divergent_barriers(*model_); });
+  return divergent_;
 }
 
 std::string Translation::emit(Target target, const Constants& constants, const std::string* only,
@@ -645,13 +665,18 @@ std::string Translation::emit_selected(Target target, const Constants& constants
     }
   }
   std::string out;
+  // CUDA: the module's threadgroup barrier, one kind for all its kernels (mg_cuda_exec.h).
+  const bool warp_barriers = cuda && module_counts_warps(*this, selected);
+  if (cuda)
+    out = std::string("namespace __metalgpu {\nMG_DECL inline void threadgroup_barrier_impl() { ") +
+          (warp_barriers ? "cuda::warp_barrier();" : "__syncthreads();") + " }\n}  // namespace __metalgpu\n";
   // CUDA predeclares math functions and vector types globally; user code lives in a
   // namespace where metal's names come first (see mg_constants.h).
-  if (target == Target::cuda) out = "namespace metal_user {\n";
+  if (target == Target::cuda) out += "namespace metal_user {\n";
   out += w.take();
   out += "\n// ---- metalgpu entry points ----\n";
   if (target == Target::cpu) emit_cpu_entries(out, *this, selected, debug, loops, debug_checks.grid_arguments);
-  else emit_cuda_entries(out, *this, selected, debug);
+  else emit_cuda_entries(out, *this, selected, debug, warp_barriers);
   if (target == Target::cuda) out += "}  // namespace metal_user\n";
   return out;
 }

@@ -258,7 +258,7 @@ __device__ __forceinline__ void note_threadgroup_variable(const void*, size_t, c
 
 }  // namespace dbg
 
-__device__ inline void threadgroup_barrier_impl(const char*, int) { __syncthreads(); }
+__device__ inline void threadgroup_barrier_impl(const char*, int) { threadgroup_barrier_impl(); }
 
 }  // namespace __metalgpu
 

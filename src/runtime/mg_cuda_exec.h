@@ -110,7 +110,86 @@ template <class T> __device__ __forceinline__ T threadgroup_slot(const mg_launch
   return reinterpret_cast<T>(cuda::dynamic_threadgroup_memory + offset);
 }
 
-MG_DECL inline void threadgroup_barrier_impl() { __syncthreads(); }
+// ---- threadgroup barriers
+// CUDA's barrier (__syncthreads, bar.sync) makes each thread wait for every thread of its warp
+// that has not exited, and lets the compiler assume the whole warp reaches it. Apple GPUs let a
+// SIMD group through a barrier with the lanes that are in it, and real code relies on that:
+// MLX's gemv_t calls threadgroup_barrier inside `if (out_col < out_vec_size)`, which some lanes
+// of the last threadgroup skip (with __syncthreads the results are wrong; a __syncwarp there
+// deadlocks). A module with a kernel whose barriers sit under control flow that can part the
+// lanes of a warp (divergent_barriers.cpp decides) gets barriers that count warps instead: a
+// warp arrives when its lanes at the barrier do, the lanes that went elsewhere do not hold it
+// up, and a warp whose lanes have all left the kernel stops counting. The translation defines
+// threadgroup_barrier_impl() as one or the other, so other modules keep __syncthreads as it is.
+MG_DECL inline void threadgroup_barrier_impl();
+
+namespace cuda {
+
+struct warp_barriers {
+  // Packed so that one 64-bit CAS sees all of it: the barrier's generation (bits 38..63), the
+  // warps still running (32..37) and the warps arrived in this generation (one bit each).
+  unsigned long long word;
+  unsigned finished_lanes[32];  // per warp: lanes that have left the kernel
+};
+__shared__ warp_barriers barriers;
+
+__device__ __forceinline__ unsigned long long barrier_word(unsigned long long gen, unsigned alive, unsigned arrived) {
+  return gen << 38 | (unsigned long long)alive << 32 | arrived;
+}
+__device__ __forceinline__ unsigned block_threads() { return blockDim.x * blockDim.y * blockDim.z; }
+__device__ __forceinline__ unsigned linear_thread() {
+  return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+}
+
+// At the entry of a cooperative kernel of such a module, every thread of the block.
+__device__ __forceinline__ void barriers_begin() {
+  if (linear_thread() == 0) {
+    barriers.word = barrier_word(0, (block_threads() + 31) / 32, 0);
+    for (unsigned& n : barriers.finished_lanes) n = 0;
+  }
+  __syncthreads();
+}
+
+// The next generation if every running warp has arrived (after an arrival or a departure).
+__device__ __forceinline__ unsigned long long completed(unsigned long long w) {
+  const unsigned alive = unsigned(w >> 32) & 63u, arrived = unsigned(w);
+  if (arrived == 0 || unsigned(__popc(arrived)) != alive) return w;
+  return barrier_word((w >> 38) + 1, alive, 0);
+}
+
+__device__ __noinline__ void warp_barrier() {
+  const unsigned active = __activemask();
+  __threadfence_block();  // this lane's writes, before its warp is counted
+  __syncwarp(active);
+  if (linear_thread() % 32 == unsigned(__ffs(int(active)) - 1)) {
+    const unsigned bit = 1u << (linear_thread() / 32);
+    unsigned long long old = barriers.word, seen;
+    do {
+      seen = old;
+      old = atomicCAS(&barriers.word, seen, completed(seen | bit));
+    } while (old != seen);
+    const unsigned long long gen = seen >> 38;
+    while ((*(volatile unsigned long long*)&barriers.word >> 38) == gen) __nanosleep(20);
+  }
+  __syncwarp(active);
+  __threadfence_block();
+}
+
+// After the kernel's function returns (early returns included), every thread of the block.
+__device__ __forceinline__ void barriers_end() {
+  const unsigned warp = linear_thread() / 32, count = block_threads();
+  const unsigned lanes = count - warp * 32 < 32u ? count - warp * 32 : 32u;
+  if (atomicAdd(&barriers.finished_lanes[warp], 1u) + 1 != lanes) return;
+  unsigned long long old = barriers.word, seen;
+  do {
+    seen = old;
+    const unsigned alive = (unsigned(seen >> 32) & 63u) - 1;
+    old = atomicCAS(&barriers.word, seen, completed(barrier_word(seen >> 38, alive, unsigned(seen))));
+  } while (old != seen);
+}
+
+}  // namespace cuda
+
 MG_DECL inline unsigned simd_lane_id() {
   return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
 }
