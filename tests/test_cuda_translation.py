@@ -283,6 +283,12 @@ def test_barriers_in_code_the_lanes_may_reach_apart_count_warps(function, per_wa
     assert f"inline void threadgroup_barrier_impl() {{ {barrier} }}" in code
     assert ("::__metalgpu::cuda::barriers_begin();" in code) == per_warp
     assert ("::__metalgpu::cuda::barriers_end();" in code) == per_warp
+    # The lanes meet again after each statement where they part around a barrier (the helper's
+    # `if`, the kernel's `if`, the loop left at different trips): all three, whichever kernel
+    # is selected, since the module's barriers are one kind.
+    rejoined = re.findall(r"cuda::lanes_here\(\); (if \(lane < n\)|if \(col < n\)|for \(uint k)", code)
+    assert sorted(rejoined) == (sorted(["if (lane < n)", "if (col < n)", "for (uint k"]) if per_warp else [])
+    assert code.count("cuda::rejoin(__mg_rejoin); }") == (3 if per_warp else 0)
 
 
 # ---- NVRTC (skipped where it cannot be loaded) ----

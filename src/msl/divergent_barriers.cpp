@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "msl/statements.hpp"
 
@@ -34,7 +35,7 @@ class Analysis {
                             [](const std::string& name) { return name == "threadgroup_barrier"; });
   }
 
-  std::vector<bool> kernels() {
+  DivergentBarriers result() {
     const auto& defs = s_.definitions();
     taints_.assign(defs.size(), {});
     for (const KernelInfo& k : m_.kernels()) {
@@ -65,9 +66,11 @@ class Analysis {
       if (def.kind != Definition::function || def.open >= def.close || taints_[d].empty() || !reaches_barrier(def))
         continue;
       taint_ = &taints_[d];
+      const std::size_t sites = rejoin_.size();
       try {
         divergent[d] = walk(parse_body(m_.lexed(), def.open), false);
       } catch (const std::runtime_error&) {
+        rejoin_.resize(sites);
         divergent[d] = true;  // a body the statement parser cannot split: the safe side
       }
       if (divergent[d]) names.insert(def.name);
@@ -81,7 +84,7 @@ class Analysis {
       const int d = s_.function_at(k.decl_token);
       out.push_back((d >= 0 && reach[std::size_t(d)]) || call_names_any(k.call, ids));
     }
-    return out;
+    return {std::move(out), std::move(rejoin_)};
   }
 
  private:
@@ -268,14 +271,18 @@ class Analysis {
   }
 
   // Is there a barrier in a statement that lanes of one SIMD group may reach apart? `under`:
-  // inside a branch or loop whose condition depends on the lane.
-  bool walk(const Stmt& st, bool under) const {
+  // inside a branch or loop whose condition depends on the lane. Records in rejoin_ the
+  // outermost such statements that no jump leaves (`prev`: the statement before, whose
+  // #pragma belongs to this one).
+  bool walk(const Stmt& st, bool under, const Stmt* prev = nullptr) {
     switch (st.kind) {
       case Stmt::compound:
-      case Stmt::range_for:
-        for (const Stmt& kid : st.kids)
-          if (walk(kid, under)) return true;
-        return false;
+      case Stmt::range_for: {
+        bool any = false;
+        for (std::size_t i = 0; i < st.kids.size(); ++i)
+          any |= walk(st.kids[i], under, i ? &st.kids[i - 1] : nullptr);
+        return any;
+      }
       case Stmt::if_:
       case Stmt::switch_:
       case Stmt::while_:
@@ -285,19 +292,33 @@ class Analysis {
         const std::size_t b = st.kind == Stmt::for_ ? st.semi1 + 1 : st.open + 1;
         const std::size_t e = st.kind == Stmt::for_ ? st.semi2 : st.close;
         const bool inner = under || mentions_lane(b, e);
-        if (inner && calls_barrier(st.open + 1, st.close)) return true;
+        bool divergent = inner && calls_barrier(st.open + 1, st.close);
         // A loop the lanes leave at different trips (a break or return on a lane condition)
         // with a barrier in it.
         if (loop && !inner && calls_barrier(st.begin, st.end))
-          for (const Stmt& kid : st.kids)
-            if (jumps_apart(kid, false)) return true;
-        for (const Stmt& kid : st.kids)
-          if (walk(kid, inner)) return true;
-        return false;
+          for (const Stmt& kid : st.kids) divergent = divergent || jumps_apart(kid, false);
+        const bool parts_here = !under && (divergent || inner);
+        for (const Stmt& kid : st.kids) divergent |= walk(kid, inner);
+        if (divergent && parts_here && !leaves(st, false, false)) {
+          const std::size_t begin = prev && prev->kind == Stmt::pragma ? prev->begin : st.begin;
+          rejoin_.emplace_back(begin, st.end);
+        }
+        return divergent;
       }
       default:
         return under && calls_barrier(st.begin, st.end);
     }
+  }
+  // Does a return, or a break or continue not caught inside, leave the statement?
+  static bool leaves(const Stmt& st, bool in_loop, bool in_switch) {
+    if (st.kind == Stmt::return_) return true;
+    if (st.kind == Stmt::break_) return !in_loop && !in_switch;
+    if (st.kind == Stmt::continue_) return !in_loop;
+    const bool loop = st.kind == Stmt::while_ || st.kind == Stmt::do_ || st.kind == Stmt::for_ ||
+                      st.kind == Stmt::range_for;
+    for (const Stmt& kid : st.kids)
+      if (leaves(kid, in_loop || loop, in_switch || st.kind == Stmt::switch_)) return true;
+    return false;
   }
   bool jumps_apart(const Stmt& st, bool under) const {
     if (st.kind == Stmt::break_ || st.kind == Stmt::continue_ || st.kind == Stmt::return_) return under;
@@ -315,13 +336,14 @@ class Analysis {
   std::vector<Names> taints_;                     // per definition: names that differ between lanes
   std::vector<std::vector<std::string>> params_;  // per function definition: its parameters' names
   const Names* taint_ = nullptr;                  // the definition being walked
+  std::vector<std::pair<std::size_t, std::size_t>> rejoin_;  // see DivergentBarriers::rejoin
 };
 
 }  // namespace
 
-std::vector<bool> kernels_with_divergent_barriers(const SourceModel& model) {
+DivergentBarriers divergent_barriers(const SourceModel& model) {
   if (model.kernels().empty()) return {};
-  return Analysis(model).kernels();
+  return Analysis(model).result();
 }
 
 }  // namespace metalgpu::msl

@@ -12,13 +12,25 @@
 // a wrong result; a miss (a member variable set from a lane, say) keeps __syncthreads.
 #pragma once
 
+#include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "msl/parser.hpp"
 
 namespace metalgpu::msl {
 
-// Per kernel (the order of model.kernels()): does it reach a barrier in lane-divergent code?
-std::vector<bool> kernels_with_divergent_barriers(const SourceModel& model);
+struct DivergentBarriers {
+  // Per kernel (the order of model.kernels()): does it reach a barrier in lane-divergent code?
+  std::vector<bool> kernels;
+  // The outermost lane-divergent statements with a barrier inside, as token ranges [begin, end)
+  // (a #pragma right before one included), that nothing leaves by return, break or continue.
+  // On Apple GPUs the lanes of a SIMD group that part there meet again after the statement
+  // (the SIMD functions after it see them all); CUDA does not promise that once lanes were held
+  // at a barrier, so the translation makes them meet (mg_cuda_exec.h, reconverge_*).
+  std::vector<std::pair<std::size_t, std::size_t>> rejoin;
+};
+
+DivergentBarriers divergent_barriers(const SourceModel& model);
 
 }  // namespace metalgpu::msl

@@ -387,7 +387,7 @@ std::string cuda_debug_names(const KernelInfo& k, const std::string& sym) {
 // CUDA: does the module (its selected kernels) need barriers that count warps (mg_cuda_exec.h)?
 bool module_counts_warps(const Translation& tr, const std::vector<bool>& selected) {
   for (std::size_t i = 0; i < selected.size(); ++i)
-    if (selected[i] && tr.kernels()[i].cooperative && tr.divergent_barriers()[i]) return true;
+    if (selected[i] && tr.kernels()[i].cooperative && tr.divergent_barriers().kernels[i]) return true;
   return false;
 }
 
@@ -491,8 +491,8 @@ std::vector<std::string> resolve_constants(const SourceModel& model, const Const
   return values;
 }
 
-const std::vector<bool>& Translation::divergent_barriers() const {
-  std::call_once(divergent_once_, [this] { divergent_ = kernels_with_divergent_barriers(*model_); });
+const DivergentBarriers& Translation::divergent_barriers() const {
+  std::call_once(divergent_once_, [this] { divergent_ = msl::divergent_barriers(*model_); });
   return divergent_;
 }
 
@@ -559,6 +559,15 @@ std::string Translation::emit_selected(Target target, const Constants& constants
       before[c.end].insert(0, ")");
     }
   }
+  // CUDA: the module's threadgroup barrier, one kind for all its kernels (mg_cuda_exec.h). With
+  // barriers that count warps, the lanes that parted around a barrier meet again after the
+  // statement where they parted, as on Apple GPUs (divergent_barriers.hpp).
+  const bool warp_barriers = cuda && module_counts_warps(*this, selected);
+  if (warp_barriers)
+    for (const auto& [b, e] : divergent_barriers().rejoin) {
+      before[b].insert(0, "{ const unsigned __mg_rejoin = ::__metalgpu::cuda::lanes_here(); ");
+      before[e].insert(0, " ::__metalgpu::cuda::rejoin(__mg_rejoin); }");
+    }
   // Debug mode: each access through its check (inside the conditionals' conversions).
   DebugChecks debug_checks;
   if (debug) debug_checks = debug_instrumentation(m);
@@ -665,8 +674,6 @@ std::string Translation::emit_selected(Target target, const Constants& constants
     }
   }
   std::string out;
-  // CUDA: the module's threadgroup barrier, one kind for all its kernels (mg_cuda_exec.h).
-  const bool warp_barriers = cuda && module_counts_warps(*this, selected);
   if (cuda)
     out = std::string("namespace __metalgpu {\nMG_DECL inline void threadgroup_barrier_impl() { ") +
           (warp_barriers ? "cuda::warp_barrier();" : "__syncthreads();") + " }\n}  // namespace __metalgpu\n";

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "msl/divergent_barriers.hpp"
+
 #include "metalgpu/interface.hpp"
 #include "msl/parser.hpp"
 #include "msl/preprocessor.hpp"
@@ -32,9 +34,9 @@ class Translation {
   // samplers, atomics, simdgroup matrices): placed before the runtime, they spare the host
   // compiler and NVRTC a third of its text for most kernels.
   const std::string& runtime_omissions() const { return omissions_; }
-  // Per kernel: does it reach a barrier in code the lanes of a SIMD group may reach apart
-  // (divergent_barriers.hpp)? Worked out once, on first use.
-  const std::vector<bool>& divergent_barriers() const;
+  // Which kernels reach a barrier in code the lanes of a SIMD group may reach apart, and where
+  // (divergent_barriers.hpp). Worked out once, on first use.
+  const DivergentBarriers& divergent_barriers() const;
 
   // The translated program without the runtime (which the caller places first). `only`, if
   // set, emits the entry point of that kernel alone. Throws std::invalid_argument for
@@ -64,7 +66,7 @@ class Translation {
   std::unique_ptr<SourceModel> model_;
   std::string omissions_;
   mutable std::once_flag divergent_once_;
-  mutable std::vector<bool> divergent_;
+  mutable DivergentBarriers divergent_;
 };
 
 // The function-constant values as C++ literals, or "" where undefined; index = declaration order.

@@ -175,6 +175,13 @@ __device__ __noinline__ void warp_barrier() {
   __threadfence_block();
 }
 
+// Around a lane-divergent statement with a barrier inside (the translation writes them): the
+// lanes that enter it together wait for each other after it. Without this, lanes held at a
+// barrier in it may run the code after it apart from the others, and a SIMD function there
+// (MLX gemv_t's simd_shuffle_down reduction) sees only some of the lanes.
+__device__ __forceinline__ unsigned lanes_here() { return __activemask(); }
+__device__ __forceinline__ void rejoin(unsigned lanes) { __syncwarp(lanes); }
+
 // After the kernel's function returns (early returns included), every thread of the block.
 __device__ __forceinline__ void barriers_end() {
   const unsigned warp = linear_thread() / 32, count = block_threads();
