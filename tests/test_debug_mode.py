@@ -377,7 +377,7 @@ def test_cooperative_kernels_keep_their_work_item_loops_in_debug_mode(dbg, mode,
     dbg.load_shader_from_string(HEADER + REDUCTION)
     dbg.set_function("tree_sum")
     code = "".join(f.read_text() for f in tmp_path.glob("*.cpp"))
-    assert "#define MG_DEBUG 1" in code and "::__metalgpu::dbg::sub(" in code
+    assert "#define MG_DEBUG 1" in code and "::__metalgpu::dbg::sub" in code
     assert ("cpu::run_groups_wil(__L" in code) == (mode == "loops")
 
 

@@ -106,8 +106,8 @@ class Instrumenter {
       }
   }
 
-  // A kernel's device and constant pointer arguments: its body starts by looking up the buffer
-  // each points into (dbg::kernel_buffer), once - the compiler hoists it out of the thread
+  // A kernel's device, constant and threadgroup pointer arguments: its body starts by looking up
+  // the buffer each points into (dbg::kernel_buffer), once - the compiler hoists it out of the thread
   // loop - and an access through the argument's name checks against that (dbg::sub_in).
   // A kernel with a lambda is left out: a lambda's explicit captures would not name them.
   void note_kernel_buffers() {
@@ -121,10 +121,14 @@ class Instrumenter {
       KernelBody body;
       body.definition = f;
       for (const KernelParam& a : k.params) {
-        if (a.role == ParamRole::buffer && a.pointer && !a.name.empty() &&
-            (a.address_space == "device" || a.address_space == "constant")) {
+        const bool buffer = a.role == ParamRole::buffer && a.pointer &&
+                            (a.address_space == "device" || a.address_space == "constant");
+        // [[threadgroup(n)]] pointers too: the cuda backend checks them the same way (the cpu
+        // backend's lookup finds buffers only, so they keep its full check and race detection).
+        const bool threadgroup = a.role == ParamRole::threadgroup_memory && a.pointer;
+        if ((buffer || threadgroup) && !a.name.empty()) {
           body.arguments.push_back(a.name);
-          if (only_read(a.name, d.open, d.close)) body.fixed.insert(a.name);
+          if (buffer && only_read(a.name, d.open, d.close)) body.fixed.insert(a.name);
           after_[d.open] += " const ::__metalgpu::dbg::region* const __mg_buffer_" + a.name +
                             " = ::__metalgpu::dbg::kernel_buffer(" + a.name + ");";
         }
@@ -486,7 +490,7 @@ class Instrumenter {
   std::vector<bool> in_body_;
   struct KernelBody {
     int definition = -1;
-    std::vector<std::string> arguments;  // device and constant pointer arguments
+    std::vector<std::string> arguments;  // device, constant and threadgroup pointer arguments
     std::set<std::string> fixed;         // those of them only read in the body
     std::string grid_index;              // the scalar thread_position_in_grid, if only read
     std::set<std::string> proven;        // arguments accessed as arg[grid_index]

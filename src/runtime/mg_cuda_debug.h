@@ -24,6 +24,7 @@ struct block_info {
   const mg_launch* launch;
   const char* kernel;
   const char* const* names;  // [[buffer(n)]] names, then [[threadgroup(n)]] names
+  unsigned regions;          // how many of `regions` below are set
 };
 __shared__ block_info block;
 
@@ -33,9 +34,27 @@ struct region {
   int slot;
   bool threadgroup;
 };
+// The launch's bound slots and [[threadgroup(n)]] memory, listed once per block (about 1.5 KiB
+// of shared memory in debug mode): a lookup visits the few regions bound, not every slot.
+__shared__ region regions[MG_MAX_BUFFERS + MG_MAX_THREADGROUP_SLOTS];
 
 __device__ __forceinline__ void enter(const mg_launch* L, const char* kernel, const char* const* names) {
-  if ((threadIdx.x | threadIdx.y | threadIdx.z) == 0) block = block_info{L, kernel, names};
+  if ((threadIdx.x | threadIdx.y | threadIdx.z) == 0) {
+    unsigned n = 0;
+    for (unsigned k = 0; k < MG_MAX_BUFFERS; ++k)
+      if (const unsigned long long bytes = L->slot_bytes[k]) {
+        const auto* base = static_cast<const unsigned char*>(cuda::slot_address(*L, k));
+        regions[n++] = region{base, base + bytes, int(k), false};
+      }
+    unsigned offset = 0;
+    for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
+      const unsigned bytes = L->threadgroup_sizes[k];
+      const unsigned char* base = cuda::dynamic_threadgroup_memory + offset;
+      offset += bytes;
+      if (bytes) regions[n++] = region{base, base + bytes, int(k), true};
+    }
+    block = block_info{L, kernel, names, n};
+  }
   __syncthreads();
 }
 
@@ -180,29 +199,17 @@ template <class T> __device__ __forceinline__ T& sink() {
 // The region holding `a`; with `one_past`, else one that `a` is just past the end of. Inside
 // wins: buffers can be adjacent (the pointer to one is then also one past the end of another).
 __device__ __forceinline__ bool find(const unsigned char* a, region& out, bool one_past) {
-  const mg_launch& L = *block.launch;
   bool at_end = false;
-  auto consider = [&](const unsigned char* base, unsigned long long bytes, int slot, bool threadgroup) {
-    if (a >= base && a < base + bytes) {
-      out = region{base, base + bytes, slot, threadgroup};
+  for (unsigned k = 0; k < block.regions; ++k) {
+    const region& r = regions[k];
+    if (a >= r.base && a < r.end) {
+      out = r;
       return true;
     }
-    if (one_past && !at_end && a == base + bytes) {
-      out = region{base, base + bytes, slot, threadgroup};
+    if (one_past && !at_end && a == r.end) {
+      out = r;
       at_end = true;
     }
-    return false;
-  };
-  for (unsigned n = 0; n < MG_MAX_BUFFERS; ++n)
-    if (const unsigned long long bytes = L.slot_bytes[n];
-        bytes && consider(static_cast<const unsigned char*>(cuda::slot_address(L, n)), bytes, int(n), false))
-      return true;
-  unsigned offset = 0;
-  for (unsigned k = 0; k < MG_MAX_THREADGROUP_SLOTS; ++k) {
-    const unsigned bytes = L.threadgroup_sizes[k];
-    const unsigned char* base = cuda::dynamic_threadgroup_memory + offset;
-    offset += bytes;
-    if (bytes && consider(base, bytes, int(k), true)) return true;
   }
   return at_end;
 }
@@ -246,11 +253,22 @@ __device__ __forceinline__ bool pointer_ok(const char* file, int line, const cha
 // An element of an array of known extent, in bounds: nothing more to check on cuda.
 __device__ __forceinline__ void array_element(const char*, int, const char*, unsigned, const void*, size_t) {}
 
-// The cpu backend looks a kernel's buffer arguments up once and proves accesses by the grid
-// position per share; here every access looks its region up in the launch block (a few dozen
-// comparisons: debug mode's price on cuda), so those fast paths always decline.
-template <class P> __device__ constexpr const region* kernel_buffer(const P&) { return nullptr; }
-__device__ __forceinline__ bool within(const region*, const void*, const void*, size_t, unsigned) { return false; }
+// A kernel's pointer argument (device, constant or threadgroup), looked up once at the kernel's
+// start: an access through it that stays inside takes a few comparisons, any other the full
+// check. (The cpu backend's proof of accesses by the grid position per share has no
+// counterpart here: grid_proven() declines.)
+template <class P> __device__ __forceinline__ const region* kernel_buffer(P p) {
+  if constexpr (metal::is_pointer<P>::value) {
+    const auto* a = static_cast<const unsigned char*>((const void*)p);
+    for (unsigned k = 0; k < block.regions; ++k)
+      if (a >= regions[k].base && a < regions[k].end) return &regions[k];
+  }
+  return nullptr;
+}
+__device__ __forceinline__ bool within(const region* r, const void* base, const void* at, size_t size, unsigned kind) {
+  const auto *b = static_cast<const unsigned char*>(base), *a = static_cast<const unsigned char*>(at);
+  return r && b >= r->base && b < r->end && fits(*r, a, size, kind);
+}
 __device__ __forceinline__ bool grid_proven() { return false; }
 
 // Threadgroup variables are checked through their extent only (see the top of this file).
