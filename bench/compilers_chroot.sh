@@ -30,7 +30,8 @@ chroot "$ROOT" env -u PIP_FIND_LINKS PIP_CERT=/etc/ssl/certs/ca-certificates.crt
     /venv/bin/pip install -q scikit-build-core pybind11 cmake ninja numpy pytest pytest-xdist
     cd /work/$REL_REPO && /venv/bin/pip install -q --no-build-isolation . -Cbuild-dir=build/chroot-$RELEASE"
 SUITES="tests/test_language_*.py tests/test_cooperative.py tests/test_work_item_loops.py tests/test_textures.py"
-SUITES="$SUITES tests/test_debug_mode.py tests/test_host_compiler.py tests/test_corpus.py"
+SUITES="$SUITES tests/test_debug_mode.py tests/test_host_compiler.py tests/test_corpus.py tests/test_corpus_families.py"
+SUITES="$SUITES tests/test_corpus_mlx_linalg.py tests/test_corpus_mlx_ops.py"
 for v in $VERSIONS; do
   chroot "$ROOT" /bin/bash -c "cd /work/$REL_REPO && echo \"== CXX=g++-$v: \$(g++-$v --version | head -1) ($RELEASE chroot)\" &&
     CXX=g++-$v METALGPU_CPU_FIBERS=0 /venv/bin/python -m pytest -q -p no:cacheprovider -n 2 $SUITES 2>&1 |

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import mg
 from corpus import (
     dispatch,
     from_bf16,
@@ -31,8 +32,10 @@ MLX_NAMES = {np.float32: "float32", np.float16: "float16", np.int32: "int32"}
 
 
 @pytest.fixture
-def iface(iface):
-    return skip_metal_double(iface)
+def iface(backend):
+    # Built here rather than from conftest's `iface`: pytest before 9 does not parametrize a
+    # fixture that overrides one of the same name through a parametrized fixture.
+    return skip_metal_double(mg.Interface(backend=backend))
 
 
 def i32s(*values):

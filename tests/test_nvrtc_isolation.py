@@ -118,6 +118,7 @@ def run_child(fake_nvrtc: Path, cache_dir: Path, **env_extra: str) -> subprocess
     env.update(
         METALGPU_NVRTC=str(fake_nvrtc), METALGPU_CHECK_CUDA="80", METALGPU_CACHE_DIR=str(cache_dir),
         METALGPU_BACKEND="cpu",  # the cpu backend's cross-check (on a GPU machine, not the cuda backend)
+        PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",  # if the child dies: what it printed, and where
     )
     env.update(env_extra)
     source = f"// {uuid.uuid4()}\n{SHADER}"  # a fresh source: nothing cached in memory or on disk

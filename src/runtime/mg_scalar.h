@@ -14,13 +14,70 @@ using ::ulong;
 
 struct mg_bits_tag {};
 
+#if defined(__has_builtin)
+#  if __has_builtin(__builtin_is_constant_evaluated)
+#    define MG_HAS_IS_CONSTANT_EVALUATED 1
+#  endif
+#endif
+
+// A float taken apart into its bits, and put together from them, by exact arithmetic (scaling
+// by 2 is exact): constexpr with any compiler. tests/runtime/test_runtime.cpp compares them with
+// the bit casts below.
+MG_FN constexpr uint32_t mg_f2u_exact(float f) {
+  if (f != f) return 0x7fc00000u;  // a NaN (its sign and payload are not seen)
+#if defined(__GNUC__) && !defined(__clang__)
+  const uint32_t sign = __builtin_signbit(f) ? 0x80000000u : 0u;
+#else
+  const uint32_t sign = f < 0.0f ? 0x80000000u : 0u;  // (-0.0f reads as 0.0f: no constexpr signbit)
+#endif
+  float a = sign ? -f : f;
+  if (a == __builtin_huge_valf()) return sign | 0x7f800000u;
+  if (a == 0.0f) return sign;
+  int e = 0;  // a = [1, 2) * 2^e
+  while (a >= 2.0f) a *= 0.5f, ++e;
+  while (a < 1.0f) a *= 2.0f, --e;
+  if (e >= -126) return sign | uint32_t(e + 127) << 23 | uint32_t((a - 1.0f) * 8388608.0f);
+  for (int k = 0; k < e + 149; ++k) a *= 2.0f;  // subnormal: the value in units of 2^-149
+  return sign | uint32_t(a);
+}
+MG_FN constexpr float mg_u2f_exact(uint32_t u) {
+  const uint32_t e = (u >> 23) & 0xffu, m = u & 0x7fffffu;
+  float v = 0.0f;
+  if (e == 255u) {
+    v = m ? __builtin_nanf("") : __builtin_huge_valf();
+  } else if (e == 0u) {
+    v = float(m) * 1.1754943508222875e-38f * 1.1920928955078125e-07f;  // m * 2^-126 * 2^-23
+  } else {
+    v = 1.0f + float(m) * 1.1920928955078125e-07f;  // 1 + m * 2^-23, then * 2^(e - 127)
+    for (uint32_t k = e; k > 127u; --k) v *= 2.0f;
+    for (uint32_t k = e; k < 127u; ++k) v *= 0.5f;
+  }
+  return u >> 31 ? -v : v;
+}
+
 // Bit reinterpretation between float and uint32: constexpr where the compiler has
 // __builtin_bit_cast (MG_HAS_BIT_CAST, mg_config.h: bfloat and half constants in constant
-// expressions, as Metal allows); union punning otherwise (fine in g++, clang, nvcc).
+// expressions, as Metal allows). GCC 9 and 10 have no bit cast but do have
+// __builtin_is_constant_evaluated: there constants go through the exact arithmetic above and
+// code that runs uses union punning (fine in g++, clang, nvcc), as everywhere without either.
 #if MG_HAS_BIT_CAST
 #  define MG_BITS_CONSTEXPR constexpr
+#  define MG_BITS_ARE_CONSTEXPR 1
 MG_FN constexpr uint32_t mg_f2u(float f) { return __builtin_bit_cast(uint32_t, f); }
 MG_FN constexpr float mg_u2f(uint32_t u) { return __builtin_bit_cast(float, u); }
+#elif MG_HAS_IS_CONSTANT_EVALUATED && !defined(__CUDA_ARCH__)
+#  define MG_BITS_CONSTEXPR constexpr
+#  define MG_BITS_ARE_CONSTEXPR 1
+MG_FN constexpr uint32_t mg_f2u(float f) {
+  if (__builtin_is_constant_evaluated()) return mg_f2u_exact(f);
+  union { float f; uint32_t u; } c{f};
+  return c.u;
+}
+MG_FN constexpr float mg_u2f(uint32_t u) {
+  if (__builtin_is_constant_evaluated()) return mg_u2f_exact(u);
+  union { uint32_t u; float f; } c{u};
+  return c.f;
+}
 #else
 #  define MG_BITS_CONSTEXPR
 MG_FN uint32_t mg_f2u(float f) { union { float f; uint32_t u; } c; c.f = f; return c.u; }
@@ -32,12 +89,7 @@ MG_FN float mg_u2f(uint32_t u) { union { float f; uint32_t u; } c; c.u = u; retu
 // evaluation: asm may not appear in a C++17 constexpr function, so it lives in plain helpers
 // that a constexpr function calls only when __builtin_is_constant_evaluated() is false (the
 // call is then never constant-evaluated, which C++17 allows). NVRTC 12 has both builtins.
-#if defined(__has_builtin)
-#  if __has_builtin(__builtin_is_constant_evaluated)
-#    define MG_HAS_IS_CONSTANT_EVALUATED 1
-#  endif
-#endif
-#if MG_HAS_BIT_CAST && (!defined(__CUDA_ARCH__) || MG_HAS_IS_CONSTANT_EVALUATED)
+#if MG_BITS_ARE_CONSTEXPR && (!defined(__CUDA_ARCH__) || MG_HAS_IS_CONSTANT_EVALUATED)
 #  define MG_HALF_CONSTEXPR constexpr
 #else
 #  define MG_HALF_CONSTEXPR

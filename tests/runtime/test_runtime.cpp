@@ -227,6 +227,23 @@ static void test_scalars() {
     if (mg_half_bits(half(f)) != b) { CHECK(false); break; }
   }
   CHECK(mg_half_bits_to_float(0x7BFF) == 65504.0f && isinf(mg_half_bits_to_float(0x7C00)));
+  // float <-> bits by exact arithmetic (constexpr without __builtin_bit_cast: GCC 9 and 10).
+  // Subnormals in constant expressions only: this test runs with -ffast-math's flush to zero.
+  static_assert(mg_f2u_exact(1.0f) == 0x3F800000u && mg_f2u_exact(-2.5f) == 0xC0200000u, "");
+  static_assert(mg_f2u_exact(1e-45f) == 1u, "");
+#if defined(__GNUC__) && !defined(__clang__)
+  static_assert(mg_f2u_exact(-0.0f) == 0x80000000u, "");
+#endif
+  static_assert(mg_f2u_exact(1.1754942e-38f) == 0x007FFFFFu && mg_f2u_exact(3.4028235e38f) == 0x7F7FFFFFu, "");
+  static_assert(mg_f2u_exact(__builtin_huge_valf()) == 0x7F800000u && mg_f2u_exact(__builtin_nanf("")) == 0x7FC00000u, "");
+  static_assert(mg_u2f_exact(1u) == 1e-45f && mg_u2f_exact(0x007FFFFFu) == 1.1754942e-38f, "");
+  static_assert(mg_u2f_exact(0xC0200000u) == -2.5f && mg_u2f_exact(0x7F7FFFFFu) == 3.4028235e38f, "");
+  static_assert(mg_u2f_exact(0xFF800000u) == -__builtin_huge_valf(), "");
+  for (uint64_t u = 0x00800000u; u < 0x100000000ull; u += 9973) {  // normal floats, both signs
+    const uint32_t b = uint32_t(u);
+    if ((b & 0x7F800000u) == 0x7F800000u || (b & 0x7F800000u) == 0) continue;
+    if (mg_f2u_exact(mg_u2f(b)) != b || mg_f2u(mg_u2f_exact(b)) != b) { CHECK(false); break; }
+  }
 }
 
 static void test_matrices() {
