@@ -21,8 +21,9 @@ struct mg_bits_tag {};
 #endif
 
 // A float taken apart into its bits, and put together from them, by exact arithmetic (scaling
-// by 2 is exact): constexpr with any compiler. tests/runtime/test_runtime.cpp compares them with
-// the bit casts below.
+// by 2 is exact): constexpr with any host compiler (NVRTC has the bit casts below).
+// tests/runtime/test_runtime.cpp compares them with the bit casts.
+#if !MG_CUDA
 MG_FN constexpr uint32_t mg_f2u_exact(float f) {
   if (f != f) return 0x7fc00000u;  // a NaN (its sign and payload are not seen)
 #if defined(__GNUC__) && !defined(__clang__)
@@ -54,6 +55,7 @@ MG_FN constexpr float mg_u2f_exact(uint32_t u) {
   }
   return u >> 31 ? -v : v;
 }
+#endif
 
 // Bit reinterpretation between float and uint32: constexpr where the compiler has
 // __builtin_bit_cast (MG_HAS_BIT_CAST, mg_config.h: bfloat and half constants in constant

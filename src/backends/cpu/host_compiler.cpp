@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -377,8 +378,19 @@ const HostCompiler& host_compiler() {
 
 namespace {
 
+// Did the compiler itself crash (as opposed to rejecting the code)?
+bool compiler_crashed(const ProcessResult& r) {
+  for (const char* sign : {"PLEASE submit a bug report", "frontend command failed", "internal compiler error"})
+    if (r.output.find(sign) != std::string::npos) return true;
+  return false;
+}
+
 // Writes `source` to `src_path` and compiles it with the compile flags plus `extra`; throws
 // CompileError. The source file is removed either way.
+//
+// A compiler that crashes generating code for this CPU (clang 18 does on half vectors with
+// -march=native on some AVX-512 machines: a backend bug, the code is fine) gets a second try
+// without -march=native, and a note on stderr once per process.
 void run_compiler(const std::string& source, const std::string& src_path, const std::vector<std::string>& extra) {
   const HostCompiler& hc = host_compiler();
   {
@@ -386,11 +398,29 @@ void run_compiler(const std::string& source, const std::string& src_path, const 
     f << source;
     if (!f) throw std::runtime_error("[cpu] cannot write " + src_path);
   }
-  std::vector<std::string> argv = {hc.path};
-  for (auto& flag : split_flags(hc.compile_flags)) argv.push_back(std::move(flag));
-  argv.insert(argv.end(), {"-x", "c++", src_path});
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  ProcessResult r = run_process(argv);
+  auto compile = [&](bool native) {
+    std::vector<std::string> argv = {hc.path};
+    for (auto& flag : split_flags(hc.compile_flags))
+      if (native || flag != "-march=native") argv.push_back(std::move(flag));
+    argv.insert(argv.end(), {"-x", "c++", src_path});
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run_process(argv);
+  };
+  ProcessResult r = compile(true);
+  if (r.status != 0 && compiler_crashed(r) && hc.compile_flags.find("-march=native") != std::string::npos) {
+    ProcessResult again = compile(false);
+    if (again.status == 0) {
+      static std::once_flag noted;
+      std::call_once(noted, [&] {
+        std::fprintf(stderr,
+                     "metalgpu: the host compiler (%s) crashed compiling a kernel module with -march=native; "
+                     "it was compiled without it (a compiler bug, not the kernel's; METALGPU_NO_MARCH_NATIVE=1 "
+                     "leaves the flag out from the start)\n",
+                     hc.version.c_str());
+      });
+    }
+    r = std::move(again);
+  }
   unlink(src_path.c_str());
   if (r.status != 0) throw make_error(r.output);
 }
