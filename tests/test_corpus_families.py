@@ -820,6 +820,25 @@ def test_ggml_mul_mm_rows_not_multiple_of_4(iface, subprocess_env, request):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_ggml_mul_mm_misaligned_rows_are_named_in_debug_mode(backend):
+    # Where CUDA cannot store them (above), debug mode says which access and where, and the
+    # interface stays usable; on cpu the same product runs correctly in debug mode.
+    if backend == "metal":
+        pytest.skip("the metal backend has no debug checks")
+    iface = mg.Interface(backend=backend, debug=True)
+    load_ggml(iface)
+    r = np.random.default_rng(0)
+    a = r.standard_normal((1, 1, 70, 128)).astype(np.float16)
+    b = r.standard_normal((1, 1, 40, 128)).astype(np.float32)
+    if backend != "cuda":
+        got, _ = run_ggml_mul_mat(iface, "f16", a, a.shape, b)
+        expect = np.einsum("abik,abjk->abji", a.astype(np.float64), b.astype(np.float16).astype(np.float64))
+        np.testing.assert_allclose(got, expect, rtol=1e-3, atol=1e-2)
+        return
+    with pytest.raises(mg.KernelFault, match=r"misaligned write `\*\(D4 \+ i\)`: 16 bytes at an address aligned to 8 bytes"):
+        run_ggml_mul_mat(iface, "f16", a, a.shape, b)
+
+
 # ---------------------------------------------------------------- ggml: flash_attn_ext (f16 K/V)
 
 def run_ggml_flash_attn_ext(iface, q, k, v, mask, scale):

@@ -479,3 +479,19 @@ def test_mlx_gemv_t_barrier_in_divergent_code_is_named():
     checked = mg.Interface(backend="cpu", debug=True)
     with pytest.raises(mg.KernelFault, match=r"gemv\.h:350: threadgroup_barrier reached by \d+ of the 64 threads"):
         linalg.test_mlx_gemv(checked, "gemv_t", 1, 100, 3, 1)
+
+
+MISALIGNED_ROWS = """
+kernel void rows(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  device float4* row = (device float4*)(out + 2 + 4 * i);   // 8-byte aligned: Apple GPUs take it
+  *row = float4(1.0f);
+}"""
+
+
+def test_a_vector_aligned_only_to_its_element_is_no_fault_on_cpu(dbg):
+    # As on Apple GPUs (the cuda backend's debug mode names it: test_debug_mode_cuda.py).
+    dbg.load_shader_from_string(HEADER + MISALIGNED_ROWS)
+    dbg.set_function("rows")
+    out = dbg.create_buffer(20, "float")
+    dbg.run_function(4, [out])
+    assert out.contents.tolist() == [0.0, 0.0] + [1.0] * 16 + [0.0, 0.0]

@@ -132,3 +132,20 @@ kernel void add(device const float* a [[buffer(0)]], device const float* b [[buf
         bufs = [cuda_dbg.array_to_buffer(a), cuda_dbg.array_to_buffer(b), cuda_dbg.create_buffer(n, "float")]
         cuda_dbg.run_function(n, bufs)
         np.testing.assert_array_equal(bufs[2].contents, a + b)
+
+
+MISALIGNED_ROWS = cpu_debug.MISALIGNED_ROWS
+
+
+def test_a_vector_access_cuda_cannot_do_is_named_not_fatal(cuda_dbg):
+    # On CUDA a float4 store at an 8-byte aligned address ends the context; debug mode names it
+    # (the cpu backend, like an Apple GPU, performs it: test_debug_mode.py).
+    out = cuda_dbg.create_buffer(64, "float")
+    e = cpu_debug.run_fault(cuda_dbg, MISALIGNED_ROWS, "rows", 4, [out])
+    assert "misaligned write `*row`: 16 bytes at an address aligned to 8 bytes; CUDA needs 16" in str(e), str(e)
+    assert e.thread_position == (0, 0, 0) and e.lineno == 6
+    # The interface goes on working.
+    cuda_dbg.load_shader_from_string(HEADER + MISALIGNED_ROWS.replace("out + 2", "out"))
+    cuda_dbg.set_function("rows")
+    cuda_dbg.run_function(4, [out])
+    assert out.contents[:16].tolist() == [1.0] * 16

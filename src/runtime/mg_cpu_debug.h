@@ -577,6 +577,9 @@ inline void array_element(const char* file, int line, const char* expr, unsigned
   if (const region* r = find_threadgroup(at)) check_race(file, line, expr, kind, *r, at, size);
 }
 
+// Any alignment will do on the cpu (vectors are aligned like their elements: mg_vector.h).
+constexpr bool alignment_ok(const char*, int, const char*, unsigned, const void*, size_t, size_t) { return true; }
+
 // A kernel's buffer argument, looked up once at the kernel's start (the translation declares
 // one such region per pointer argument): accesses through the argument then check against
 // it with a few comparisons, and only an access that leaves it - or a pointer that no longer

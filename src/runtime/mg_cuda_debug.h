@@ -250,6 +250,37 @@ __device__ __forceinline__ bool pointer_ok(const char* file, int line, const cha
   return false;
 }
 
+// A load or store on CUDA must be aligned to its type's alignment (16 bytes for a float4);
+// Apple GPUs take vectors at addresses aligned only to their element (ggml's mul_mm writes rows
+// through `(device float4 *)` at 8-byte aligned addresses when a row is not a multiple of 4
+// floats), and on CUDA such an access ends the context. Debug mode names it instead.
+__device__ __noinline__ void misaligned(const char* file, int line, const char* expr, unsigned kind, const void* at,
+                                        size_t size, size_t align) {
+  text t;
+  mg_debug_report* rep = claim(file, line, t);
+  if (!rep) return;
+  const unsigned long long a = (unsigned long long)at;
+  t.put("misaligned ");
+  t.put(access_word(kind));
+  t.put(" `");
+  t.put(expr);
+  t.put("`: ");
+  t.put((unsigned long long)size);
+  t.put(" bytes at an address aligned to ");
+  t.put(a & (~a + 1));
+  t.put(" bytes; CUDA needs ");
+  t.put((unsigned long long)align);
+  t.put(" (Apple GPUs accept a vector aligned to its element; on the cuda backend vectors are aligned to "
+        "their size)");
+  finish(rep, t);
+}
+__device__ __forceinline__ bool alignment_ok(const char* file, int line, const char* expr, unsigned kind,
+                                             const void* at, size_t size, size_t align) {
+  if (kind == address_only || ((unsigned long long)at & (align - 1)) == 0) return true;
+  misaligned(file, line, expr, kind, at, size, align);
+  return false;
+}
+
 // An element of an array of known extent, in bounds: nothing more to check on cuda.
 __device__ __forceinline__ void array_element(const char*, int, const char*, unsigned, const void*, size_t) {}
 

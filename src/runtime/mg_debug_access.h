@@ -6,6 +6,8 @@
 // - index_out_of_range(file, line, expr, kind, index, extent): record that fault;
 // - array_element(file, line, expr, kind, at, size): an element of an array of known extent,
 //   in bounds, is accessed (the cpu backend's race detector looks at it);
+// - alignment_ok(file, line, expr, kind, at, size, align): is an access at `at` aligned as
+//   the target needs (false: a fault is recorded)?
 // - sink<T>(): where a failed access goes instead;
 // - region, within(r, base, at, size, kind): a kernel's buffer argument looked up once, and
 //   whether an access stays in it (a fast path; false sends the access to the full check);
@@ -27,7 +29,9 @@ constexpr decltype(auto) sub(const char* file, int line, const char* expr, unsig
     if (!__builtin_is_constant_evaluated()) {
       T* at = x + i;
       // (C casts: a volatile pointer - a device atomic's - is checked like any other.)
-      if (!pointer_ok(file, line, expr, kind, (const void*)x, (const void*)at, sizeof(T))) return sink<T>();
+      if (!pointer_ok(file, line, expr, kind, (const void*)x, (const void*)at, sizeof(T)) ||
+          !alignment_ok(file, line, expr, kind, (const void*)at, sizeof(T), alignof(T)))
+        return sink<T>();
       return *at;
     }
     return x[i];
@@ -60,7 +64,10 @@ constexpr decltype(auto) sub_in(const region* r, const char* file, int line, con
   if constexpr (metal::is_pointer<D>::value) {
     if (!__builtin_is_constant_evaluated()) {
       auto* at = x + i;
-      if (within(r, (const void*)x, (const void*)at, sizeof(metal::remove_pointer_t<D>), kind)) return *at;
+      using T = metal::remove_pointer_t<D>;
+      if (within(r, (const void*)x, (const void*)at, sizeof(T), kind) &&
+          ((unsigned long long)at & (alignof(T) - 1)) == 0)
+        return *at;
     }
   }
   return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
@@ -93,7 +100,9 @@ template <class P> constexpr decltype(auto) ptr(const char* file, int line, cons
   if constexpr (metal::is_pointer<D>::value && !is_void_type<metal::remove_cv_t<metal::remove_pointer_t<D>>>::value &&
                 !is_function_type<metal::remove_pointer_t<D>>::value) {
     using T = metal::remove_pointer_t<D>;
-    if (!__builtin_is_constant_evaluated() && !pointer_ok(file, line, expr, kind, (const void*)p, (const void*)p, sizeof(T)))
+    if (!__builtin_is_constant_evaluated() &&
+        (!pointer_ok(file, line, expr, kind, (const void*)p, (const void*)p, sizeof(T)) ||
+         !alignment_ok(file, line, expr, kind, (const void*)p, sizeof(T), alignof(T))))
       return &sink<T>();
     return D(p);
   } else {
@@ -106,8 +115,9 @@ constexpr decltype(auto) ptr_in(const region* r, const char* file, int line, con
   using D = metal::remove_cvref_t<P>;
   if constexpr (metal::is_pointer<D>::value && !is_void_type<metal::remove_cv_t<metal::remove_pointer_t<D>>>::value &&
                 !is_function_type<metal::remove_pointer_t<D>>::value) {
-    if (!__builtin_is_constant_evaluated() &&
-        within(r, (const void*)p, (const void*)p, sizeof(metal::remove_pointer_t<D>), kind))
+    using T = metal::remove_pointer_t<D>;
+    if (!__builtin_is_constant_evaluated() && within(r, (const void*)p, (const void*)p, sizeof(T), kind) &&
+        ((unsigned long long)p & (alignof(T) - 1)) == 0)
       return D(p);
   }
   return ptr(file, line, expr, kind, static_cast<P&&>(p));

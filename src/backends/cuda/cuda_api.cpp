@@ -96,7 +96,17 @@ void check(CUresult r, const char* call) {
   if (d.cuGetErrorString) d.cuGetErrorString(r, &text);
   if (r == 2) throw std::bad_alloc();  // CUDA_ERROR_OUT_OF_MEMORY
   std::string c = call;
-  throw std::runtime_error("[cuda] " + c.substr(0, c.find('(')) + " failed: " + name + ": " + text);
+  // A kernel's bad access ends the CUDA context; say what Metal code does that and how to find it.
+  std::string hint;
+  if (r == 716)  // CUDA_ERROR_MISALIGNED_ADDRESS
+    hint = " (a kernel loaded or stored a value at an address not aligned to its type: on the cuda backend "
+           "vectors are aligned to their size, as Metal's are in memory, but Apple GPUs also accept a vector "
+           "aligned only to its element. METALGPU_DEBUG=1 names the access; this process's CUDA context is "
+           "no longer usable)";
+  else if (r == 700)  // CUDA_ERROR_ILLEGAL_ADDRESS
+    hint = " (a kernel accessed memory outside its buffers: METALGPU_DEBUG=1 names the access; this process's "
+           "CUDA context is no longer usable)";
+  throw std::runtime_error("[cuda] " + c.substr(0, c.find('(')) + " failed: " + name + ": " + text + hint);
 }
 
 }  // namespace metalgpu::cuda
