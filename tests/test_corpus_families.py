@@ -803,13 +803,19 @@ class MisalignedVectorStore(AssertionError):
     """The child ended the way the misaligned stores end it (not another failure)."""
 
 
-def test_ggml_mul_mm_rows_not_multiple_of_4(iface, subprocess_env, request):
+@pytest.mark.parametrize("element_aligned", [False, True], ids=["size-aligned", "element-aligned"])
+def test_ggml_mul_mm_rows_not_multiple_of_4(iface, subprocess_env, request, element_aligned):
     # mul_mm's edge tiles store rows through (device float4 *) at dst + r0 + (r1 + j)*ne0: 8-byte
     # aligned when ne0 = 70. Apple GPUs allow it; so does the cpu backend, whose vectors are
-    # aligned like their elements (mg_vector.h). CUDA's 16-byte vector stores do not.
-    if iface.backend == "cuda":
+    # aligned like their elements (mg_vector.h). CUDA's 16-byte vector stores do not, unless
+    # METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS=1 aligns vectors like their elements there too.
+    if iface.backend == "cuda" and not element_aligned:
         request.applymarker(pytest.mark.xfail(strict=True, raises=MisalignedVectorStore, reason=(
             "CUDA's float4 stores need 16-byte alignment (CUDA_ERROR_MISALIGNED_ADDRESS)")))
+    if element_aligned:
+        if iface.backend != "cuda":
+            pytest.skip("a cuda setting (the other backends' vectors are aligned like their elements already)")
+        subprocess_env = dict(subprocess_env, METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS="1")
     # In a child: a misaligned access can end the process.
     import subprocess
     code = _MISALIGNED_MUL_MM.format(tests=str(REPO_DIR / "tests"), backend=iface.backend)

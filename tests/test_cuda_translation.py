@@ -391,3 +391,38 @@ def test_library_idioms_compile_with_nvrtc_and_run(nvrtc_check):
     d = np.where(np.arange(4) < 2, hs, hs / 16)
     # simd_sum over 4 active lanes of s = 6; p = 3; 1 from simd_sum(long); 0.5; buf = 1
     np.testing.assert_allclose(out.contents, d + 2 * hs + 24 + 3 + 1 + 0.5 + 1)
+
+
+# METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS=1: vectors aligned like their elements on cuda too (as
+# Apple GPUs accept them in memory); the GPU run of the ggml mul_mm edge case is in
+# test_corpus_families. Here: the define reaches the CUDA source and it compiles, simdgroup
+# matrices included.
+ELEMENT_ALIGNED = """#include <metal_stdlib>
+using namespace metal;
+kernel void rows(device float* out [[buffer(0)]], uint i [[thread_position_in_grid]]) {
+  device float4* row = (device float4*)(out + 2 + 4 * i);
+  *row = float4(1.0f);
+}
+kernel void tile(device const half* a [[buffer(0)]], device float* c [[buffer(1)]],
+                 threadgroup float4* t [[threadgroup(0)]], uint l [[thread_index_in_simdgroup]]) {
+  threadgroup float4 local[8];
+  local[l % 8] = float4(float(l));
+  t[l] = local[(l + 1) % 8];
+  simdgroup_half8x8 m;
+  simdgroup_float8x8 r;
+  simdgroup_load(m, a);
+  simdgroup_multiply(r, m, m);
+  simdgroup_store(r, c);
+}
+"""
+
+
+@pytest.mark.parametrize("element_aligned", [False, True], ids=["size-aligned", "element-aligned"])
+def test_vectors_aligned_like_their_elements_on_request(nvrtc_check, monkeypatch, tmp_path, element_aligned):
+    if element_aligned:
+        monkeypatch.setenv("METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS", "1")
+    monkeypatch.setenv("METALGPU_DUMP", str(tmp_path))
+    for function in ("rows", "tile"):
+        nvrtc_check(ELEMENT_ALIGNED, function)
+    checked = [f.read_text() for f in tmp_path.glob("check-*.cu")]
+    assert checked and all(("#define MG_CUDA_ELEMENT_ALIGNED_VECTORS 1" in c) == element_aligned for c in checked)

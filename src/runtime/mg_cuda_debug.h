@@ -271,7 +271,7 @@ __device__ __noinline__ void misaligned(const char* file, int line, const char* 
   t.put(" bytes; CUDA needs ");
   t.put((unsigned long long)align);
   t.put(" (Apple GPUs accept a vector aligned to its element; on the cuda backend vectors are aligned to "
-        "their size)");
+        "their size unless METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS=1)");
   finish(rep, t);
 }
 __device__ __forceinline__ bool alignment_ok(const char* file, int line, const char* expr, unsigned kind,

@@ -5,9 +5,11 @@
 #pragma once
 
 #define MG_KERNEL_FN static __device__ __forceinline__
-#define MG_CONSTANT_DATA __device__ const
+#define MG_CONSTANT_DATA __device__ const __align__(16)
 #define MG_CONSTANT_SPACE __device__
-#define MG_THREADGROUP_STORAGE __shared__
+// Threadgroup variables and program constants 16-byte aligned: vector loads there stay vector
+// loads where vectors are aligned like their elements (mg_vector.h).
+#define MG_THREADGROUP_STORAGE __shared__ __align__(16)
 // `threadgroup float buf[32] = {0};` (MLX layer_norm): Apple's compiler accepts an initializer
 // on threadgroup storage; CUDA allows none on __shared__ variables, so it is left out here.
 // Threadgroup memory has no defined contents when a threadgroup starts (the cpu backend runs
@@ -107,7 +109,9 @@ __device__ __forceinline__ void* slot_address(const mg_launch& L, unsigned n) {
 template <class T> __device__ __forceinline__ T threadgroup_slot(const mg_launch& L, unsigned n) {
   unsigned offset = 0;
   for (unsigned k = 0; k < n; ++k) offset += L.threadgroup_sizes[k];
-  return reinterpret_cast<T>(cuda::dynamic_threadgroup_memory + offset);
+  // Each slot's length is a multiple of 16 (as Metal rounds it): 16-byte aligned (for vector
+  // loads where vectors are aligned like their elements: mg_vector.h).
+  return reinterpret_cast<T>(__builtin_assume_aligned(cuda::dynamic_threadgroup_memory + offset, 16));
 }
 
 // ---- threadgroup barriers

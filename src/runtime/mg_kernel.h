@@ -26,18 +26,26 @@ template <class R, class... A, int I> struct fn_arg<R (*)(A...), I> {
 template <class F, int I> using arg_t = typename fn_arg<F, I>::type;
 
 // A [[buffer(n)]] slot holds a pointer to the memory the parameter sees: pointers bind to it,
-// references alias it, by-value parameters copy from it.
+// references alias it, by-value parameters copy from it. On CUDA every slot is 16-byte aligned
+// (allocations are 256-byte aligned; by-value arguments sit at multiples of 16 in the launch
+// block), and saying so keeps loads of vectors vector loads where vectors are aligned like their
+// elements (METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS, mg_vector.h).
+#if MG_CUDA
+MG_FN void* slot_memory(void* p) { return __builtin_assume_aligned(p, 16); }
+#else
+MG_FN void* slot_memory(void* p) { return p; }
+#endif
 template <class T> struct slot_binder {
-  static MG_FN T get(void* p) { return *static_cast<const T*>(p); }
+  static MG_FN T get(void* p) { return *static_cast<const T*>(slot_memory(p)); }
 };
 template <class T> struct slot_binder<T*> {
-  static MG_FN T* get(void* p) { return static_cast<T*>(p); }
+  static MG_FN T* get(void* p) { return static_cast<T*>(slot_memory(p)); }
 };
 template <class T> struct slot_binder<T* const> {
-  static MG_FN T* get(void* p) { return static_cast<T*>(p); }
+  static MG_FN T* get(void* p) { return static_cast<T*>(slot_memory(p)); }
 };
 template <class T> struct slot_binder<T&> {
-  static MG_FN T& get(void* p) { return *static_cast<T*>(p); }
+  static MG_FN T& get(void* p) { return *static_cast<T*>(slot_memory(p)); }
 };
 template <class T> MG_FN decltype(auto) slot(void* p) { return slot_binder<T>::get(p); }
 

@@ -96,7 +96,9 @@ template <class T> struct simdgroup_matrix<T, 8, 8> {
   // products and fills give the tensor-core layout; thread_elements() turns the matrix into
   // Apple's in place (one exchange), so that writes through it land where Apple's would. The
   // flag is the same in every lane and, once inlined, known to the compiler.
-  mutable vec<T, 2> mg_e;
+  // Aligned as a pair whatever the vectors' alignment (METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS):
+  // aligned like its elements, a GEMM's arrays of matrices were no longer kept in registers.
+  alignas(2 * sizeof(T)) mutable vec<T, 2> mg_e;
   mutable bool mg_apple = true;  // a new matrix holds no values yet: either layout is right
 
   simdgroup_matrix() = default;

@@ -100,9 +100,14 @@ template<class V, int... I> struct mg_swizzle_ref {
 // assumes a pointer to a 16-byte aligned type is 16-byte aligned and uses moves that fault
 // otherwise, so on the cpu a vector is aligned like its element, and the layout alignment is
 // restored where layout is seen: on every struct member (mg_layout_align, which the translator
-// writes as alignas) and by a 3-vector's padding. CUDA's vector loads need the alignment.
+// writes as alignas) and by a 3-vector's padding. On CUDA vectors keep their size's alignment
+// (vector loads; a misaligned one ends the context, which debug mode reports first), unless
+// METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS=1 asks for the cpu's rule (MG_CUDA_ELEMENT_ALIGNED_VECTORS):
+// then the loads stay vector loads only where the compiler sees the alignment - a kernel's
+// buffers and threadgroup memory are known 16-byte aligned (mg_kernel.h, mg_cuda_exec.h) - and
+// on an H100 ggml's soft_max, rms_norm and mul_mm ran 1.3-1.4x slower.
 template<class T> constexpr size_t mg_vec_layout_align(int n) { return sizeof(T) * (n == 3 ? 4 : n); }
-#if MG_CUDA
+#if MG_CUDA && !MG_CUDA_ELEMENT_ALIGNED_VECTORS
 #define MG_VEC_ALIGN(T, N, P) alignas((P) ? alignof(T) : mg_vec_layout_align<T>(N))
 #else
 #define MG_VEC_ALIGN(T, N, P) alignas(alignof(T))

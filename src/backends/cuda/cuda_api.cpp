@@ -101,8 +101,8 @@ void check(CUresult r, const char* call) {
   if (r == 716)  // CUDA_ERROR_MISALIGNED_ADDRESS
     hint = " (a kernel loaded or stored a value at an address not aligned to its type: on the cuda backend "
            "vectors are aligned to their size, as Metal's are in memory, but Apple GPUs also accept a vector "
-           "aligned only to its element. METALGPU_DEBUG=1 names the access; this process's CUDA context is "
-           "no longer usable)";
+           "aligned only to its element - METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS=1 does too, at some cost in "
+           "speed. METALGPU_DEBUG=1 names the access; this process's CUDA context is no longer usable)";
   else if (r == 700)  // CUDA_ERROR_ILLEGAL_ADDRESS
     hint = " (a kernel accessed memory outside its buffers: METALGPU_DEBUG=1 names the access; this process's "
            "CUDA context is no longer usable)";

@@ -123,10 +123,18 @@ struct Stream {
   }
 };
 
+// METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS=1: vectors aligned like their elements, as Apple GPUs
+// allow them to be in memory (slower; mg_vector.h). Part of the source, so of its cache key.
+std::string vector_alignment_define() {
+  const char* e = std::getenv("METALGPU_CUDA_ELEMENT_ALIGNED_VECTORS");
+  return e && *e && std::strcmp(e, "0") != 0 ? "#define MG_CUDA_ELEMENT_ALIGNED_VECTORS 1\n" : "";
+}
+
 // What checking a whole library compiles (Translation::emit_for_check): one instantiation per
 // kernel definition, or every entry point with METALGPU_CHECK_LIBRARY=all.
 std::string library_check_source(const msl::Translation& tr) {
   std::string source = "// metalgpu " METALGPU_VERSION " generated code (cuda, library check)\n";
+  source += vector_alignment_define();
   source += tr.runtime_omissions();
   source += runtime::common_text;
   source += runtime::cuda_text;
@@ -629,6 +637,7 @@ std::string cuda_source(const msl::Translation& tr, const Constants& constants, 
                         bool debug) {
   std::string source = debug ? "// metalgpu " METALGPU_VERSION " generated code (cuda, debug mode)\n#define MG_DEBUG 1\n"
                              : "// metalgpu " METALGPU_VERSION " generated code (cuda)\n";
+  source += vector_alignment_define();
   source += tr.runtime_omissions();
   source += runtime::common_text;
   source += runtime::cuda_text;
