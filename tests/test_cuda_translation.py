@@ -291,6 +291,36 @@ def test_barriers_in_code_the_lanes_may_reach_apart_count_warps(function, per_wa
     assert code.count("cuda::rejoin(__mg_rejoin); }") == (3 if per_warp else 0)
 
 
+LEFT_EARLY = """#include <metal_stdlib>
+using namespace metal;
+kernel void left_early(device float* out [[buffer(0)]], constant uint& n [[buffer(1)]],
+                       uint lid [[thread_index_in_simdgroup]]) {
+  #pragma unroll
+  for (uint k = lid; k < n; k += 32) {
+    threadgroup_barrier(mem_flags::mem_none);
+    out[k] = 1.0f;
+  }
+  if (lid < n) {
+    threadgroup_barrier(mem_flags::mem_none);
+    if (n > 100) return;                 // these lanes never reach the end of the `if`
+    out[lid] += 1.0f;
+  }
+  out[0] = simd_sum(1.0f);
+}
+"""
+
+
+def test_lanes_rejoin_only_after_statements_they_all_leave_at_the_end():
+    code = _cuda(LEFT_EARLY, "left_early")
+    assert "inline void threadgroup_barrier_impl() { cuda::warp_barrier(); }" in code
+    # The loop is wrapped, its pragma inside the braces with it; the `if` with a return is not
+    # (a lane that returns from a helper would never come to the meeting point).
+    assert code.count("cuda::lanes_here();") == 1
+    wrapped = code[code.index("cuda::lanes_here();"):]
+    assert wrapped.index("unroll") < wrapped.index("for (uint k = lid;") < wrapped.index("cuda::rejoin(__mg_rejoin); }")
+    assert wrapped.index("cuda::rejoin(__mg_rejoin); }") < wrapped.index("if (lid < n)")
+
+
 # ---- NVRTC (skipped where it cannot be loaded) ----
 
 
