@@ -588,7 +588,8 @@ template <class P> inline const region* kernel_buffer(P p) {
   if constexpr (is_pointer<P>::value) return buffer_region_of((const void*)p);
   else return nullptr;
 }
-inline bool within(const region* r, const void* base, const void* at, size_t size, unsigned kind) {
+inline bool within(const region* r, const void* base, const void* at, size_t size, size_t /*align: any*/,
+                   unsigned kind) {
   const auto *b = static_cast<const unsigned char*>(base), *a = static_cast<const unsigned char*>(at);
   return r && b >= r->base && b < r->end && fits(*r, a, size, kind);
 }

@@ -198,20 +198,22 @@ template <class T> __device__ __forceinline__ T& sink() {
 
 // The region holding `a`; with `one_past`, else one that `a` is just past the end of. Inside
 // wins: buffers can be adjacent (the pointer to one is then also one past the end of another).
+__device__ __forceinline__ const region* region_holding(const unsigned char* a) {
+  for (unsigned k = 0; k < block.regions; ++k)
+    if (a >= regions[k].base && a < regions[k].end) return &regions[k];
+  return nullptr;
+}
 __device__ __forceinline__ bool find(const unsigned char* a, region& out, bool one_past) {
-  bool at_end = false;
-  for (unsigned k = 0; k < block.regions; ++k) {
-    const region& r = regions[k];
-    if (a >= r.base && a < r.end) {
-      out = r;
+  if (const region* r = region_holding(a)) {
+    out = *r;
+    return true;
+  }
+  for (unsigned k = 0; one_past && k < block.regions; ++k)
+    if (a == regions[k].end) {
+      out = regions[k];
       return true;
     }
-    if (one_past && !at_end && a == r.end) {
-      out = r;
-      at_end = true;
-    }
-  }
-  return at_end;
+  return false;
 }
 
 // A pointer in no region that lands close beyond (or before) a buffer most likely came from it.
@@ -254,6 +256,9 @@ __device__ __forceinline__ bool pointer_ok(const char* file, int line, const cha
 // Apple GPUs take vectors at addresses aligned only to their element (ggml's mul_mm writes rows
 // through `(device float4 *)` at 8-byte aligned addresses when a row is not a multiple of 4
 // floats), and on CUDA such an access ends the context. Debug mode names it instead.
+__device__ __forceinline__ bool aligned(const void* at, size_t align) {
+  return ((unsigned long long)at & (align - 1)) == 0;
+}
 __device__ __noinline__ void misaligned(const char* file, int line, const char* expr, unsigned kind, const void* at,
                                         size_t size, size_t align) {
   text t;
@@ -276,7 +281,7 @@ __device__ __noinline__ void misaligned(const char* file, int line, const char* 
 }
 __device__ __forceinline__ bool alignment_ok(const char* file, int line, const char* expr, unsigned kind,
                                              const void* at, size_t size, size_t align) {
-  if (kind == address_only || ((unsigned long long)at & (align - 1)) == 0) return true;
+  if (kind == address_only || aligned(at, align)) return true;
   misaligned(file, line, expr, kind, at, size, align);
   return false;
 }
@@ -289,16 +294,13 @@ __device__ __forceinline__ void array_element(const char*, int, const char*, uns
 // check. (The cpu backend's proof of accesses by the grid position per share has no
 // counterpart here: grid_proven() declines.)
 template <class P> __device__ __forceinline__ const region* kernel_buffer(P p) {
-  if constexpr (metal::is_pointer<P>::value) {
-    const auto* a = static_cast<const unsigned char*>((const void*)p);
-    for (unsigned k = 0; k < block.regions; ++k)
-      if (a >= regions[k].base && a < regions[k].end) return &regions[k];
-  }
+  if constexpr (metal::is_pointer<P>::value) return region_holding(static_cast<const unsigned char*>((const void*)p));
   return nullptr;
 }
-__device__ __forceinline__ bool within(const region* r, const void* base, const void* at, size_t size, unsigned kind) {
+__device__ __forceinline__ bool within(const region* r, const void* base, const void* at, size_t size, size_t align,
+                                       unsigned kind) {
   const auto *b = static_cast<const unsigned char*>(base), *a = static_cast<const unsigned char*>(at);
-  return r && b >= r->base && b < r->end && fits(*r, a, size, kind);
+  return r && b >= r->base && b < r->end && fits(*r, a, size, kind) && aligned(at, align);
 }
 __device__ __forceinline__ bool grid_proven() { return false; }
 

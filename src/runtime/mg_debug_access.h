@@ -9,8 +9,9 @@
 // - alignment_ok(file, line, expr, kind, at, size, align): is an access at `at` aligned as
 //   the target needs (false: a fault is recorded)?
 // - sink<T>(): where a failed access goes instead;
-// - region, within(r, base, at, size, kind): a kernel's buffer argument looked up once, and
-//   whether an access stays in it (a fast path; false sends the access to the full check);
+// - region, within(r, base, at, size, align, kind): a kernel's buffer argument looked up once,
+//   and whether an access stays in it, aligned as the target needs (a fast path; false sends
+//   the access to the full check);
 // - grid_proven(): accesses `arg[i]` by the grid position are proven for this share.
 #pragma once
 
@@ -65,9 +66,7 @@ constexpr decltype(auto) sub_in(const region* r, const char* file, int line, con
     if (!__builtin_is_constant_evaluated()) {
       auto* at = x + i;
       using T = metal::remove_pointer_t<D>;
-      if (within(r, (const void*)x, (const void*)at, sizeof(T), kind) &&
-          ((unsigned long long)at & (alignof(T) - 1)) == 0)
-        return *at;
+      if (within(r, (const void*)x, (const void*)at, sizeof(T), alignof(T), kind)) return *at;
     }
   }
   return sub(file, line, expr, kind, static_cast<X&&>(x), static_cast<I&&>(i));
@@ -116,8 +115,7 @@ constexpr decltype(auto) ptr_in(const region* r, const char* file, int line, con
   if constexpr (metal::is_pointer<D>::value && !is_void_type<metal::remove_cv_t<metal::remove_pointer_t<D>>>::value &&
                 !is_function_type<metal::remove_pointer_t<D>>::value) {
     using T = metal::remove_pointer_t<D>;
-    if (!__builtin_is_constant_evaluated() && within(r, (const void*)p, (const void*)p, sizeof(T), kind) &&
-        ((unsigned long long)p & (alignof(T) - 1)) == 0)
+    if (!__builtin_is_constant_evaluated() && within(r, (const void*)p, (const void*)p, sizeof(T), alignof(T), kind))
       return D(p);
   }
   return ptr(file, line, expr, kind, static_cast<P&&>(p));
